@@ -1,0 +1,183 @@
+// Shared types, register map and fault codes of the VT-d scalable-mode translation unit.
+// Bit positions follow the Intel VT-d specification (scalable mode) and ../SPEC.md section 2.
+package iommu_pkg;
+
+  // ---------------------------------------------------------------------------------------
+  // Widths
+  // ---------------------------------------------------------------------------------------
+  localparam int unsigned HawBits    = 48;  // host address width
+  localparam int unsigned PasidBits  = 20;
+  localparam int unsigned DidBits    = 16;
+  localparam int unsigned CsrAddrBits = 12;  // one 4 KiB register page
+
+  typedef logic [15:0]          rid_t;     // requester ID: bus[15:8] dev[7:3] fn[2:0]
+  typedef logic [PasidBits-1:0] pasid_t;
+  typedef logic [DidBits-1:0]   did_t;
+
+  // ---------------------------------------------------------------------------------------
+  // Register offsets (bytes). 32-bit registers that share an 8-byte slot with another sit
+  // in its upper half (GSTS, FSTS, ICS, FEDATA).
+  // ---------------------------------------------------------------------------------------
+  localparam logic [CsrAddrBits-1:0] RegVer    = 12'h000;
+  localparam logic [CsrAddrBits-1:0] RegCap    = 12'h008;
+  localparam logic [CsrAddrBits-1:0] RegEcap   = 12'h010;
+  localparam logic [CsrAddrBits-1:0] RegGcmd   = 12'h018;
+  localparam logic [CsrAddrBits-1:0] RegGsts   = 12'h01C;
+  localparam logic [CsrAddrBits-1:0] RegRtaddr = 12'h020;
+  localparam logic [CsrAddrBits-1:0] RegFsts   = 12'h034;
+  localparam logic [CsrAddrBits-1:0] RegFectl  = 12'h038;
+  localparam logic [CsrAddrBits-1:0] RegFedata = 12'h03C;
+  localparam logic [CsrAddrBits-1:0] RegFeaddr = 12'h040;
+  localparam logic [CsrAddrBits-1:0] RegFeuaddr = 12'h044;
+  localparam logic [CsrAddrBits-1:0] RegIqh    = 12'h080;
+  localparam logic [CsrAddrBits-1:0] RegIqt    = 12'h088;
+  localparam logic [CsrAddrBits-1:0] RegIqa    = 12'h090;
+  localparam logic [CsrAddrBits-1:0] RegIcs    = 12'h09C;
+  localparam logic [CsrAddrBits-1:0] RegIectl  = 12'h0A0;
+  localparam logic [CsrAddrBits-1:0] RegIedata = 12'h0A4;
+  localparam logic [CsrAddrBits-1:0] RegIeaddr = 12'h0A8;
+  localparam logic [CsrAddrBits-1:0] RegIeuaddr = 12'h0AC;
+  localparam logic [CsrAddrBits-1:0] RegIqer   = 12'h0B0;
+  // Fault recording registers: CAP.FRO * 16.
+  localparam logic [CsrAddrBits-1:0] RegFrcd   = 12'h200;
+  // Implementation-specific, read-only: count of malformed TLPs rejected at ingress.
+  localparam logic [CsrAddrBits-1:0] RegMalformed = 12'h1F0;
+  localparam logic [9:0]             CapFro    = 10'(RegFrcd >> 4);
+
+  // VER: major 1, minor 0.
+  localparam logic [31:0] VerValue = 32'h0000_0010;
+
+  // GCMD / GSTS bit positions.
+  localparam int unsigned GcmdTe   = 31;
+  localparam int unsigned GcmdSrtp = 30;
+  localparam int unsigned GcmdQie  = 26;
+
+  // FSTS bit positions.
+  localparam int unsigned FstsPfo = 0;
+  localparam int unsigned FstsPpf = 1;
+  localparam int unsigned FstsIqe = 4;
+
+  // RTADDR.TTM encodings.
+  localparam logic [1:0] TtmLegacy   = 2'b00;
+  localparam logic [1:0] TtmScalable = 2'b01;
+
+  // ---------------------------------------------------------------------------------------
+  // Scalable-mode fault reasons (VT-d 7.1.3, the subset of ../SPEC.md section 2)
+  // ---------------------------------------------------------------------------------------
+  typedef enum logic [7:0] {
+    FrNone          = 8'h00,  // not a fault: used as "no fault" inside the pipeline
+    FrRtaddrInvalid = 8'h30,
+    FrRootRead      = 8'h38,
+    FrRootNotPresent = 8'h39,
+    FrRootReserved  = 8'h3A,
+    FrCtxRead       = 8'h40,
+    FrCtxNotPresent = 8'h41,
+    FrCtxReserved   = 8'h42,
+    FrPasidDisabled = 8'h45,
+    FrPasidTooLarge = 8'h46,
+    FrPdirRead      = 8'h50,
+    FrPdirNotPresent = 8'h51,
+    FrPdirReserved  = 8'h52,
+    FrPteRead       = 8'h58,
+    FrPteNotPresent = 8'h59,
+    FrPteReserved   = 8'h5A,
+    FrPgttInvalid   = 8'h5B,
+    FrErDisabled    = 8'h5C,
+    FrPmrDisabled   = 8'h5D,
+    FrFsRead        = 8'h70,
+    FrFsNotPresent  = 8'h71,
+    FrFsReserved    = 8'h72,
+    FrSsRead        = 8'h78,
+    FrSsNotPresent  = 8'h79,
+    FrSsReserved    = 8'h7A,
+    FrFsNonCanonical = 8'h80,
+    FrFsUserAccess  = 8'h81,
+    FrFsExecute     = 8'h82,
+    FrPtAddrTooWide = 8'h83,
+    FrSsAddrTooWide = 8'h84,
+    FrWriteDenied   = 8'h85,
+    FrReadDenied    = 8'h86
+  } fault_reason_e;
+
+  // ---------------------------------------------------------------------------------------
+  // Capability registers: advertise exactly what the unit implements.
+  // ---------------------------------------------------------------------------------------
+  // CAP: ND=6 (16-bit DIDs), SAGAW bit2 (4-level), MGAW=47, FRO, SLLPS 2M+1G, PSI,
+  // NFR (filled in by the top from its parameter), MAMV=18 (1 GiB), FL1GP.
+  function automatic logic [63:0] cap_value(input int unsigned num_frcd);
+    logic [63:0] cap;
+    cap = '0;
+    cap[2:0]   = 3'd6;          // ND
+    cap[12:8]  = 5'b00100;      // SAGAW: 4-level (48-bit) second stage
+    cap[21:16] = 6'd47;         // MGAW
+    cap[33:24] = CapFro;        // FRO
+    cap[37:34] = 4'b0011;       // SLLPS: 2 MiB and 1 GiB second-stage pages
+    cap[39]    = 1'b1;          // PSI: page-selective invalidation
+    cap[47:40] = 8'(num_frcd - 1);  // NFR
+    cap[53:48] = 6'd18;         // MAMV
+    cap[56]    = 1'b1;          // FL1GP: first-stage 1 GiB pages
+    return cap;
+  endfunction
+
+  // ECAP: C, QI, PT, ERS, SRS, PSS=19 (20-bit PASIDs), PASID, SMTS, SSTS, FSTS.
+  localparam logic [63:0] EcapValue =
+      (64'd1 << 0)  |  // C: page walks are coherent
+      (64'd1 << 1)  |  // QI: queued invalidation
+      (64'd1 << 6)  |  // PT: pass-through
+      (64'd1 << 30) |  // ERS: execute requests
+      (64'd1 << 31) |  // SRS: supervisor requests
+      (64'd19 << 35) | // PSS: PASID size - 1
+      (64'd1 << 40) |  // PASID
+      (64'd1 << 43) |  // SMTS: scalable-mode translation
+      (64'd1 << 46) |  // SSTS: second-stage translation
+      (64'd1 << 47);   // FSTS: first-stage translation
+
+  // ---------------------------------------------------------------------------------------
+  // TLP fields (PCIe, non-flit mode; DW0 byte 0 in bits 31:24)
+  // ---------------------------------------------------------------------------------------
+  localparam logic [2:0] FmtNoData3Dw = 3'b000;
+  localparam logic [2:0] FmtNoData4Dw = 3'b001;
+  localparam logic [2:0] FmtData3Dw   = 3'b010;
+  localparam logic [2:0] FmtData4Dw   = 3'b011;
+  localparam logic [4:0] TypeMem      = 5'b00000;
+  localparam logic [4:0] TypeCpl      = 5'b01010;
+  localparam logic [7:0] PrefixPasid  = 8'h91;
+  localparam logic [2:0] CplStatusUr  = 3'b001;
+  localparam int unsigned MaxPrefixes = 4;
+
+  // Why a TLP was rejected at ingress (diagnostic; not a VT-d fault).
+  typedef enum logic [2:0] {
+    MalNone        = 3'd0,
+    MalCrossesPage = 3'd1,  // crosses a 4 KiB boundary
+    MalPrefix      = 3'd2,  // unknown prefix, or more than one PASID prefix
+    MalAt          = 3'd3,  // AT = 11b
+    MalByteEnables = 3'd4,  // byte enables inconsistent with Length
+    MalAddr64      = 3'd5   // 4DW header with an address below 4 GiB
+  } malformed_e;
+
+  // One decoded memory request, as the translation pipeline sees it.
+  typedef struct packed {
+    logic          write;       // MWr (posted) vs MRd (non-posted)
+    logic          addr64;      // 4DW header on ingress
+    logic [63:0]   addr;
+    rid_t          rid;
+    logic [7:0]    tag;
+    logic          has_pasid;
+    pasid_t        pasid;
+    logic          pmr;         // privileged mode requested
+    logic          er;          // execute requested
+  } mem_req_t;
+
+  // One primary fault record (FRCD, ../SPEC.md section 2).
+  typedef struct packed {
+    logic [63:12]  addr;        // faulting page address
+    rid_t          sid;         // source ID (requester ID)
+    logic          priv;        // privileged mode requested
+    logic          exe;         // execute requested
+    logic          pp;          // PASID present
+    fault_reason_e reason;
+    pasid_t        pasid;
+    logic          read;        // T: 1 = read request
+  } fault_rec_t;
+
+endpackage

@@ -1,0 +1,71 @@
+//! The cxx bridge: one call per clock cycle, all top-level inputs in, all outputs out.
+//! Kept in a file of its own because any edit to it rebuilds the C++.
+
+#[cxx::bridge(namespace = "iommu_tb")]
+pub mod bridge {
+    /// Every input port of `iommu_top` except the clock. Wide ports are u32 words, word 0
+    /// holding bits 31:0 (header DW0 in `rx_hdr[0]`).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct DutIn {
+        pub rst_n: bool,
+        pub rx_valid: bool,
+        pub rx_nprefix: u8,
+        pub rx_prefix: [u32; 4],
+        pub rx_hdr: [u32; 4],
+        pub tx_ready: bool,
+        pub cpl_ready: bool,
+        pub csr_valid: bool,
+        pub csr_write: bool,
+        pub csr_addr: u16,
+        pub csr_size64: bool,
+        pub csr_wdata: u64,
+        pub mem_req_ready: bool,
+        pub mem_rsp_valid: bool,
+        pub mem_rsp_rdata: u64,
+        pub mem_rsp_error: bool,
+    }
+
+    /// Every output port of `iommu_top`, sampled after the inputs of the same `step` settled
+    /// and before the rising edge: a handshake in this struct completes at that edge.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct DutOut {
+        pub rx_ready: bool,
+        pub tx_valid: bool,
+        pub tx_hdr: [u32; 4],
+        pub cpl_valid: bool,
+        pub cpl_hdr: [u32; 3],
+        pub csr_ready: bool,
+        pub csr_rvalid: bool,
+        pub csr_rdata: u64,
+        pub csr_error: bool,
+        pub mem_req_valid: bool,
+        pub mem_req_write: bool,
+        pub mem_req_addr: u64,
+        pub mem_req_wdata: u64,
+        pub mem_req_wstrb: u8,
+        pub fault_irq: bool,
+        pub inv_irq: bool,
+        /// An RTL assertion failed (or `$stop`/`$fatal` ran) at or before this cycle.
+        pub sim_error: bool,
+    }
+
+    unsafe extern "C++" {
+        include!("iommu-tb/cpp/dut_shim.h");
+
+        type DutShim;
+
+        /// A new model with its own `VerilatedContext`, random reset values seeded by `seed`.
+        fn new_dut_shim(seed: u64) -> UniquePtr<DutShim>;
+        fn step(self: Pin<&mut DutShim>, inp: &DutIn, out: &mut DutOut);
+        fn cycle(self: &DutShim) -> u64;
+        fn trace_open(self: Pin<&mut DutShim>, path: &str) -> Result<()>;
+        fn trace_close(self: Pin<&mut DutShim>);
+        fn tracing(self: &DutShim) -> bool;
+        fn coverage_write(self: Pin<&mut DutShim>, path: &str) -> Result<()>;
+    }
+}
+
+// SAFETY: a DutShim owns its VerilatedContext and model outright and touches no shared
+// state after construction (which is serialised inside the shim), so moving one to
+// another thread is sound; it is not Sync and is only used through `&mut`.
+unsafe impl Send for bridge::DutShim {}

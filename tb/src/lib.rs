@@ -1,0 +1,16 @@
+//! iommu-tb: a Rust testbench for a verilated VT-d scalable-mode translation unit.
+//!
+//! Layers, each with one job (UVM's split, in Rust types):
+//! - [`dut`]: the verilated model behind the cxx bridge; pins and cycles only.
+//! - [`csr`]: register agent (CSR bus driver) and the VT-d register map.
+//! - [`env`]: directed-test environment (DUT + input state + register agent).
+//! - [`tlp`]: bit-exact PCIe TLP codec (memory requests, PASID prefix, completions).
+//! - [`untranslated`]: checked random traffic through the untranslated path (TE = 0).
+//! - [`waves`]: waveform files, GTKWave save files, and re-running a failed test traced.
+
+pub mod csr;
+pub mod dut;
+pub mod env;
+pub mod tlp;
+pub mod untranslated;
+pub mod waves;

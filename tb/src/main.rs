@@ -1,0 +1,266 @@
+//! `iommu-tb`: command-line front end of the testbench.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use iommu_tb::dut::{Dut, DutIn};
+use iommu_tb::untranslated::{self, Config};
+use iommu_tb::waves::{self, TestFailure};
+
+#[derive(Parser)]
+#[command(
+    name = "iommu-tb",
+    version,
+    about = "Simulate and check the VT-d translation unit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Random regression: one checked run per seed, in parallel over cores.
+    Regress {
+        /// Number of seeds.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// First seed (seeds are SEED, SEED+1, ...).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (1-based, `K/N`): seed i belongs to shard (i mod N) + 1.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Write a waveform of every run into DIR (default: only failing runs, into target/waves).
+        #[arg(long, value_name = "DIR")]
+        waves: Option<PathBuf>,
+        /// TLPs per seed.
+        #[arg(long, default_value_t = 2000)]
+        tlps: usize,
+    },
+    /// Re-run one seed of the regression (with a waveform when --waves is given).
+    Replay {
+        #[arg(long)]
+        seed: u64,
+        #[arg(long, value_name = "DIR")]
+        waves: Option<PathBuf>,
+        #[arg(long, default_value_t = 2000)]
+        tlps: usize,
+    },
+    /// Simulation speed of the bridge: the `sim` FuseSoC main's stimulus, driven from Rust.
+    BenchBridge {
+        #[arg(long, default_value_t = 2_000_000)]
+        cycles: u64,
+        /// Trace to this FST file while measuring.
+        #[arg(long, value_name = "FILE")]
+        waves: Option<PathBuf>,
+    },
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 2/4"))?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: K is not a number"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: N is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("`{s}`: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+fn regress_one(
+    dir: &std::path::Path,
+    always: bool,
+    seed: u64,
+    tlps: usize,
+) -> Result<(), TestFailure> {
+    let cfg = Config {
+        tlps,
+        ..Config::default()
+    };
+    waves::run_test_in(dir, always, "regress", seed, |env| {
+        untranslated::run(env, seed, &cfg).map(|_| ())
+    })
+}
+
+fn regress(
+    seeds: u64,
+    first: u64,
+    jobs: Option<usize>,
+    shard: Option<(u64, u64)>,
+    waves_dir: Option<PathBuf>,
+    tlps: usize,
+) -> Result<(usize, usize)> {
+    let list: Vec<u64> = (0..seeds)
+        .filter(|i| shard.map_or(true, |(k, n)| i % n == k - 1))
+        .map(|i| first.wrapping_add(i))
+        .collect();
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let always = waves_dir.is_some() || waves::always_trace();
+    let dir = waves_dir.unwrap_or_else(waves::waves_dir);
+    let shard_txt = shard
+        .map(|(k, n)| format!(", shard {k}/{n}"))
+        .unwrap_or_default();
+    eprintln!(
+        "regress: {} seeds from {first}{shard_txt}, {jobs} jobs, {tlps} TLPs each",
+        list.len()
+    );
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failures: Mutex<Vec<TestFailure>> = Mutex::new(Vec::new());
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = list.get(i) else { break };
+                if let Err(f) = regress_one(&dir, always, seed, tlps) {
+                    eprintln!("\nFAIL {f}");
+                    failures.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+                }
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if d % 10 == 0 || d == list.len() {
+                    eprint!("\r[{d}/{}] {:.1} s", list.len(), t0.elapsed().as_secs_f64());
+                }
+            });
+        }
+    });
+    eprintln!();
+    let failed = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut seeds_failed: Vec<u64> = failed.iter().map(|f| f.seed).collect();
+    seeds_failed.sort_unstable();
+    if !seeds_failed.is_empty() {
+        eprintln!("failing seeds (replay with `iommu-tb replay --seed S`): {seeds_failed:?}");
+    }
+    Ok((list.len() - failed.len(), failed.len()))
+}
+
+fn bench_bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
+    let mut dut = Dut::new(1);
+    if let Some(p) = &waves {
+        dut.trace_start(p)?;
+    }
+    dut.reset(4);
+    let mut inp = DutIn {
+        rst_n: true,
+        tx_ready: true,
+        cpl_ready: true,
+        ..DutIn::default()
+    };
+    // Same register reads and RTADDR write as tb/cpp/sim_main.cpp.
+    for (write, addr, size64, wdata) in [
+        (false, 0x000u16, false, 0u64),
+        (false, 0x008, true, 0),
+        (false, 0x010, true, 0),
+        (true, 0x020, true, 0x1234_5400),
+    ] {
+        inp.csr_valid = true;
+        inp.csr_write = write;
+        inp.csr_addr = addr;
+        inp.csr_size64 = size64;
+        inp.csr_wdata = wdata;
+        dut.step(&inp);
+        inp.csr_valid = false;
+        let out = dut.step(&inp);
+        if out.csr_error {
+            bail!("CSR access to 0x{addr:03x} answered with an error");
+        }
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut forwarded = 0u64;
+    inp.rx_valid = true;
+    inp.rx_nprefix = 0;
+    let t0 = Instant::now();
+    for i in 0..cycles {
+        inp.rx_hdr = [
+            0x0000_0001,
+            (0x0100 << 16) | (((i & 0xff) as u32) << 8) | 0x0f,
+            ((i << 6) as u32) & 0xffff_fffc,
+            0,
+        ];
+        let out = dut.step(&inp);
+        if out.tx_valid {
+            for w in out.tx_hdr {
+                hash = (hash ^ u64::from(w)).wrapping_mul(0x100_0000_01b3);
+            }
+            forwarded += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    dut.trace_stop();
+    println!(
+        "cycles {cycles} forwarded {forwarded} hash 0x{hash:016x} seconds {secs:.3} cycles/s {:.0}{}",
+        cycles as f64 / secs,
+        if waves.is_some() { " (tracing)" } else { "" }
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Regress {
+            seeds,
+            seed,
+            jobs,
+            shard,
+            waves,
+            tlps,
+        } => regress(seeds, seed, jobs, shard, waves, tlps),
+        Cmd::Replay { seed, waves, tlps } => {
+            let always = waves.is_some();
+            let dir = waves.unwrap_or_else(waves::waves_dir);
+            match regress_one(&dir, always, seed, tlps) {
+                Ok(()) => {
+                    if always {
+                        eprintln!(
+                            "waveform: {}",
+                            waves::wave_path(&dir, "regress", seed).display()
+                        );
+                    }
+                    Ok((1, 0))
+                }
+                Err(f) => {
+                    eprintln!("FAIL {f}");
+                    Ok((0, 1))
+                }
+            }
+        }
+        Cmd::BenchBridge { cycles, waves } => bench_bridge(cycles, waves)
+            .context("bench-bridge")
+            .map(|()| (1, 0)),
+    };
+    match res {
+        Ok((passed, failed)) => {
+            println!("{passed} passed, {failed} failed");
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            println!("0 passed, 1 failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! A failing test names an FST waveform that exists and holds the failing run.
+
+use std::path::Path;
+use std::process::Command;
+
+use iommu_tb::waves::run_test;
+
+/// Reads an FST back: with GTKWave's `fst2vcd` when it is installed (CI installs it), else by
+/// checking the FST header block.
+fn check_fst(path: &Path, min_cycles: u64) {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    assert!(
+        bytes.len() > 64,
+        "{} is too small to be a waveform",
+        path.display()
+    );
+    assert_eq!(bytes[0], 0, "FST files start with a header block (type 0)");
+    match Command::new("fst2vcd").arg(path).output() {
+        Ok(out) => {
+            assert!(out.status.success(), "fst2vcd failed on {}", path.display());
+            let vcd = String::from_utf8_lossy(&out.stdout);
+            for sig in [
+                "rx_valid_i",
+                "tx_hdr_o",
+                "csr_rdata_o",
+                "mem_req_addr_o",
+                "clk_i",
+            ] {
+                assert!(vcd.contains(sig), "{sig} missing from the waveform");
+            }
+            let last_time = vcd
+                .lines()
+                .filter_map(|l| l.strip_prefix('#'))
+                .filter_map(|t| t.trim().parse::<u64>().ok())
+                .max()
+                .unwrap_or(0);
+            // 10 time units per cycle.
+            assert!(
+                last_time >= min_cycles * 10,
+                "waveform ends at {last_time}, too early"
+            );
+        }
+        Err(_) => eprintln!("fst2vcd not installed: checked the FST header only"),
+    }
+}
+
+#[test]
+fn failing_test_reports_a_waveform_that_shows_it() {
+    let err = run_test("deliberately_failing", 0xfa11, |env| {
+        env.write64(iommu_tb::csr::reg::RTADDR, 0x5000_0400)?;
+        env.idle(200);
+        anyhow::bail!("deliberate failure at cycle {}", env.dut.cycle())
+    })
+    .expect_err("the body fails, so run_test must fail");
+    let text = err.to_string();
+    assert!(text.contains("deliberate failure"), "{text}");
+    assert!(
+        text.contains("0x000000000000fa11"),
+        "the seed is named: {text}"
+    );
+    assert!(
+        text.contains(&err.waveform.display().to_string()),
+        "the path is named: {text}"
+    );
+    assert!(!err.flaky, "the traced re-run must reproduce the failure");
+    check_fst(&err.waveform, 200);
+    let gtkw = err.gtkw.expect("a GTKWave save file is written");
+    let save = std::fs::read_to_string(&gtkw).expect("gtkw readable");
+    assert!(
+        save.contains(&err.waveform.display().to_string())
+            && save.contains("TOP.iommu_top.rx_hdr_i[127:0]")
+    );
+}
+
+#[test]
+fn passing_test_writes_no_waveform_unless_asked() {
+    let dir = iommu_tb::waves::waves_dir();
+    let path = iommu_tb::waves::wave_path(&dir, "quietly_passing", 1);
+    let _ = std::fs::remove_file(&path);
+    run_test("quietly_passing", 1, |env| {
+        env.idle(10);
+        Ok(())
+    })
+    .expect("passes");
+    assert_eq!(path.exists(), iommu_tb::waves::always_trace());
+}
