@@ -180,4 +180,126 @@ package iommu_pkg;
     logic          read;        // T: 1 = read request
   } fault_rec_t;
 
+  // ---------------------------------------------------------------------------------------
+  // Translation
+  // ---------------------------------------------------------------------------------------
+  typedef logic [HawBits-1:12] pfn_t;   // a 4 KiB page number below the host address width
+
+  // Page-table type of a PASID entry (internal encoding of PGTT 001/010/100).
+  typedef enum logic [1:0] {
+    PgttFs = 2'd0,
+    PgttSs = 2'd1,
+    PgttPt = 2'd2
+  } pgtt_e;
+
+  typedef enum logic [1:0] {
+    Size4K = 2'd0,
+    Size2M = 2'd1,
+    Size1G = 2'd2
+  } pgsize_e;
+
+  // What a walk of root -> context -> PASID directory -> PASID entry yields for one
+  // {RID, PASID}: the content of the context/PASID-entry cache.
+  typedef struct packed {
+    did_t   did;
+    pgtt_e  pgtt;
+    pfn_t   ptr;       // second- or first-stage table, as PGTT says
+    logic   sre;
+    logic   ere;
+    logic   fpd;       // FPD set on a present entry of the path
+    logic   rid_priv;  // context RID_PRIV: the privilege of requests without PASID
+    pasid_t pasid;     // the PASID used (RID_PASID for requests without one)
+  } pasid_info_t;
+
+  // A leaf translation: what the IOTLB holds besides its tag.
+  typedef struct packed {
+    pfn_t    pa;       // page frame, aligned to size
+    pgsize_e size;
+    logic    r;
+    logic    w;
+    logic    us;
+    logic    xd;
+  } leaf_t;
+
+  // Cache invalidation command from the invalidation queue, applied in one cycle.
+  typedef enum logic [2:0] {
+    InvAll          = 3'd0,
+    InvDid          = 3'd1,
+    InvDidPage      = 3'd2,  // IOTLB: DID and address range
+    InvDidPasid     = 3'd3,
+    InvDidPasidPage = 3'd4,  // IOTLB: DID, PASID and address range
+    InvSid          = 3'd5   // context/PASID cache: source ID under a function mask
+  } inv_kind_e;
+
+  typedef struct packed {
+    logic       iotlb;     // applies to the IOTLB
+    logic       pcache;    // applies to the context/PASID-entry cache
+    inv_kind_e  kind;
+    did_t       did;
+    pasid_t     pasid;
+    rid_t       sid;
+    logic [2:0] sid_mask;  // low SID bits ignored (function mask)
+    pfn_t       addr;
+    logic [5:0] am;        // address mask: 2^am pages
+  } inv_cmd_t;
+
+  // IQER.IQEI: why the invalidation queue stopped.
+  localparam logic [3:0] IqeiTail     = 4'd1;  // IQT invalid (bit 4 with 256-bit descriptors, or beyond the queue)
+  localparam logic [3:0] IqeiFetch    = 4'd2;  // memory error fetching a descriptor
+  localparam logic [3:0] IqeiType     = 4'd3;  // unknown descriptor type
+  localparam logic [3:0] IqeiReserved = 4'd4;  // reserved field set or granularity not supported
+  localparam logic [3:0] IqeiWidth    = 4'd6;  // IQA.DW = 0: 128-bit descriptors are not supported
+
+  // Effective privilege of a request: from the prefix, else the context entry's RID_PRIV.
+  function automatic logic eff_pmr(input pasid_info_t p, input mem_req_t r);
+    return r.has_pasid ? r.pmr : p.rid_priv;
+  endfunction
+  function automatic logic eff_er(input mem_req_t r);
+    return r.has_pasid & r.er;
+  endfunction
+
+  // Step 7 of the check order: ER without ERE, then PMR without SRE.
+  function automatic fault_reason_e entry_check(input pasid_info_t p, input mem_req_t r);
+    if (eff_er(r) && !p.ere) return FrErDisabled;
+    if (eff_pmr(p, r) && !p.sre) return FrPmrDisabled;
+    return FrNone;
+  endfunction
+
+  // Step 8, before any walk: the address must fit the translation type.
+  function automatic fault_reason_e addr_check(input pgtt_e pgtt, input logic [63:0] a);
+    unique case (pgtt)
+      PgttPt:  return (a[63:HawBits] != '0) ? FrPtAddrTooWide : FrNone;
+      PgttSs:  return (a[63:HawBits] != '0) ? FrSsAddrTooWide : FrNone;
+      default: return (a[63:47] != '0 && a[63:47] != '1) ? FrFsNonCanonical : FrNone;
+    endcase
+  endfunction
+
+  // Step 8, after the walk: permissions of the leaf for this request.
+  function automatic fault_reason_e leaf_check(input pgtt_e pgtt, input leaf_t l,
+                                               input logic write, input logic pmr,
+                                               input logic er);
+    unique case (pgtt)
+      PgttSs: begin
+        if (!write && !l.r) return FrReadDenied;
+        if (write && !l.w) return FrWriteDenied;
+      end
+      PgttFs: begin
+        if (!pmr && !l.us) return FrFsUserAccess;
+        if (write && !l.w) return FrWriteDenied;
+        if (er && l.xd) return FrFsExecute;
+      end
+      default: ;
+    endcase
+    return FrNone;
+  endfunction
+
+  // Physical address of `a` through leaf `l`.
+  function automatic logic [63:0] leaf_pa(input leaf_t l, input logic [63:0] a);
+    logic [63:0] pa;
+    pa = {{(64 - HawBits){1'b0}}, l.pa, a[11:0]};
+    if (l.size != Size4K) pa[20:12] = a[20:12];
+    if (l.size == Size1G) pa[29:21] = a[29:21];
+    return pa;
+  endfunction
+
 endpackage

@@ -39,6 +39,7 @@ module iommu_regfile
   output logic [2:0]             iqa_qs_o,
   output logic [18:4]            iqt_o,
   output logic                   cfg_pending_o, // TE/SRTP change waiting for idle: quiesce
+  output logic                   iqe_o,         // FSTS.IQE
 
   // Status from the datapath
   input  logic                   xlate_idle_i,  // no request between ingress and egress
@@ -449,6 +450,7 @@ module iommu_regfile
   assign iqa_qs_o   = iqa_qs_q;
   assign iqt_o      = iqt_q;
   assign cfg_pending_o = (te_req_q != tes_q) | srtp_pend_q;
+  assign iqe_o         = iqe_q;
 
   // Level interrupts: an unmasked pending condition.
   assign fault_irq_o = ~fe_im_q & (ppf | pfo_q | iqe_q);

@@ -1,15 +1,19 @@
-// VT-d scalable-mode translation unit: top level.
+// VT-d scalable-mode translation unit: top level. See rtl/README.md for the diagram.
 //
-//   rx (TLP header + end-to-end prefixes) -> ingress stage (decode, malformed check)
-//     -> forward untranslated (GSTS.TES = 0, or not a memory request) -> tx
-//     -> UR completion for a malformed non-posted request            -> cpl
-//     -> translation (GSTS.TES = 1)                                  -> tx / cpl / fault
+//   rx -> stage A: decode, malformed check, PASID-cache + IOTLB lookup (or a walk on a
+//         miss, stalling A in order) -> stage E: one registered TLP -> tx or cpl
+//
+// Outcomes of stage A: forward unchanged (GSTS.TES = 0, or not a memory request); a UR
+// completion (malformed or faulting read) or nothing (malformed or faulting write); the
+// request with the translated address. A fault is recorded unless FPD says otherwise.
 //
 // The unit works on TLP headers; a write's payload travels beside it in the fabric.
 // All ports use valid/ready: a transfer happens on a rising clk_i edge with both high.
 module iommu_top
   import iommu_pkg::*;
 #(
+  parameter int unsigned IotlbEntries = 32,
+  parameter int unsigned PcacheEntries = 8,
   parameter int unsigned NumFrcd      = 8,
   parameter logic [15:0] CompleterId  = 16'h0000
 ) (
@@ -66,7 +70,7 @@ module iommu_top
   // ---------------------------------------------------------------------------------------
   logic                te;
   logic [HawBits-1:10] rtaddr;
-  logic                qie, iqa_dw, cfg_pending;
+  logic                qie, iqa_dw, cfg_pending, iqe;
   logic [HawBits-1:12] iqa_base;
   logic [2:0]          iqa_qs;
   logic [18:4]         iqt, iqh;
@@ -99,6 +103,7 @@ module iommu_top
     .iqa_qs_o        (iqa_qs),
     .iqt_o           (iqt),
     .cfg_pending_o   (cfg_pending),
+    .iqe_o           (iqe),
     .xlate_idle_i    (xlate_idle),
     .qi_idle_i       (qi_idle),
     .iqh_i           (iqh),
@@ -113,7 +118,65 @@ module iommu_top
   );
 
   // ---------------------------------------------------------------------------------------
-  // Ingress stage: one TLP, decoded.
+  // Invalidation queue and memory arbitration
+  // ---------------------------------------------------------------------------------------
+  logic     quiesce, inv;
+  inv_cmd_t inv_cmd;
+
+  logic [1:0]       arb_req_valid, arb_req_ready, arb_req_write, arb_rsp_valid;
+  logic [1:0][63:0] arb_req_addr, arb_req_wdata;
+  logic [1:0][7:0]  arb_req_wstrb;
+
+  iommu_qi u_qi (
+    .clk_i,
+    .rst_ni,
+    .qie_i           (qie),
+    .iqa_base_i      (iqa_base),
+    .iqa_dw_i        (iqa_dw),
+    .iqa_qs_i        (iqa_qs),
+    .iqt_i           (iqt),
+    .iqe_pending_i   (iqe),
+    .iqh_o           (iqh),
+    .idle_o          (qi_idle),
+    .iqe_set_o       (iqe_set),
+    .iqei_o          (iqei),
+    .iwc_set_o       (iwc_set),
+    .quiesce_o       (quiesce),
+    .xlate_idle_i    (xlate_idle),
+    .inv_o           (inv),
+    .inv_cmd_o       (inv_cmd),
+    .mem_req_valid_o (arb_req_valid[1]),
+    .mem_req_ready_i (arb_req_ready[1]),
+    .mem_req_write_o (arb_req_write[1]),
+    .mem_req_addr_o  (arb_req_addr[1]),
+    .mem_req_wdata_o (arb_req_wdata[1]),
+    .mem_req_wstrb_o (arb_req_wstrb[1]),
+    .mem_rsp_valid_i (arb_rsp_valid[1]),
+    .mem_rsp_rdata_i,
+    .mem_rsp_error_i
+  );
+
+  iommu_mem_arb u_mem_arb (
+    .clk_i,
+    .rst_ni,
+    .req_valid_i     (arb_req_valid),
+    .req_ready_o     (arb_req_ready),
+    .req_write_i     (arb_req_write),
+    .req_addr_i      (arb_req_addr),
+    .req_wdata_i     (arb_req_wdata),
+    .req_wstrb_i     (arb_req_wstrb),
+    .rsp_valid_o     (arb_rsp_valid),
+    .mem_req_valid_o,
+    .mem_req_ready_i,
+    .mem_req_write_o,
+    .mem_req_addr_o,
+    .mem_req_wdata_o,
+    .mem_req_wstrb_o,
+    .mem_rsp_valid_i
+  );
+
+  // ---------------------------------------------------------------------------------------
+  // Stage A: one TLP, decoded.
   // ---------------------------------------------------------------------------------------
   logic                         a_valid_q;
   logic [2:0]                   a_nprefix_q;
@@ -137,25 +200,182 @@ module iommu_top
     .lower_addr_o (a_lower_addr)
   );
 
-  logic a_bad, a_fwd, a_ur, a_drop, a_xlate, a_done;
+  logic a_bad, a_fwd, a_xlate;
   assign a_bad   = a_valid_q && a_is_mem && (a_malformed != MalNone);
-  assign a_ur    = a_bad && !a_posted;
-  assign a_drop  = a_bad && a_posted;
   assign a_fwd   = a_valid_q && !a_bad && (!a_is_mem || !te);
   assign a_xlate = a_valid_q && !a_bad && a_is_mem && te;
-  // Requests needing translation wait here for the translation pipeline.
-  assign a_done  = (a_fwd && tx_ready_i) || (a_ur && cpl_ready_i) || a_drop;
 
-  assign rx_ready_o = (!a_valid_q || a_done) && !cfg_pending;
-  assign xlate_idle = !a_valid_q;
+  // ---------------------------------------------------------------------------------------
+  // Caches (looked up by the request in stage A)
+  // ---------------------------------------------------------------------------------------
+  logic        pc_hit, tl_hit, lk_use;
+  pasid_info_t pc_info;
+  leaf_t       tl_leaf;
+
+  logic          wk_start, wk_busy, wk_done, wk_record, wk_info_new, wk_leaf_new;
+  fault_reason_e wk_fault;
+  logic [63:0]   wk_pa;
+  pasid_info_t   wk_info;
+  leaf_t         wk_leaf;
+
+  iommu_pasid_cache #(
+    .Entries (PcacheEntries)
+  ) u_pasid_cache (
+    .clk_i,
+    .rst_ni,
+    .lk_rid_i         (a_req.rid),
+    .lk_has_pasid_i   (a_req.has_pasid),
+    .lk_pasid_i       (a_req.pasid),
+    .lk_hit_o         (pc_hit),
+    .lk_info_o        (pc_info),
+    .lk_use_i         (lk_use),
+    .fill_i           (wk_done && wk_info_new),
+    .fill_rid_i       (a_req.rid),
+    .fill_has_pasid_i (a_req.has_pasid),
+    .fill_pasid_i     (a_req.pasid),
+    .fill_info_i      (wk_info),
+    .inv_i            (inv),
+    .inv_cmd_i        (inv_cmd)
+  );
+
+  iommu_iotlb #(
+    .Entries (IotlbEntries)
+  ) u_iotlb (
+    .clk_i,
+    .rst_ni,
+    .lk_did_i     (pc_info.did),
+    .lk_pasid_i   (pc_info.pasid),
+    .lk_page_i    (a_req.addr[HawBits-1:12]),
+    .lk_hit_o     (tl_hit),
+    .lk_leaf_o    (tl_leaf),
+    .lk_use_i     (lk_use),
+    .fill_i       (wk_done && wk_leaf_new),
+    .fill_did_i   (wk_info.did),
+    .fill_pasid_i (wk_info.pasid),
+    .fill_page_i  (a_req.addr[HawBits-1:12]),
+    .fill_leaf_i  (wk_leaf),
+    .inv_i        (inv),
+    .inv_cmd_i    (inv_cmd)
+  );
+
+  // Hit path: the same checks as the walker, in the same order, on cached results. A cached
+  // translation whose permissions fail is walked again (faults are never cached).
+  logic          hit_ok;
+  fault_reason_e hit_fault;
+  logic          hit_record;
+  logic [63:0]   hit_pa;
+  always_comb begin
+    fault_reason_e f;
+    f          = FrNone;
+    hit_ok     = 1'b0;
+    hit_fault  = FrNone;
+    hit_record = 1'b0;
+    hit_pa     = a_req.addr;
+    if (rtaddr[11:10] != TtmScalable) begin
+      {hit_ok, hit_fault, hit_record} = {1'b1, FrRtaddrInvalid, 1'b1};
+    end else if (pc_hit) begin
+      f = entry_check(pc_info, a_req);
+      if (f == FrNone) f = addr_check(pc_info.pgtt, a_req.addr);
+      if (f != FrNone) begin
+        {hit_ok, hit_fault, hit_record} = {1'b1, f, !pc_info.fpd};
+      end else if (pc_info.pgtt == PgttPt) begin
+        hit_ok = 1'b1;
+      end else if (tl_hit && leaf_check(pc_info.pgtt, tl_leaf, a_req.write,
+                                        eff_pmr(pc_info, a_req), eff_er(a_req)) == FrNone) begin
+        hit_ok = 1'b1;
+        hit_pa = leaf_pa(tl_leaf, a_req.addr);
+      end
+    end
+  end
+
+  // Miss: the walker runs while stage A holds the request (in order).
+  logic a_walk_q, a_wres_q;
+  assign wk_start = a_xlate && !a_walk_q && !hit_ok && !wk_busy;
+
+  iommu_walker u_walker (
+    .clk_i,
+    .rst_ni,
+    .start_i         (wk_start),
+    .req_i           (a_req),
+    .root_i          (rtaddr[HawBits-1:12]),
+    .info_valid_i    (pc_hit),
+    .info_i          (pc_info),
+    .busy_o          (wk_busy),
+    .done_o          (wk_done),
+    .fault_o         (wk_fault),
+    .record_o        (wk_record),
+    .pa_o            (wk_pa),
+    .info_new_o      (wk_info_new),
+    .info_o          (wk_info),
+    .leaf_new_o      (wk_leaf_new),
+    .leaf_o          (wk_leaf),
+    .mem_req_valid_o (arb_req_valid[0]),
+    .mem_req_ready_i (arb_req_ready[0]),
+    .mem_req_addr_o  (arb_req_addr[0]),
+    .mem_rsp_valid_i (arb_rsp_valid[0]),
+    .mem_rsp_rdata_i,
+    .mem_rsp_error_i
+  );
+  assign arb_req_write[0] = 1'b0;
+  assign arb_req_wdata[0] = '0;
+  assign arb_req_wstrb[0] = '0;
+
+  // Outcome of stage A.
+  logic          a_res_ok, a_emit, a_emit_cpl;
+  fault_reason_e a_fault;
+  logic          a_record;
+  logic [63:0]   a_pa;
+  always_comb begin
+    a_res_ok = 1'b0;
+    a_fault  = FrNone;
+    a_record = 1'b0;
+    a_pa     = a_req.addr;
+    if (a_bad || a_fwd) begin
+      a_res_ok = 1'b1;
+    end else if (a_xlate) begin
+      if (a_wres_q) begin
+        {a_res_ok, a_fault, a_record, a_pa} = {1'b1, wk_fault, wk_record, wk_pa};
+      end else if (!a_walk_q && hit_ok) begin
+        {a_res_ok, a_fault, a_record, a_pa} = {1'b1, hit_fault, hit_record, hit_pa};
+      end
+    end
+    // What leaves: a forwarded or translated TLP on tx, a UR completion on cpl, or nothing
+    // for a malformed or faulting posted request.
+    a_emit_cpl = (a_bad || (a_xlate && a_fault != FrNone)) && !a_posted;
+    a_emit     = a_fwd || (a_xlate && a_fault == FrNone) || a_emit_cpl;
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Stage E: the registered egress TLP.
+  // ---------------------------------------------------------------------------------------
+  logic             e_valid_q, e_cpl_q, e_done, a_adv;
+  logic [3:0][31:0] e_hdr_q, e_hdr_d;
+
+  assign e_done = e_valid_q && (e_cpl_q ? cpl_ready_i : tx_ready_i);
+  assign a_adv  = a_valid_q && a_res_ok && (!e_valid_q || e_done);
+  assign lk_use = a_adv && a_xlate && !a_walk_q && hit_ok;
+
+  assign rx_ready_o = (!a_valid_q || a_adv) && !cfg_pending && !quiesce;
+  assign xlate_idle = !a_valid_q && !e_valid_q && !wk_busy;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       a_valid_q <= 1'b0;
-    end else if (rx_ready_o) begin
-      a_valid_q <= rx_valid_i;
-    end else if (a_done) begin
-      a_valid_q <= 1'b0;
+      a_walk_q  <= 1'b0;
+      a_wres_q  <= 1'b0;
+    end else begin
+      if (rx_ready_o) begin
+        a_valid_q <= rx_valid_i;
+      end else if (a_adv) begin
+        a_valid_q <= 1'b0;
+      end
+      if (a_adv) begin
+        a_walk_q <= 1'b0;
+        a_wres_q <= 1'b0;
+      end else begin
+        if (wk_start) a_walk_q <= 1'b1;
+        if (wk_done)  a_wres_q <= 1'b1;
+      end
     end
   end
 
@@ -171,52 +391,85 @@ module iommu_top
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       malformed_cnt_q <= '0;
-    end else if (a_bad && a_done && malformed_cnt_q != '1) begin
+    end else if (a_bad && a_adv && malformed_cnt_q != '1) begin
       malformed_cnt_q <= malformed_cnt_q + 32'd1;
     end
   end
 
-  // ---------------------------------------------------------------------------------------
-  // Egress
-  // ---------------------------------------------------------------------------------------
-  assign tx_valid_o = a_fwd;
-  assign tx_hdr_o   = a_hdr_q;
+  // Egress header: unchanged when forwarded; the translated address in the 3DW form below
+  // 4 GiB and the 4DW form above, prefix removed; or a UR completion (Cpl, no data) with TC,
+  // Attr[1:0] and the 10-bit tag (T9, T8) of the request.
+  always_comb begin
+    e_hdr_d = a_hdr_q;
+    if (a_emit_cpl) begin
+      e_hdr_d[0] = {FmtNoData3Dw, TypeCpl, a_hdr_q[0][23], a_hdr_q[0][22:20], a_hdr_q[0][19],
+                    3'b000, 1'b0, 1'b0, a_hdr_q[0][13:12], 2'b00, 10'd0};
+      e_hdr_d[1] = {CompleterId, CplStatusUr, 1'b0, a_byte_count};
+      e_hdr_d[2] = {a_req.rid, a_req.tag, 1'b0, a_lower_addr};
+      e_hdr_d[3] = '0;
+    end else if (a_xlate) begin
+      e_hdr_d[0][29] = a_pa[63:32] != '0;
+      if (a_pa[63:32] != '0) begin
+        e_hdr_d[2] = a_pa[63:32];
+        e_hdr_d[3] = {a_pa[31:2], 2'b00};
+      end else begin
+        e_hdr_d[2] = {a_pa[31:2], 2'b00};
+        e_hdr_d[3] = '0;
+      end
+    end
+  end
 
-  // UR completion (Cpl, no data): TC, Attr[1:0] and the 10-bit tag (T9, T8) from the request.
-  assign cpl_valid_o  = a_ur;
-  assign cpl_hdr_o[0] = {FmtNoData3Dw, TypeCpl, a_hdr_q[0][23], a_hdr_q[0][22:20],
-                         a_hdr_q[0][19], 3'b000, 1'b0, 1'b0, a_hdr_q[0][13:12], 2'b00, 10'd0};
-  assign cpl_hdr_o[1] = {CompleterId, CplStatusUr, 1'b0, a_byte_count};
-  assign cpl_hdr_o[2] = {a_req.rid, a_req.tag, 1'b0, a_lower_addr};
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      e_valid_q <= 1'b0;
+    end else if (a_adv) begin
+      e_valid_q <= a_emit;
+    end else if (e_done) begin
+      e_valid_q <= 1'b0;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (a_adv && a_emit) begin
+      e_cpl_q <= a_emit_cpl;
+      e_hdr_q <= e_hdr_d;
+    end
+  end
+
+  assign tx_valid_o  = e_valid_q && !e_cpl_q;
+  assign tx_hdr_o    = e_hdr_q;
+  assign cpl_valid_o = e_valid_q && e_cpl_q;
+  assign cpl_hdr_o   = e_hdr_q[2:0];
 
   // ---------------------------------------------------------------------------------------
-  // Translation, invalidation queue and fault reporting attach here.
+  // Fault recording
   // ---------------------------------------------------------------------------------------
-  assign mem_req_valid_o = 1'b0;
-  assign mem_req_write_o = 1'b0;
-  assign mem_req_addr_o  = '0;
-  assign mem_req_wdata_o = '0;
-  assign mem_req_wstrb_o = '0;
-  assign qi_idle         = 1'b1;
-  assign iqh             = '0;
-  assign iqe_set         = 1'b0;
-  assign iqei            = '0;
-  assign iwc_set         = 1'b0;
-  assign fault_valid     = 1'b0;
-  assign fault_rec       = '0;
+  assign fault_valid = a_adv && a_xlate && a_fault != FrNone && a_record;
+  assign fault_rec   = '{
+    addr:   a_req.addr[63:12],
+    sid:    a_req.rid,
+    priv:   a_req.pmr,
+    exe:    a_req.er,
+    pp:     a_req.has_pasid,
+    reason: a_fault,
+    pasid:  a_req.has_pasid ? a_req.pasid : '0,
+    read:   !a_req.write
+  };
 
   logic unused_top;
-  assign unused_top = ^{mem_req_ready_i, mem_rsp_valid_i, mem_rsp_rdata_i, mem_rsp_error_i,
-                        rtaddr, qie, iqa_base, iqa_dw, iqa_qs, iqt, a_xlate, a_req};
+  assign unused_top = ^{rtaddr[11:10], a_req.addr64, wk_pa[63:HawBits], a_pa[1:0]};
 
   // ---------------------------------------------------------------------------------------
   // Invariants
   // ---------------------------------------------------------------------------------------
-  // Checked on the same (asynchronous-reset) edge as the flops they watch.
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (rst_ni) begin
       assert (!(tx_valid_o && cpl_valid_o)) else $error("a TLP went to both tx and cpl");
-      assert (!(a_bad && tx_valid_o)) else $error("a malformed request was forwarded");
+      assert (!(a_adv && a_bad && a_emit && !a_emit_cpl)) else $error("a malformed request was forwarded");
+      assert (!(inv && !xlate_idle)) else $error("cache invalidation with a translation in flight");
+      assert (!(wk_done && !a_walk_q)) else $error("walker finished with no request waiting");
+      assert (!(a_adv && a_xlate && a_fault == FrNone && a_pa[63:HawBits] != '0))
+        else $error("translated address beyond the host address width");
     end
   end
 

@@ -22,8 +22,21 @@ class Model : public IOMMU_TB_TOP_CLASS {
 namespace {
 // Verilator's random-reset generator is per thread and is reseeded whenever any context
 // changes its seed; constructing under one lock makes each model's reset values depend on
-// its own seed only.
+// its own seed only. The same lock guards Verilator's process-wide "last context" pointer,
+// which every change of a thread's context also writes.
 std::mutex g_construct;
+
+// The context this thread last handed to Verilator (its $error/$stop and scope
+// bookkeeping go through the thread's context, not the model's).
+thread_local VerilatedContext* t_current = nullptr;
+
+void use_context(VerilatedContext* ctx) {
+    if (t_current != ctx) {
+        std::lock_guard<std::mutex> lock(g_construct);
+        Verilated::threadContextp(ctx);
+        t_current = ctx;
+    }
+}
 
 // Simulated time units per clock cycle (1 unit = 1 ns: a 100 MHz clock in waveforms).
 constexpr uint64_t kHalfPeriod = 5;
@@ -32,6 +45,7 @@ constexpr uint64_t kHalfPeriod = 5;
 DutShim::DutShim(uint64_t seed) : ctx_(new VerilatedContext) {
     std::lock_guard<std::mutex> lock(g_construct);
     Verilated::threadContextp(ctx_.get());
+    t_current = ctx_.get();
     ctx_->randReset(2);
     // randSeed 0 means "seed from the clock": fold the 64-bit seed into a non-zero int.
     int s = static_cast<int>((seed ^ (seed >> 31)) & 0x7fffffff);
@@ -44,13 +58,22 @@ DutShim::DutShim(uint64_t seed) : ctx_(new VerilatedContext) {
 }
 
 DutShim::~DutShim() {
+    // The model's scopes unregister from the thread's context: make that this model's, and
+    // leave no pointer to it behind once it is gone.
+    use_context(ctx_.get());
     trace_close();
     if (model_) model_->final();
+    model_.reset();
+    {
+        std::lock_guard<std::mutex> lock(g_construct);
+        Verilated::threadContextp(nullptr);
+        t_current = nullptr;
+    }
+    ctx_.reset();
 }
 
 void DutShim::step(const DutIn& in, DutOut& out) {
-    // $error/$stop report to the calling thread's context: make that this model's.
-    Verilated::threadContextp(ctx_.get());
+    use_context(ctx_.get());
     Model& m = *model_;
     m.rst_ni = in.rst_n;
     m.rx_valid_i = in.rx_valid;

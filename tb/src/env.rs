@@ -1,6 +1,8 @@
 //! Directed-test environment: the DUT, the input state every agent drives, and the register
 //! agent. Each `tick` is one clock cycle; agents set their fields of `inp` and read `out`.
 
+use crate::agents::mem::MemAgent;
+use crate::agents::tlp::TlpAgent;
 use crate::csr::{CsrError, Width};
 use crate::dut::{Dut, DutIn, DutOut};
 
@@ -14,6 +16,10 @@ pub struct Env {
     pub inp: DutIn,
     /// The outputs of the last `tick`.
     pub out: DutOut,
+    /// Serves the memory port when present (else the port is never ready).
+    pub mem: Option<MemAgent>,
+    /// Gaps and back-pressure for TLP exchanges.
+    pub tlp: TlpAgent,
 }
 
 impl Env {
@@ -31,13 +37,21 @@ impl Env {
             dut,
             inp,
             out: DutOut::default(),
+            mem: None,
+            tlp: TlpAgent::new(seed),
         }
     }
 
-    /// One clock cycle with the current inputs.
+    /// One clock cycle with the current inputs (the memory agent, if any, drives its port).
     #[inline]
     pub fn tick(&mut self) -> DutOut {
+        if let Some(m) = &mut self.mem {
+            m.drive(&mut self.inp);
+        }
         self.out = self.dut.step(&self.inp);
+        if let Some(m) = &mut self.mem {
+            m.observe(&self.inp, &self.out);
+        }
         self.out
     }
 

@@ -1,0 +1,309 @@
+// Queued invalidation (VT-d 6.5.2): fetches 256-bit descriptors from the queue at IQA
+// between IQH and IQT and executes them in order.
+//
+//   1 context-cache, 2 IOTLB, 6 PASID-based IOTLB, 7 PASID-cache: one cache command,
+//     applied in one cycle while no translation is in flight (quiesce_o stops new ones and
+//     the pipeline drains first), so no walk that started before the invalidation can fill
+//     a stale entry after it.
+//   5 wait: completes after every earlier descriptor (they are executed strictly in order)
+//     and after the pipeline has drained, so no TLP translated before it leaves after it;
+//     then the status write (SW) and/or ICS.IWC (IF).
+//
+// A descriptor with an unknown type, a granularity this unit does not offer, or a reserved
+// bit set, a memory error while fetching, or an invalid IQT sets FSTS.IQE with the reason in
+// IQER.IQEI and stops the queue with IQH at the offending descriptor; it resumes when
+// software clears FSTS.IQE.
+module iommu_qi
+  import iommu_pkg::*;
+(
+  input  logic                clk_i,
+  input  logic                rst_ni,
+
+  input  logic                qie_i,        // GSTS.QIES
+  input  logic [HawBits-1:12] iqa_base_i,
+  input  logic                iqa_dw_i,
+  input  logic [2:0]          iqa_qs_i,
+  input  logic [18:4]         iqt_i,
+  input  logic                iqe_pending_i, // FSTS.IQE: the queue stays stopped while set
+  output logic [18:4]         iqh_o,
+  output logic                idle_o,
+
+  output logic                iqe_set_o,
+  output logic [3:0]          iqei_o,
+  output logic                iwc_set_o,
+
+  // Quiesce handshake with the translation pipeline
+  output logic                quiesce_o,
+  input  logic                xlate_idle_i,
+
+  // Cache invalidation (one cycle)
+  output logic                inv_o,
+  output inv_cmd_t            inv_cmd_o,
+
+  // Memory: descriptor fetches and status writes
+  output logic                mem_req_valid_o,
+  input  logic                mem_req_ready_i,
+  output logic                mem_req_write_o,
+  output logic [63:0]         mem_req_addr_o,
+  output logic [63:0]         mem_req_wdata_o,
+  output logic [7:0]          mem_req_wstrb_o,
+  input  logic                mem_rsp_valid_i,
+  input  logic [63:0]         mem_rsp_rdata_i,
+  input  logic                mem_rsp_error_i
+);
+
+  typedef enum logic [2:0] { SIdle, SFetch, SDecode, SDrain, SStatus, SError } state_e;
+
+  state_e              state_q, state_d;
+  logic                waiting_q, waiting_d;
+  logic [1:0]          cnt_q, cnt_d;
+  logic [13:0]         head_q, head_d;    // descriptor index (256-bit descriptors)
+  logic [63:0]         qw0_q, qw0_d, qw1_q, qw1_d;
+  logic                rest_nz_q, rest_nz_d;
+  logic                qie_q;
+  logic                status_sent_q;
+
+  // Queue length in 256-bit descriptors: 2^(QS+12) bytes / 32.
+  logic [14:0] entries;
+  assign entries = 15'd1 << (4'd7 + {1'b0, iqa_qs_i});
+
+  logic [13:0] tail;
+  assign tail = iqt_i[18:5];
+
+  logic tail_bad;
+  assign tail_bad = iqt_i[4] || ({1'b0, tail} >= entries);
+
+  // ---------------------------------------------------------------------------------------
+  // Descriptor decode (fields as ../SPEC.md and VT-d 6.5.2)
+  // ---------------------------------------------------------------------------------------
+  logic [3:0] typ;
+  logic [1:0] gran;
+  assign typ  = qw0_q[3:0];
+  assign gran = qw0_q[5:4];
+
+  function automatic logic [63:0] bits(input int unsigned hi, input int unsigned lo);
+    return (64'hFFFF_FFFF_FFFF_FFFF >> (63 - hi)) & ~((64'd1 << lo) - 64'd1);
+  endfunction
+
+  logic       dec_type_bad, dec_rsvd_bad, dec_is_wait;
+  inv_cmd_t   dec_cmd;
+  always_comb begin
+    dec_type_bad = !(typ inside {4'd1, 4'd2, 4'd5, 4'd6, 4'd7}) || qw0_q[11:9] != 3'b000;
+    dec_rsvd_bad = rest_nz_q;
+    dec_is_wait  = typ == 4'd5;
+    dec_cmd      = '{
+      iotlb:    1'b0,
+      pcache:   1'b0,
+      kind:     InvAll,
+      did:      qw0_q[31:16],
+      pasid:    qw0_q[51:32],
+      sid:      qw0_q[47:32],
+      sid_mask: '0,
+      addr:     qw1_q[HawBits-1:12],
+      am:       qw1_q[5:0]
+    };
+    unique case (typ)
+      4'd1: begin  // context-cache: 1 global, 2 domain, 3 device (SID, FM)
+        dec_cmd.pcache = 1'b1;
+        unique case (qw0_q[49:48])
+          2'd0:    dec_cmd.sid_mask = 3'b000;
+          2'd1:    dec_cmd.sid_mask = 3'b100;
+          2'd2:    dec_cmd.sid_mask = 3'b110;
+          default: dec_cmd.sid_mask = 3'b111;
+        endcase
+        dec_cmd.kind = (gran == 2'd3) ? InvSid : InvAll;
+        if (gran == 2'd0) dec_rsvd_bad = 1'b1;
+        if ((qw0_q & ~(bits(5, 0) | bits(49, 16))) != '0 || qw1_q != '0) dec_rsvd_bad = 1'b1;
+      end
+      4'd2: begin  // IOTLB: 1 global, 2 domain, 3 page-selective (DR/DW hints accepted)
+        dec_cmd.iotlb = 1'b1;
+        unique case (gran)
+          2'd1:    dec_cmd.kind = InvAll;
+          2'd2:    dec_cmd.kind = InvDid;
+          default: dec_cmd.kind = InvDidPage;
+        endcase
+        if (gran == 2'd0) dec_rsvd_bad = 1'b1;
+        if ((qw0_q & ~(bits(7, 0) | bits(31, 16))) != '0
+            || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
+      end
+      4'd5: begin  // wait
+        if ((qw0_q & ~(bits(6, 0) | bits(63, 32))) != '0 || qw1_q[1:0] != 2'b00) begin
+          dec_rsvd_bad = 1'b1;
+        end
+      end
+      4'd6: begin  // PASID-based IOTLB: 2 PASID-selective, 3 page-selective within PASID
+        dec_cmd.iotlb = 1'b1;
+        dec_cmd.kind  = (gran == 2'd3) ? InvDidPasidPage : InvDidPasid;
+        if (gran inside {2'd0, 2'd1}) dec_rsvd_bad = 1'b1;
+        if ((qw0_q & ~(bits(5, 0) | bits(51, 16))) != '0
+            || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
+      end
+      4'd7: begin  // PASID-cache: 0 DID, 1 DID+PASID, 3 global
+        dec_cmd.pcache = 1'b1;
+        unique case (gran)
+          2'd0:    dec_cmd.kind = InvDid;
+          2'd1:    dec_cmd.kind = InvDidPasid;
+          default: dec_cmd.kind = InvAll;
+        endcase
+        if (gran == 2'd2) dec_rsvd_bad = 1'b1;
+        if ((qw0_q & ~(bits(5, 0) | bits(51, 16))) != '0 || qw1_q != '0) dec_rsvd_bad = 1'b1;
+      end
+      default: ;
+    endcase
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Sequencing
+  // ---------------------------------------------------------------------------------------
+  logic reading, rsp;
+  assign reading = state_q == SFetch;
+  assign rsp     = waiting_q && mem_rsp_valid_i;
+
+  always_comb begin
+    state_d   = state_q;
+    waiting_d = waiting_q;
+    cnt_d     = cnt_q;
+    head_d    = head_q;
+    qw0_d     = qw0_q;
+    qw1_d     = qw1_q;
+    rest_nz_d = rest_nz_q;
+    iqe_set_o = 1'b0;
+    iqei_o    = '0;
+    iwc_set_o = 1'b0;
+    inv_o     = 1'b0;
+
+    if (mem_req_valid_o && mem_req_ready_i) waiting_d = 1'b1;
+    if (rsp) waiting_d = 1'b0;
+
+    unique case (state_q)
+      SIdle: begin
+        if (qie_i && !iqe_pending_i && head_q != tail) begin
+          if (!iqa_dw_i) begin
+            {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiWidth, SError};
+          end else if (tail_bad) begin
+            {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiTail, SError};
+          end else begin
+            cnt_d     = '0;
+            rest_nz_d = 1'b0;
+            state_d   = SFetch;
+          end
+        end
+      end
+      SFetch: if (rsp) begin
+        unique case (cnt_q)
+          2'd0:    qw0_d = mem_rsp_rdata_i;
+          2'd1:    qw1_d = mem_rsp_rdata_i;
+          default: rest_nz_d = rest_nz_q | (mem_rsp_rdata_i != '0);
+        endcase
+        cnt_d = cnt_q + 2'd1;
+        if (mem_rsp_error_i) begin
+          {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiFetch, SError};
+        end else if (cnt_q == 2'd3) begin
+          state_d = SDecode;
+        end
+      end
+      SDecode: begin
+        if (dec_type_bad) begin
+          {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiType, SError};
+        end else if (dec_rsvd_bad) begin
+          {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiReserved, SError};
+        end else begin
+          state_d = SDrain;
+        end
+      end
+      SDrain: begin
+        // quiesce_o is high: wait until nothing is in flight, then take effect.
+        if (xlate_idle_i) begin
+          if (dec_is_wait) begin
+            if (qw0_q[4]) iwc_set_o = 1'b1;
+            if (qw0_q[5]) begin
+              state_d = SStatus;
+            end else begin
+              head_d  = next_head(head_q);
+              state_d = SIdle;
+            end
+          end else begin
+            inv_o   = 1'b1;
+            head_d  = next_head(head_q);
+            state_d = SIdle;
+          end
+        end
+      end
+      SStatus: begin
+        // A failed status write is not architected as a queue error; the write is dropped.
+        if (rsp) begin
+          head_d  = next_head(head_q);
+          state_d = SIdle;
+        end
+      end
+      SError: begin
+        if (!iqe_pending_i && !iqe_set_o) state_d = SIdle;
+      end
+      default: state_d = SIdle;
+    endcase
+
+    // Disabling QI resets the head.
+    if (!qie_i) head_d = '0;
+  end
+
+  function automatic logic [13:0] next_head(input logic [13:0] h);
+    return ({1'b0, h} + 15'd1 >= entries) ? '0 : h + 14'd1;
+  endfunction
+
+  assign mem_req_valid_o = (reading || state_q == SStatus) && !waiting_q
+                           && !(state_q == SStatus && status_sent_q);
+  assign mem_req_write_o = state_q == SStatus;
+  assign mem_req_addr_o  = (state_q == SStatus)
+      ? {qw1_q[63:3], 3'b000}
+      : {{(64 - HawBits){1'b0}}, iqa_base_i, 12'h000} + {45'h0, head_q, 5'h0} + {59'h0, cnt_q, 3'h0};
+  assign mem_req_wdata_o = {qw0_q[63:32], qw0_q[63:32]};
+  assign mem_req_wstrb_o = qw1_q[2] ? 8'hF0 : 8'h0F;
+
+  // The status write is issued once per wait descriptor.
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      status_sent_q <= 1'b0;
+    end else if (state_q != SStatus) begin
+      status_sent_q <= 1'b0;
+    end else if (mem_req_valid_o && mem_req_ready_i) begin
+      status_sent_q <= 1'b1;
+    end
+  end
+
+  assign quiesce_o = state_q == SDrain;
+  assign inv_cmd_o = dec_cmd;
+  assign iqh_o     = {head_q, 1'b0};
+  assign idle_o    = state_q inside {SIdle, SError} && !waiting_q;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q   <= SIdle;
+      waiting_q <= 1'b0;
+      head_q    <= '0;
+      qie_q     <= 1'b0;
+    end else begin
+      state_q   <= state_d;
+      waiting_q <= waiting_d;
+      head_q    <= head_d;
+      qie_q     <= qie_i;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    cnt_q     <= cnt_d;
+    qw0_q     <= qw0_d;
+    qw1_q     <= qw1_d;
+    rest_nz_q <= rest_nz_d;
+  end
+
+  logic unused_qi;
+  assign unused_qi = ^{qie_q};
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (rst_ni) begin
+      assert (!(inv_o && !xlate_idle_i)) else $error("invalidation while a translation is in flight");
+      assert (!(mem_rsp_valid_i && !waiting_q)) else $error("QI memory response without a request");
+    end
+  end
+
+endmodule

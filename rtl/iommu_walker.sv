@@ -1,0 +1,425 @@
+// Translation walker: root entry -> scalable-mode context entry -> PASID directory entry ->
+// PASID table entry, then the first-stage (IA-32e) or second-stage 4-level page walk, with
+// every architected check in the order of ../SPEC.md "Translation flow and check order"
+// (the first fault wins). One memory read at a time through `mem_*`.
+//
+// Given a cached PASID-entry result (info_valid_i) it starts at the permission checks.
+// It reports the outcome once (done_o): a fault reason with whether it is recorded (FPD
+// clear on every present entry of the path so far), or the physical address with the
+// leaf and PASID-entry results the caches are filled from.
+module iommu_walker
+  import iommu_pkg::*;
+(
+  input  logic           clk_i,
+  input  logic           rst_ni,
+
+  input  logic           start_i,
+  input  mem_req_t       req_i,        // held stable from start_i to done_o
+  input  pfn_t           root_i,       // RTADDR root-table pointer
+  input  logic           info_valid_i, // a cached PASID-entry result for this request
+  input  pasid_info_t    info_i,
+  output logic           busy_o,
+
+  output logic           done_o,
+  output fault_reason_e  fault_o,      // FrNone: translated
+  output logic           record_o,     // the fault is recorded (no FPD on the path)
+  output logic [63:0]    pa_o,
+  output logic           info_new_o,   // info_o comes from this walk: fill the PASID cache
+  output pasid_info_t    info_o,
+  output logic           leaf_new_o,   // leaf_o comes from a page walk: fill the IOTLB
+  output leaf_t          leaf_o,
+
+  // Memory reads
+  output logic           mem_req_valid_o,
+  input  logic           mem_req_ready_i,
+  output logic [63:0]    mem_req_addr_o,
+  input  logic           mem_rsp_valid_i,
+  input  logic [63:0]    mem_rsp_rdata_i,
+  input  logic           mem_rsp_error_i
+);
+
+  typedef enum logic [3:0] {
+    SIdle, SRoot, SCtx, SPdir, SPte, SCheck, SWalk, SLeaf, SDone
+  } state_e;
+
+  // Reserved bits (VT-d; host address width 48). Cache-control and A/D-related fields are
+  // accepted and ignored so that tables written by real drivers never fault on them.
+  localparam logic [63:0] AboveHaw    = 64'hFFFF_0000_0000_0000;
+  localparam logic [63:0] RootRsvd    = AboveHaw | 64'hFFE;
+  localparam logic [63:0] CtxQw0Rsvd  = AboveHaw | 64'h1E0;
+  localparam logic [63:0] CtxQw1Rsvd  = ~64'h1F_FFFF;
+  localparam logic [63:0] PdirRsvd    = AboveHaw | 64'hFFC;
+  localparam logic [63:0] PteQw0Rsvd  = 64'hC00;
+  localparam logic [63:0] PteQw1Rsvd  = 64'h7F_0000;
+  localparam logic [63:0] PteQw2Rsvd  = 64'hF00;
+  localparam logic [63:0] PteAboveHaw = 64'h000F_0000_0000_0000;  // bits 51:48 of a PTE
+
+  state_e        state_q, state_d;
+  logic          waiting_q, waiting_d;   // a read is outstanding
+  logic [2:0]    cnt_q, cnt_d;           // quadword within an entry
+  logic [63:0]   qw0_q, qw0_d, qw1_q, qw1_d, qw2_q, qw2_d;
+  logic          rest_nz_q, rest_nz_d;   // a reserved trailing quadword was non-zero
+  pfn_t          ptr_q, ptr_d;           // next structure or table to read
+  pfn_t          pdir_q, pdir_d;
+  logic [2:0]    pdts_q, pdts_d;
+  logic          paside_q, paside_d;
+  logic          rid_priv_q, rid_priv_d;
+  logic          fpd_q, fpd_d;
+  pasid_t        pasid_q, pasid_d;
+  logic [2:0]    level_q, level_d;
+  logic          acc_r_q, acc_r_d, acc_w_q, acc_w_d, acc_us_q, acc_us_d, acc_xd_q, acc_xd_d;
+  fault_reason_e fault_q, fault_d;
+  logic          record_q, record_d;
+  logic [63:0]   pa_q, pa_d;
+  logic          info_new_q, info_new_d;
+  pasid_info_t   info_q, info_d;
+  logic          leaf_new_q, leaf_new_d;
+  leaf_t         leaf_q, leaf_d;
+
+  logic [7:0] bus, devfn;
+  assign bus   = req_i.rid[15:8];
+  assign devfn = req_i.rid[7:0];
+
+  // Address of the read the current state needs.
+  always_comb begin
+    logic [63:0] base;
+    base = {{(64 - HawBits){1'b0}}, ptr_q, 12'h000};
+    unique case (state_q)
+      SRoot:   mem_req_addr_o = base + {52'h0, bus, 4'h0} + (devfn[7] ? 64'd8 : 64'd0);
+      SCtx:    mem_req_addr_o = base + {52'h0, devfn[6:0], 5'h0} + {58'h0, cnt_q, 3'h0};
+      SPdir:   mem_req_addr_o = base + {47'h0, pasid_q[19:6], 3'h0};
+      SPte:    mem_req_addr_o = base + {52'h0, pasid_q[5:0], 6'h0} + {58'h0, cnt_q, 3'h0};
+      SWalk:   mem_req_addr_o = base + {52'h0, walk_index(req_i.addr[47:12], level_q), 3'h0};
+      default: mem_req_addr_o = base;
+    endcase
+  end
+
+  function automatic logic [8:0] walk_index(input logic [47:12] a, input logic [2:0] level);
+    unique case (level)
+      3'd4:    return a[47:39];
+      3'd3:    return a[38:30];
+      3'd2:    return a[29:21];
+      default: return a[20:12];
+    endcase
+  endfunction
+
+  logic reading;
+  assign reading         = state_q inside {SRoot, SCtx, SPdir, SPte, SWalk};
+  assign mem_req_valid_o = reading && !waiting_q;
+  assign busy_o          = state_q != SIdle;
+
+  logic [63:0] e;
+  logic        rsp, err;
+  assign e   = mem_rsp_rdata_i;
+  assign rsp = reading && waiting_q && mem_rsp_valid_i;
+  assign err = mem_rsp_error_i;
+
+  always_comb begin
+    state_d    = state_q;
+    waiting_d  = waiting_q;
+    cnt_d      = cnt_q;
+    qw0_d      = qw0_q;
+    qw1_d      = qw1_q;
+    qw2_d      = qw2_q;
+    rest_nz_d  = rest_nz_q;
+    ptr_d      = ptr_q;
+    pdir_d     = pdir_q;
+    pdts_d     = pdts_q;
+    paside_d   = paside_q;
+    rid_priv_d = rid_priv_q;
+    fpd_d      = fpd_q;
+    pasid_d    = pasid_q;
+    level_d    = level_q;
+    acc_r_d    = acc_r_q;
+    acc_w_d    = acc_w_q;
+    acc_us_d   = acc_us_q;
+    acc_xd_d   = acc_xd_q;
+    fault_d    = fault_q;
+    record_d   = record_q;
+    pa_d       = pa_q;
+    info_new_d = info_new_q;
+    info_d     = info_q;
+    leaf_new_d = leaf_new_q;
+    leaf_d     = leaf_q;
+
+    if (mem_req_valid_o && mem_req_ready_i) waiting_d = 1'b1;
+    if (rsp) waiting_d = 1'b0;
+
+    unique case (state_q)
+      SIdle: begin
+        if (start_i) begin
+          fault_d    = FrNone;
+          record_d   = 1'b0;
+          info_new_d = 1'b0;
+          leaf_new_d = 1'b0;
+          cnt_d      = '0;
+          rest_nz_d  = 1'b0;
+          if (info_valid_i) begin
+            info_d  = info_i;
+            state_d = SCheck;
+          end else begin
+            ptr_d   = root_i;
+            fpd_d   = 1'b0;
+            state_d = SRoot;
+          end
+        end
+      end
+
+      SRoot: if (rsp) begin
+        record_d = 1'b1;
+        if (err)                  {fault_d, state_d} = {FrRootRead, SDone};
+        else if (!e[0])           {fault_d, state_d} = {FrRootNotPresent, SDone};
+        else if ((e & RootRsvd) != '0) {fault_d, state_d} = {FrRootReserved, SDone};
+        else begin
+          ptr_d   = e[HawBits-1:12];
+          state_d = SCtx;
+        end
+      end
+
+      SCtx: if (rsp) begin
+        // Context-entry faults are recorded whatever the entry's FPD says.
+        record_d = 1'b1;
+        unique case (cnt_q)
+          3'd0:    qw0_d = e;
+          3'd1:    qw1_d = e;
+          default: rest_nz_d = rest_nz_q | (e != '0);
+        endcase
+        cnt_d = cnt_q + 3'd1;
+        if (err) begin
+          {fault_d, state_d} = {FrCtxRead, SDone};
+        end else if (cnt_q == 3'd3) begin
+          cnt_d      = '0;
+          fpd_d      = qw0_q[1];
+          paside_d   = qw0_q[3];
+          pdts_d     = qw0_q[11:9];
+          pdir_d     = qw0_q[HawBits-1:12];
+          rid_priv_d = qw1_q[20];
+          pasid_d    = req_i.has_pasid ? req_i.pasid : qw1_q[19:0];
+          if (!qw0_q[0]) begin
+            {fault_d, state_d} = {FrCtxNotPresent, SDone};
+          end else if ((qw0_q & CtxQw0Rsvd) != '0 || (qw1_q & CtxQw1Rsvd) != '0
+                       || rest_nz_q || e != '0) begin
+            {fault_d, state_d} = {FrCtxReserved, SDone};
+          end else begin
+            record_d = !qw0_q[1];
+            if (req_i.has_pasid && !qw0_q[3]) begin
+              {fault_d, state_d} = {FrPasidDisabled, SDone};
+            end else if ({1'b0, pasid_d[19:6]} >= (15'd1 << (4'd7 + {1'b0, qw0_q[11:9]}))) begin
+              {fault_d, state_d} = {FrPasidTooLarge, SDone};
+            end else begin
+              ptr_d   = qw0_q[HawBits-1:12];
+              state_d = SPdir;
+            end
+          end
+        end
+      end
+
+      SPdir: if (rsp) begin
+        record_d = !fpd_q;
+        if (err)                       {fault_d, state_d} = {FrPdirRead, SDone};
+        else if (!e[0])                {fault_d, state_d} = {FrPdirNotPresent, SDone};
+        else if ((e & PdirRsvd) != '0) {fault_d, state_d} = {FrPdirReserved, SDone};
+        else begin
+          fpd_d   = fpd_q | e[1];
+          ptr_d   = e[HawBits-1:12];
+          state_d = SPte;
+        end
+      end
+
+      SPte: if (rsp) begin
+        record_d = !fpd_q;
+        unique case (cnt_q)
+          3'd0:    qw0_d = e;
+          3'd1:    qw1_d = e;
+          3'd2:    qw2_d = e;
+          default: rest_nz_d = rest_nz_q | (e != '0);
+        endcase
+        cnt_d = cnt_q + 3'd1;
+        if (err) begin
+          {fault_d, state_d} = {FrPteRead, SDone};
+        end else if (cnt_q == 3'd7) begin
+          logic       pgtt_ok, ptr_rsvd;
+          pgtt_e      pgtt;
+          pgtt_ok  = 1'b1;
+          unique case (qw0_q[8:6])
+            3'b001:  pgtt = PgttFs;
+            3'b010:  pgtt = PgttSs;
+            3'b100:  pgtt = PgttPt;
+            default: begin
+              pgtt    = PgttPt;
+              pgtt_ok = 1'b0;
+            end
+          endcase
+          ptr_rsvd = pgtt_ok && ((pgtt == PgttSs && qw0_q[63:HawBits] != '0)
+                                 || (pgtt == PgttFs && qw2_q[63:HawBits] != '0));
+          if (!qw0_q[0]) begin
+            {fault_d, state_d} = {FrPteNotPresent, SDone};
+          end else if ((qw0_q & PteQw0Rsvd) != '0 || (qw1_q & PteQw1Rsvd) != '0
+                       || (qw2_q & PteQw2Rsvd) != '0 || rest_nz_q || e != '0 || ptr_rsvd) begin
+            {fault_d, state_d} = {FrPteReserved, SDone};
+          end else begin
+            fpd_d    = fpd_q | qw0_q[1];
+            record_d = !(fpd_q | qw0_q[1]);
+            if (!pgtt_ok || (pgtt == PgttSs && qw0_q[4:2] != 3'b010)
+                || (pgtt == PgttFs && qw2_q[3:2] != 2'b00)) begin
+              {fault_d, state_d} = {FrPgttInvalid, SDone};
+            end else begin
+              info_d = '{
+                did:      qw1_q[15:0],
+                pgtt:     pgtt,
+                ptr:      (pgtt == PgttFs) ? qw2_q[HawBits-1:12] : qw0_q[HawBits-1:12],
+                sre:      qw2_q[0],
+                ere:      qw2_q[1],
+                fpd:      fpd_q | qw0_q[1],
+                rid_priv: rid_priv_q,
+                pasid:    pasid_q
+              };
+              info_new_d = 1'b1;
+              state_d    = SCheck;
+            end
+          end
+        end
+      end
+
+      SCheck: begin
+        fault_reason_e f;
+        record_d = !info_q.fpd;
+        f = entry_check(info_q, req_i);
+        if (f == FrNone) f = addr_check(info_q.pgtt, req_i.addr);
+        if (f != FrNone) begin
+          {fault_d, state_d} = {f, SDone};
+        end else if (info_q.pgtt == PgttPt) begin
+          leaf_d  = '{pa: req_i.addr[HawBits-1:12], size: Size4K, r: 1'b1, w: 1'b1,
+                      us: 1'b1, xd: 1'b0};
+          state_d = SLeaf;
+        end else begin
+          ptr_d    = info_q.ptr;
+          level_d  = 3'd4;
+          acc_r_d  = 1'b1;
+          acc_w_d  = 1'b1;
+          acc_us_d = 1'b1;
+          acc_xd_d = 1'b0;
+          state_d  = SWalk;
+        end
+      end
+
+      SWalk: if (rsp) begin
+        logic        ss, ps, leaf;
+        logic [63:0] low;
+        ss   = info_q.pgtt == PgttSs;
+        ps   = e[7];
+        leaf = (level_q == 3'd1) || ps;
+        // Frame bits below a superpage's size are reserved (first stage: bit 12 is PAT).
+        unique case ({leaf, level_q})
+          {1'b1, 3'd2}: low = ss ? 64'h1F_F000 : 64'h1F_E000;
+          {1'b1, 3'd3}: low = ss ? 64'h3FFF_F000 : 64'h3FFF_E000;
+          default:      low = '0;
+        endcase
+        if (err) begin
+          {fault_d, state_d} = {ss ? FrSsRead : FrFsRead, SDone};
+        end else if (ss ? (e[1:0] == 2'b00) : !e[0]) begin
+          {fault_d, state_d} = {ss ? FrSsNotPresent : FrFsNotPresent, SDone};
+        end else if ((e & PteAboveHaw) != '0 || (ps && level_q == 3'd4) || (e & low) != '0) begin
+          {fault_d, state_d} = {ss ? FrSsReserved : FrFsReserved, SDone};
+        end else begin
+          logic r, w, us, xd;
+          r  = acc_r_q & (ss ? e[0] : 1'b1);
+          w  = acc_w_q & e[1];
+          us = acc_us_q & (ss ? 1'b1 : e[2]);
+          xd = acc_xd_q | (ss ? 1'b0 : e[63]);
+          acc_r_d  = r;
+          acc_w_d  = w;
+          acc_us_d = us;
+          acc_xd_d = xd;
+          if (leaf) begin
+            leaf_d.size = (level_q == 3'd3) ? Size1G : (level_q == 3'd2) ? Size2M : Size4K;
+            leaf_d.pa   = e[HawBits-1:12];
+            if (level_q == 3'd3) leaf_d.pa[29:12] = '0;
+            if (level_q == 3'd2) leaf_d.pa[20:12] = '0;
+            leaf_d.r    = r;
+            leaf_d.w    = w;
+            leaf_d.us   = us;
+            leaf_d.xd   = xd;
+            leaf_new_d  = 1'b1;
+            state_d     = SLeaf;
+          end else begin
+            ptr_d   = e[HawBits-1:12];
+            level_d = level_q - 3'd1;
+          end
+        end
+      end
+
+      SLeaf: begin
+        fault_reason_e f;
+        f = leaf_check(info_q.pgtt, leaf_q, req_i.write, eff_pmr(info_q, req_i), eff_er(req_i));
+        fault_d  = f;
+        record_d = !info_q.fpd;
+        pa_d     = leaf_pa(leaf_q, req_i.addr);
+        state_d  = SDone;
+      end
+
+      SDone: state_d = SIdle;
+
+      default: state_d = SIdle;
+    endcase
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q   <= SIdle;
+      waiting_q <= 1'b0;
+    end else begin
+      state_q   <= state_d;
+      waiting_q <= waiting_d;
+    end
+  end
+
+  // Datapath registers are qualified by the state machine and need no reset.
+  always_ff @(posedge clk_i) begin
+    cnt_q      <= cnt_d;
+    qw0_q      <= qw0_d;
+    qw1_q      <= qw1_d;
+    qw2_q      <= qw2_d;
+    rest_nz_q  <= rest_nz_d;
+    ptr_q      <= ptr_d;
+    pdir_q     <= pdir_d;
+    pdts_q     <= pdts_d;
+    paside_q   <= paside_d;
+    rid_priv_q <= rid_priv_d;
+    fpd_q      <= fpd_d;
+    pasid_q    <= pasid_d;
+    level_q    <= level_d;
+    acc_r_q    <= acc_r_d;
+    acc_w_q    <= acc_w_d;
+    acc_us_q   <= acc_us_d;
+    acc_xd_q   <= acc_xd_d;
+    fault_q    <= fault_d;
+    record_q   <= record_d;
+    pa_q       <= pa_d;
+    info_new_q <= info_new_d;
+    info_q     <= info_d;
+    leaf_new_q <= leaf_new_d;
+    leaf_q     <= leaf_d;
+  end
+
+  assign done_o     = state_q == SDone;
+  assign fault_o    = fault_q;
+  assign record_o   = record_q;
+  assign pa_o       = pa_q;
+  assign info_new_o = info_new_q && fault_q == FrNone;
+  assign info_o     = info_q;
+  assign leaf_new_o = leaf_new_q && fault_q == FrNone;
+  assign leaf_o     = leaf_q;
+
+  logic unused_walker;
+  assign unused_walker = ^{pdir_q, pdts_q, paside_q};
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (rst_ni) begin
+      assert (!(start_i && busy_o)) else $error("walker started while busy");
+      assert (!(rsp && !waiting_q)) else $error("memory response without a request");
+      assert (!(done_o && fault_q == FrNone && leaf_q.size == 2'd3)) else $error("bad leaf size");
+    end
+  end
+
+endmodule

@@ -1,0 +1,171 @@
+//! The RTL as the model driver's hardware: [`iommu_model::driver::IommuHw`] implemented
+//! through the DUT's registers and memory port.
+//!
+//! Memory is the model's [`Mem`], served to the DUT by the memory agent; the driver writes
+//! tables into it exactly as it does for the golden hardware. Register programming goes over
+//! the CSR bus (RTADDR + SRTP, TE, IQA + QIE), and `submit` writes 256-bit descriptors into
+//! the invalidation queue in memory, moves IQT, and runs the clock until the wait
+//! descriptor's status write lands (or FSTS.IQE says the queue stopped).
+
+use iommu_model::driver::{HwError, IommuHw};
+use iommu_model::mem::{Mem, PhysMem};
+use iommu_model::qi::Descriptor;
+
+use crate::agents::mem::{MemAgent, MemTiming};
+use crate::csr::{fsts, gcmd, reg};
+use crate::env::Env;
+
+/// Cycles a queued batch may take before `submit` reports a hang.
+pub const SUBMIT_TIMEOUT: u64 = 20_000;
+
+/// Invalidation queue size: QS = 0, one 4 KiB page of 128 256-bit descriptors.
+const IQ_ENTRIES: u64 = 128;
+
+#[derive(Debug)]
+pub struct RtlHw {
+    pub env: Env,
+    iq_base: u64,
+    iq_tail: u64,
+    /// Descriptors submitted so far (all batches), for reports.
+    pub submitted: Vec<Descriptor>,
+}
+
+fn csr_err(e: impl std::fmt::Display) -> HwError {
+    HwError::Queue(format!("register access: {e}"))
+}
+
+impl RtlHw {
+    /// A reset DUT whose memory port is served from `mem`, with queued invalidation set up
+    /// the way Linux does it (`dmar_enable_qi`: IQT = 0, IQA = base | DW | QS, then QIE).
+    pub fn new(seed: u64, mut mem: Mem, timing: MemTiming) -> Result<Self, HwError> {
+        let iq_base = mem.alloc_page()?;
+        let mut env = Env::new(seed);
+        env.mem = Some(MemAgent::new(mem, timing, seed));
+        env.write64(reg::IQT, 0).map_err(csr_err)?;
+        env.write64(reg::IQA, iq_base | (1 << 11))
+            .map_err(csr_err)?;
+        let sts = env.read32(reg::GSTS).map_err(csr_err)? & (gcmd::TE | gcmd::QIE);
+        env.write32(reg::GCMD, sts | gcmd::QIE).map_err(csr_err)?;
+        env.poll32(reg::GSTS, gcmd::QIE, gcmd::QIE, 1000)
+            .map_err(csr_err)?;
+        Ok(Self {
+            env,
+            iq_base,
+            iq_tail: 0,
+            submitted: Vec::new(),
+        })
+    }
+
+    pub fn mem_agent(&mut self) -> &mut MemAgent {
+        match &mut self.env.mem {
+            Some(m) => m,
+            None => unreachable!("RtlHw always has a memory agent"),
+        }
+    }
+
+    fn set_gcmd_bit(&mut self, bit: u32) -> Result<(), HwError> {
+        let sts = self.env.read32(reg::GSTS).map_err(csr_err)? & (gcmd::TE | gcmd::QIE);
+        self.env.write32(reg::GCMD, sts | bit).map_err(csr_err)?;
+        self.env
+            .poll32(reg::GSTS, bit, bit, 1000)
+            .map_err(|e| HwError::Queue(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Queues descriptors without waiting (for tests of the queue itself).
+    pub fn queue(&mut self, descs: &[[u64; 4]]) -> Result<(), HwError> {
+        let head = self.env.read64(reg::IQH).map_err(csr_err)? >> 5;
+        for qw in descs {
+            let next = (self.iq_tail + 1) % IQ_ENTRIES;
+            if next == head {
+                return Err(HwError::Queue("invalidation queue full".into()));
+            }
+            let at = self.iq_base + self.iq_tail * 32;
+            for (i, w) in qw.iter().enumerate() {
+                self.mem_agent().mem.write64(at + 8 * i as u64, *w)?;
+            }
+            self.iq_tail = next;
+        }
+        self.env
+            .write64(reg::IQT, self.iq_tail << 5)
+            .map_err(csr_err)?;
+        Ok(())
+    }
+
+    /// Re-reads the tail after software (a test) moved the queue by other means.
+    pub fn resync_tail(&mut self) -> Result<(), HwError> {
+        self.iq_tail = (self.env.read64(reg::IQT).map_err(csr_err)? >> 5) % IQ_ENTRIES;
+        Ok(())
+    }
+}
+
+impl IommuHw for RtlHw {
+    fn mem(&mut self) -> &mut Mem {
+        &mut self.mem_agent().mem
+    }
+
+    fn read_cap(&mut self) -> u64 {
+        self.env.read64(reg::CAP).unwrap_or(0)
+    }
+
+    fn read_ecap(&mut self) -> u64 {
+        self.env.read64(reg::ECAP).unwrap_or(0)
+    }
+
+    fn set_root_table(&mut self, rtaddr: u64) -> Result<(), HwError> {
+        self.env.write64(reg::RTADDR, rtaddr).map_err(csr_err)?;
+        self.set_gcmd_bit(gcmd::SRTP)
+    }
+
+    fn enable_translation(&mut self) -> Result<(), HwError> {
+        self.set_gcmd_bit(gcmd::TE)
+    }
+
+    fn submit(&mut self, descs: &[Descriptor]) -> Result<(), HwError> {
+        let Some(Descriptor::Wait {
+            sw: true,
+            status_data,
+            status_addr,
+            ..
+        }) = descs.last().copied()
+        else {
+            return Err(HwError::Queue(
+                "a batch must end with a wait descriptor that writes status".into(),
+            ));
+        };
+        let encoded: Vec<[u64; 4]> = descs.iter().map(Descriptor::encode).collect();
+        self.queue(&encoded)?;
+        self.submitted.extend_from_slice(descs);
+        let word = status_addr & !7;
+        let shift = if status_addr & 4 != 0 { 32 } else { 0 };
+        let start = self.env.dut.cycle();
+        loop {
+            self.env.tick();
+            let landed = self
+                .mem_agent()
+                .mem
+                .read64(word)
+                .map(|v| (v >> shift) as u32 == status_data)
+                .unwrap_or(false);
+            if landed {
+                return Ok(());
+            }
+            let waited = self.env.dut.cycle() - start;
+            if waited % 256 == 0 {
+                let f = self.env.read32(reg::FSTS).map_err(csr_err)?;
+                if f & fsts::IQE != 0 {
+                    let iqer = self.env.read64(reg::IQER).map_err(csr_err)?;
+                    let iqh = self.env.read64(reg::IQH).map_err(csr_err)?;
+                    return Err(HwError::Queue(format!(
+                        "FSTS.IQE set (IQER.IQEI {}), IQH at descriptor {}",
+                        iqer & 0xf,
+                        iqh >> 5
+                    )));
+                }
+            }
+            if waited > SUBMIT_TIMEOUT {
+                return Err(HwError::Timeout);
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Fixtures shared by the translation tests: the kernel and driver models running on the DUT.
+
+#![allow(dead_code)]
+
+use anyhow::{Context, Result};
+use iommu_model::driver::{Driver, DriverQuirks};
+use iommu_model::golden::HwState;
+use iommu_model::kernel::{
+    DeviceDesc, DomainId, DomainType, Kernel, KernelConfig, Prot, Rid, Stage,
+};
+use iommu_model::mem::Mem;
+use iommu_tb::agents::mem::MemTiming;
+use iommu_tb::env::Env;
+use iommu_tb::judge::{judge, Judged};
+use iommu_tb::rtl_hw::RtlHw;
+use iommu_tb::tlp::MemRequest;
+
+pub type RtlKernel = Kernel<Driver<RtlHw>>;
+
+/// The device most tests use: 00:02.0 with 20-bit PASIDs.
+pub const DEV: Rid = 0x0010;
+
+/// A system with translation on: the driver model programmed the DUT's root table,
+/// invalidated its caches and set TE, as `intel_iommu_init` does.
+pub fn system(seed: u64, timing: MemTiming, quirks: DriverQuirks) -> Result<RtlKernel> {
+    let hw = RtlHw::new(seed, Mem::new(), timing)?;
+    let drv = Driver::new(hw, quirks)?;
+    let mut k = Kernel::new(drv, KernelConfig::default());
+    k.add_device(DeviceDesc {
+        rid: DEV,
+        max_pasids: 1 << 20,
+        ats: false,
+    })
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(k)
+}
+
+pub fn env(k: &mut RtlKernel) -> &mut Env {
+    &mut k.ops_mut().hw_mut().env
+}
+
+pub fn hw_state(k: &RtlKernel) -> HwState {
+    HwState {
+        te: true,
+        rtaddr: k.ops().rtaddr(),
+    }
+}
+
+/// Sends `req` and checks it against the golden walker.
+pub fn check(k: &mut RtlKernel, req: &MemRequest) -> Result<Judged> {
+    let hw = hw_state(k);
+    judge(env(k), &hw, req)
+}
+
+/// A DMA domain of `stage`, attached to DEV's RID and again at a global PASID (the idxd flow).
+pub fn dma_domain_with_pasid(k: &mut RtlKernel, stage: Stage) -> Result<(DomainId, u32)> {
+    let e = |e| anyhow::anyhow!("{e:?}");
+    let d = k.domain_alloc(DomainType::Paging(stage)).map_err(e)?;
+    k.attach_device(DEV, d).map_err(e)?;
+    let pasid = k
+        .enable_dma_pasid(DEV)
+        .map_err(e)
+        .context("enable_dma_pasid")?;
+    Ok((d, pasid))
+}
+
+pub fn map(
+    k: &mut RtlKernel,
+    d: DomainId,
+    iova: u64,
+    pa: u64,
+    size: u64,
+    read: bool,
+    write: bool,
+) -> Result<()> {
+    k.map(d, iova, pa, size, Prot { read, write })
+        .map_err(|e| anyhow::anyhow!("map {iova:#x}: {e:?}"))
+}
+
+pub fn unmap(k: &mut RtlKernel, d: DomainId, iova: u64, size: u64) -> Result<()> {
+    k.unmap(d, iova, size)
+        .map_err(|e| anyhow::anyhow!("unmap {iova:#x}: {e:?}"))?;
+    k.iotlb_sync(d)
+        .map_err(|e| anyhow::anyhow!("iotlb_sync: {e:?}"))
+}
