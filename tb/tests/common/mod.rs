@@ -83,3 +83,49 @@ pub fn unmap(k: &mut RtlKernel, d: DomainId, iova: u64, size: u64) -> Result<()>
     k.iotlb_sync(d)
         .map_err(|e| anyhow::anyhow!("iotlb_sync: {e:?}"))
 }
+
+/// Memory reads the DUT made since the last call (and forgets them).
+pub fn take_reads(k: &mut RtlKernel) -> usize {
+    let agent = k.ops_mut().hw_mut().mem_agent();
+    let n = agent.reads();
+    agent.log.clear();
+    n
+}
+
+/// Global context-cache, PASID-cache and IOTLB invalidation, then a wait.
+pub fn flush_all(k: &mut RtlKernel) -> Result<()> {
+    use iommu_model::driver::IommuHw;
+    use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran};
+    let hw = k.ops_mut().hw_mut();
+    let status = hw.mem().alloc_page()?;
+    hw.submit(&[
+        Descriptor::ContextCache {
+            gran: CcGran::Global,
+            did: 0,
+            sid: 0,
+            fm: 0,
+        },
+        Descriptor::PasidCache {
+            gran: PcGran::Global,
+            did: 0,
+            pasid: 0,
+        },
+        Descriptor::Iotlb {
+            gran: IotlbGran::Global,
+            dr: false,
+            dw: false,
+            did: 0,
+            addr: 0,
+            am: 0,
+            ih: false,
+        },
+        Descriptor::Wait {
+            intr: false,
+            sw: true,
+            fence: true,
+            status_data: 0x600d,
+            status_addr: status,
+        },
+    ])?;
+    Ok(())
+}
