@@ -56,6 +56,16 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         tlps: usize,
     },
+    /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
+    /// path's latency and throughput.
+    BenchXlate {
+        /// Memory latencies to measure walks at (cycles).
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        latency: Vec<u32>,
+        /// Hits in the throughput stream.
+        #[arg(long, default_value_t = 1_000_000)]
+        hits: u64,
+    },
     /// Simulation speed of the bridge: the `sim` FuseSoC main's stimulus, driven from Rust.
     BenchBridge {
         #[arg(long, default_value_t = 2_000_000)]
@@ -214,6 +224,42 @@ fn bench_bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+fn bench_xlate(latencies: &[u32], hits: u64) -> Result<()> {
+    use iommu_tb::bench;
+    println!("| stage | page | mem latency | cold walk (cycles / reads) | page walk (cycles / reads) | hit (cycles) |");
+    println!("|---|---|---|---|---|---|");
+    for &lat in latencies {
+        for r in bench::walk_costs(lat)? {
+            let size = match r.size {
+                0x1000 => "4K",
+                0x20_0000 => "2M",
+                _ => "1G",
+            };
+            println!(
+                "| {:?} | {size} | {} | {} / {} | {} / {} | {} |",
+                r.stage,
+                r.latency,
+                r.cold_cycles,
+                r.cold_reads,
+                r.walk_cycles,
+                r.walk_reads,
+                r.hit_cycles
+            );
+        }
+    }
+    let h = bench::hit_stream(hits)?;
+    println!(
+        "hit stream: {} TLPs in {} cycles ({:.3} TLPs/cycle), {:.2} s: {:.0} TLPs/s, {:.0} cycles/s",
+        h.tlps,
+        h.cycles,
+        h.tlps as f64 / h.cycles as f64,
+        h.seconds,
+        h.tlps as f64 / h.seconds,
+        h.cycles as f64 / h.seconds
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -244,6 +290,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::BenchXlate { latency, hits } => bench_xlate(&latency, hits)
+            .context("bench-xlate")
+            .map(|()| (1, 0)),
         Cmd::BenchBridge { cycles, waves } => bench_bridge(cycles, waves)
             .context("bench-bridge")
             .map(|()| (1, 0)),
