@@ -13,6 +13,7 @@ pub mod oracle;
 pub mod qi;
 pub mod regs;
 pub mod sim;
+pub mod stimulus;
 pub mod tables;
 
 pub use fault::FaultReason;
