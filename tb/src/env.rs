@@ -26,7 +26,14 @@ impl Env {
     /// A DUT seeded with `seed`, reset, with every output port ready.
     pub fn new(seed: u64) -> Self {
         let mut dut = Dut::new(seed);
+        crate::waves::auto_trace(&mut dut);
         dut.reset(4);
+        Self::with_dut(dut)
+    }
+
+    /// An environment around a DUT that is already reset.
+    fn with_dut(dut: Dut) -> Self {
+        let seed = dut.seed();
         let inp = DutIn {
             rst_n: true,
             tx_ready: true,
@@ -40,6 +47,15 @@ impl Env {
             mem: None,
             tlp: TlpAgent::new(seed),
         }
+    }
+
+    /// Moves this environment's DUT (with any open waveform) out, leaving a fresh one.
+    pub fn take(&mut self) -> Env {
+        let seed = self.dut.seed();
+        let mut dut = Dut::new(seed);
+        dut.reset(4);
+        let fresh = Env::with_dut(dut);
+        std::mem::replace(self, fresh)
     }
 
     /// One clock cycle with the current inputs (the memory agent, if any, drives its port).

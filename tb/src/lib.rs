@@ -7,6 +7,7 @@
 //! - [`csr`]: register agent (CSR bus driver) and the VT-d register map.
 //! - [`env`]: directed-test environment (DUT + input state + register agent).
 //! - [`judge`]: one request against the golden walker: egress and fault record, field by field.
+//! - [`regress`]: seeded kernel-API sequences on the RTL, every request judged (golden walker, oracle).
 //! - [`rtl_hw`]: the DUT as the model driver's hardware (registers, memory, invalidation queue).
 //! - [`system`]: kernel + driver models on the DUT, and helpers to map, flush and judge.
 //! - [`tlp`]: bit-exact PCIe TLP codec (memory requests, PASID prefix, completions).
@@ -19,6 +20,7 @@ pub mod csr;
 pub mod dut;
 pub mod env;
 pub mod judge;
+pub mod regress;
 pub mod rtl_hw;
 pub mod system;
 pub mod tlp;

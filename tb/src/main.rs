@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use iommu_tb::dut::{Dut, DutIn};
+use iommu_tb::regress;
 use iommu_tb::untranslated::{self, Config};
 use iommu_tb::waves::{self, TestFailure};
 
@@ -43,9 +44,12 @@ enum Cmd {
         /// Write a waveform of every run into DIR (default: only failing runs, into target/waves).
         #[arg(long, value_name = "DIR")]
         waves: Option<PathBuf>,
-        /// TLPs per seed.
-        #[arg(long, default_value_t = 2000)]
+        /// Untranslated-path TLPs per seed.
+        #[arg(long, default_value_t = 300)]
         tlps: usize,
+        /// Kernel-API operations per seed (each followed by 4 judged requests).
+        #[arg(long, default_value_t = 30)]
+        ops: usize,
     },
     /// Re-run one seed of the regression (with a waveform when --waves is given).
     Replay {
@@ -53,8 +57,10 @@ enum Cmd {
         seed: u64,
         #[arg(long, value_name = "DIR")]
         waves: Option<PathBuf>,
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 300)]
         tlps: usize,
+        #[arg(long, default_value_t = 30)]
+        ops: usize,
     },
     /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
     /// path's latency and throughput.
@@ -94,21 +100,34 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+/// One seed of the main job: random TLPs through the untranslated path, then, on the same
+/// DUT, a random kernel-API sequence with requests after every operation.
 fn regress_one(
     dir: &std::path::Path,
     always: bool,
     seed: u64,
     tlps: usize,
+    ops: usize,
+    totals: &Mutex<regress::Report>,
 ) -> Result<(), TestFailure> {
     let cfg = Config {
         tlps,
         ..Config::default()
     };
+    let rcfg = regress::Config {
+        ops,
+        ..regress::Config::default()
+    };
     waves::run_test_in(dir, always, "regress", seed, |env| {
-        untranslated::run(env, seed, &cfg).map(|_| ())
+        untranslated::run(env, seed, &cfg)?;
+        let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
+        let r = regress::run(&mut k, seed, &rcfg)?;
+        *totals.lock().unwrap_or_else(|p| p.into_inner()) += r;
+        Ok(())
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn regress(
     seeds: u64,
     first: u64,
@@ -116,6 +135,7 @@ fn regress(
     shard: Option<(u64, u64)>,
     waves_dir: Option<PathBuf>,
     tlps: usize,
+    ops: usize,
 ) -> Result<(usize, usize)> {
     let list: Vec<u64> = (0..seeds)
         .filter(|i| shard.map_or(true, |(k, n)| i % n == k - 1))
@@ -130,9 +150,10 @@ fn regress(
         .map(|(k, n)| format!(", shard {k}/{n}"))
         .unwrap_or_default();
     eprintln!(
-        "regress: {} seeds from {first}{shard_txt}, {jobs} jobs, {tlps} TLPs each",
+        "regress: {} seeds from {first}{shard_txt}, {jobs} jobs; per seed {tlps} untranslated TLPs and {ops} kernel operations",
         list.len()
     );
+    let totals = Mutex::new(regress::Report::default());
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failures: Mutex<Vec<TestFailure>> = Mutex::new(Vec::new());
@@ -142,7 +163,7 @@ fn regress(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = list.get(i) else { break };
-                if let Err(f) = regress_one(&dir, always, seed, tlps) {
+                if let Err(f) = regress_one(&dir, always, seed, tlps, ops, &totals) {
                     eprintln!("\nFAIL {f}");
                     failures.lock().unwrap_or_else(|p| p.into_inner()).push(f);
                 }
@@ -154,6 +175,16 @@ fn regress(
         }
     });
     eprintln!();
+    let t = totals.into_inner().unwrap_or_else(|p| p.into_inner());
+    eprintln!(
+        "judged requests: {} ({} translated, {} faults, {} inside an invalidation window), {} cycles, {:.1} s",
+        t.requests,
+        t.translated,
+        t.faults,
+        t.in_window,
+        t.cycles,
+        t0.elapsed().as_secs_f64()
+    );
     let failed = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut seeds_failed: Vec<u64> = failed.iter().map(|f| f.seed).collect();
     seeds_failed.sort_unstable();
@@ -270,11 +301,18 @@ fn main() -> ExitCode {
             shard,
             waves,
             tlps,
-        } => regress(seeds, seed, jobs, shard, waves, tlps),
-        Cmd::Replay { seed, waves, tlps } => {
+            ops,
+        } => regress(seeds, seed, jobs, shard, waves, tlps, ops),
+        Cmd::Replay {
+            seed,
+            waves,
+            tlps,
+            ops,
+        } => {
             let always = waves.is_some();
             let dir = waves.unwrap_or_else(waves::waves_dir);
-            match regress_one(&dir, always, seed, tlps) {
+            let totals = Mutex::new(regress::Report::default());
+            match regress_one(&dir, always, seed, tlps, ops, &totals) {
                 Ok(()) => {
                     if always {
                         eprintln!(

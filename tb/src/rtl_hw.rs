@@ -37,9 +37,14 @@ fn csr_err(e: impl std::fmt::Display) -> HwError {
 impl RtlHw {
     /// A reset DUT whose memory port is served from `mem`, with queued invalidation set up
     /// the way Linux does it (`dmar_enable_qi`: IQT = 0, IQA = base | DW | QS, then QIE).
-    pub fn new(seed: u64, mut mem: Mem, timing: MemTiming) -> Result<Self, HwError> {
+    pub fn new(seed: u64, mem: Mem, timing: MemTiming) -> Result<Self, HwError> {
+        Self::from_env(Env::new(seed), mem, timing)
+    }
+
+    /// The same on an existing environment (e.g. one whose DUT is being traced).
+    pub fn from_env(mut env: Env, mut mem: Mem, timing: MemTiming) -> Result<Self, HwError> {
         let iq_base = mem.alloc_page()?;
-        let mut env = Env::new(seed);
+        let seed = env.dut.seed();
         env.mem = Some(MemAgent::new(mem, timing, seed));
         env.write64(reg::IQT, 0).map_err(csr_err)?;
         env.write64(reg::IQA, iq_base | (1 << 11))

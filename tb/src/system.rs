@@ -22,7 +22,13 @@ pub const DEV: Rid = 0x0010;
 /// A system with translation on: the driver model programmed the DUT's root table,
 /// invalidated its caches and set TE, as `intel_iommu_init` does.
 pub fn system(seed: u64, timing: MemTiming, quirks: DriverQuirks) -> Result<RtlKernel> {
-    let hw = RtlHw::new(seed, Mem::new(), timing)?;
+    system_on(&mut Env::new(seed), timing, quirks)
+}
+
+/// [`system`] on the DUT of `env` (taken over, so a waveform `run_test` opened on it shows
+/// the whole test).
+pub fn system_on(env: &mut Env, timing: MemTiming, quirks: DriverQuirks) -> Result<RtlKernel> {
+    let hw = RtlHw::from_env(env.take(), Mem::new(), timing)?;
     let drv = Driver::new(hw, quirks)?;
     let mut k = Kernel::new(drv, KernelConfig::default());
     k.add_device(DeviceDesc {

@@ -6,6 +6,7 @@
 //! seed and tracing on, and the failure names the waveform it wrote. The simulation is
 //! deterministic for a seed, so the traced re-run shows the same failure.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,7 +14,34 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
+use crate::dut::Dut;
 use crate::env::Env;
+
+thread_local! {
+    /// During a traced run: the first waveform's path and every waveform opened so far.
+    static AUTO_TRACE: RefCell<Option<(PathBuf, Vec<PathBuf>)>> = const { RefCell::new(None) };
+}
+
+/// Opens a waveform for `dut` when this thread is inside a traced run: the first DUT a test
+/// creates gets the run's path, later ones `<stem>-2.fst`, `<stem>-3.fst`, ...
+pub fn auto_trace(dut: &mut Dut) {
+    AUTO_TRACE.with(|t| {
+        if let Some((base, opened)) = &mut *t.borrow_mut() {
+            let path = if opened.is_empty() {
+                base.clone()
+            } else {
+                let stem = base
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                base.with_file_name(format!("{stem}-{}.fst", opened.len() + 1))
+            };
+            if dut.trace_start(&path).is_ok() {
+                opened.push(path);
+            }
+        }
+    });
+}
 
 /// Folder for waveforms: `$IOMMU_TB_WAVES_DIR`, else `target/waves` in the workspace.
 pub fn waves_dir() -> PathBuf {
@@ -126,20 +154,26 @@ pub fn write_gtkw(fst: &Path) -> io::Result<PathBuf> {
     Ok(path)
 }
 
-/// How one run of a test body ended.
-fn attempt<F>(seed: u64, trace: Option<&Path>, body: &F) -> anyhow::Result<()>
+/// How one run of a test body ended, and the waveforms it wrote.
+fn attempt<F>(seed: u64, trace: Option<&Path>, body: &F) -> (anyhow::Result<()>, Vec<PathBuf>)
 where
     F: Fn(&mut Env) -> anyhow::Result<()>,
 {
+    AUTO_TRACE.with(|t| *t.borrow_mut() = trace.map(|p| (p.to_owned(), Vec::new())));
     let res = catch_unwind(AssertUnwindSafe(|| -> anyhow::Result<()> {
         let mut env = Env::new(seed);
-        if let Some(p) = trace {
-            env.dut.trace_start(p)?;
-        }
         let r = body(&mut env).and_then(|()| env.check_assertions());
         env.dut.trace_stop();
         r
     }));
+    let opened = AUTO_TRACE
+        .with(|t| t.borrow_mut().take())
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    (attempt_result(res), opened)
+}
+
+fn attempt_result(res: std::thread::Result<anyhow::Result<()>>) -> anyhow::Result<()> {
     match res {
         Ok(r) => r,
         Err(panic) => {
@@ -158,7 +192,10 @@ pub struct TestFailure {
     pub name: String,
     pub seed: u64,
     pub cause: anyhow::Error,
+    /// The waveform of the first DUT the test created.
     pub waveform: PathBuf,
+    /// Waveforms of further DUTs the test created, in order.
+    pub more_waveforms: Vec<PathBuf>,
     pub gtkw: Option<PathBuf>,
     /// The traced re-run passed: the failure did not reproduce with the same seed.
     pub flaky: bool,
@@ -172,6 +209,9 @@ impl std::fmt::Display for TestFailure {
             self.name, self.seed, self.cause
         )?;
         write!(f, "  waveform: {}", self.waveform.display())?;
+        for w in &self.more_waveforms {
+            write!(f, "\n  waveform: {}", w.display())?;
+        }
         if self.flaky {
             write!(
                 f,
@@ -218,17 +258,25 @@ where
     F: Fn(&mut Env) -> anyhow::Result<()>,
 {
     let path = wave_path(dir, name, seed);
-    let cause = match attempt(seed, traced.then_some(path.as_path()), &body) {
+    let (first, mut opened) = attempt(seed, traced.then_some(path.as_path()), &body);
+    let cause = match first {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    let flaky = !traced && attempt(seed, Some(&path), &body).is_ok();
+    let mut flaky = false;
+    if !traced {
+        let (again, o) = attempt(seed, Some(&path), &body);
+        flaky = again.is_ok();
+        opened = o;
+    }
+    let more_waveforms = opened.into_iter().filter(|p| *p != path).collect();
     Err(TestFailure {
         name: name.to_owned(),
         seed,
         cause,
         gtkw: write_gtkw(&path).ok(),
         waveform: path,
+        more_waveforms,
         flaky,
     })
 }

@@ -21,8 +21,8 @@ fn rd(addr: u64, pasid: Option<u32>) -> MemRequest {
 #[test]
 fn hits_make_no_memory_access() -> Result<(), TestFailure> {
     for stage in [Stage::First, Stage::Second] {
-        run_test(&format!("iotlb_hits_{stage:?}"), 21, |_| {
-            let mut k = system(21, MemTiming::default(), DriverQuirks::default())?;
+        run_test(&format!("iotlb_hits_{stage:?}"), 21, |tb| {
+            let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;
             map(&mut k, d, 0x20_0000, 0x3_0000_0000, 0x1000, true, true)?;
             for p in [None, Some(pasid)] {
@@ -47,8 +47,8 @@ fn hits_make_no_memory_access() -> Result<(), TestFailure> {
 #[test]
 fn superpages_are_one_entry() -> Result<(), TestFailure> {
     for stage in [Stage::First, Stage::Second] {
-        run_test(&format!("iotlb_superpages_{stage:?}"), 22, |_| {
-            let mut k = system(22, MemTiming::default(), DriverQuirks::default())?;
+        run_test(&format!("iotlb_superpages_{stage:?}"), 22, |tb| {
+            let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;
             map(&mut k, d, 0x4000_0000, 0x2_4000_0000, 1 << 30, true, true)?; // 1 GiB
             map(&mut k, d, 0x8020_0000, 0x3_0020_0000, 2 << 20, true, false)?; // 2 MiB
@@ -114,8 +114,8 @@ fn flush_iotlb_only(k: &mut RtlKernel) -> anyhow::Result<()> {
 
 #[test]
 fn replacement_keeps_the_most_recent_pages() -> Result<(), TestFailure> {
-    run_test("iotlb_replacement", 23, |_| {
-        let mut k = system(23, MemTiming::default(), DriverQuirks::default())?;
+    run_test("iotlb_replacement", 23, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
         map(
             &mut k,
@@ -152,8 +152,8 @@ fn replacement_keeps_the_most_recent_pages() -> Result<(), TestFailure> {
 #[test]
 fn unmap_flushes_rid_and_pasid_tags() -> Result<(), TestFailure> {
     for stage in [Stage::First, Stage::Second] {
-        run_test(&format!("unmap_flushes_{stage:?}"), 24, |_| {
-            let mut k = system(24, MemTiming::default(), DriverQuirks::default())?;
+        run_test(&format!("unmap_flushes_{stage:?}"), 24, |tb| {
+            let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;
             map(&mut k, d, 0x30_0000, 0x7_0000_0000, 0x2000, true, true)?;
             for p in [None, Some(pasid)] {
@@ -181,11 +181,11 @@ fn unmap_flushes_rid_and_pasid_tags() -> Result<(), TestFailure> {
 
 #[test]
 fn skipping_the_pasid_flush_leaves_a_stale_translation_in_the_rtl() -> Result<(), TestFailure> {
-    run_test("skip_pasid_flush_rtl", 25, |_| {
+    run_test("skip_pasid_flush_rtl", 25, |tb| {
         let quirks = DriverQuirks {
             skip_pasid_flush: true,
         };
-        let mut k = system(25, MemTiming::default(), quirks)?;
+        let mut k = system_on(tb, MemTiming::default(), quirks)?;
         let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::First)?;
         map(&mut k, d, 0x30_0000, 0x7_0000_0000, 0x1000, true, true)?;
         check(&mut k, &rd(0x30_0000, Some(pasid)))?;
@@ -211,11 +211,11 @@ fn skipping_the_pasid_flush_leaves_a_stale_translation_in_the_rtl() -> Result<()
 
 #[test]
 fn second_stage_did_flush_covers_every_pasid() -> Result<(), TestFailure> {
-    run_test("ss_did_flush", 26, |_| {
+    run_test("ss_did_flush", 26, |tb| {
         let quirks = DriverQuirks {
             skip_pasid_flush: true,
         };
-        let mut k = system(26, MemTiming::default(), quirks)?;
+        let mut k = system_on(tb, MemTiming::default(), quirks)?;
         let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;
         map(&mut k, d, 0x30_0000, 0x7_0000_0000, 0x1000, true, true)?;
         check(&mut k, &rd(0x30_0000, Some(pasid)))?;

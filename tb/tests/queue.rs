@@ -46,8 +46,8 @@ fn status_word(hw: &mut RtlHw, status: u64) -> Result<u32> {
 
 #[test]
 fn queue_errors_stop_and_resume() -> Result<(), TestFailure> {
-    run_test("queue_errors", 31, |_| {
-        let mut k = system(31, MemTiming::default(), DriverQuirks::default())?;
+    run_test("queue_errors", 31, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let hw = hw(&mut k);
         let status = hw.mem().alloc_page()?;
         // (descriptor, IQEI): unknown type, reserved bit, bad granularity.
@@ -93,8 +93,8 @@ fn queue_errors_stop_and_resume() -> Result<(), TestFailure> {
 
 #[test]
 fn fetch_error_and_bad_tail() -> Result<(), TestFailure> {
-    run_test("queue_fetch_error", 32, |_| {
-        let mut k = system(32, MemTiming::default(), DriverQuirks::default())?;
+    run_test("queue_fetch_error", 32, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let hw = hw(&mut k);
         let base = hw.env.read64(reg::IQA)? & !0xfff;
         hw.mem().add_error_range(base, base + 0x1000);
@@ -123,8 +123,8 @@ fn fetch_error_and_bad_tail() -> Result<(), TestFailure> {
 
 #[test]
 fn wait_writes_status_and_raises_iwc() -> Result<(), TestFailure> {
-    run_test("queue_wait_iwc", 33, |_| {
-        let mut k = system(33, MemTiming::default(), DriverQuirks::default())?;
+    run_test("queue_wait_iwc", 33, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let hw = hw(&mut k);
         let status = hw.mem().alloc_page()? + 0x44; // upper half of a 64-bit word
         hw.env.write32(reg::IECTL, 0)?; // unmask
@@ -184,8 +184,8 @@ fn random_descriptor(rng: &mut ChaCha8Rng) -> [u64; 4] {
 
 #[test]
 fn rtl_accepts_exactly_what_the_model_decodes() -> Result<(), TestFailure> {
-    run_test("queue_decode_differential", 34, |_| {
-        let mut k = system(34, MemTiming::default(), DriverQuirks::default())?;
+    run_test("queue_decode_differential", 34, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let hw = hw(&mut k);
         let status = hw.mem().alloc_page()?;
         let mut rng = ChaCha8Rng::seed_from_u64(34);

@@ -36,8 +36,8 @@ fn fault_without_clearing(k: &mut RtlKernel, req: &MemRequest) -> Result<FaultRe
 
 #[test]
 fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
-    run_test("fault_overflow", 41, |_| {
-        let mut k = system(41, MemTiming::default(), DriverQuirks::default())?;
+    run_test("fault_overflow", 41, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let (_d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;
         let e = env(&mut k);
         let cap = Cap::decode(e.read64(reg::CAP)?);
@@ -107,8 +107,8 @@ fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
 
 #[test]
 fn masked_fault_event_sets_ip_only() -> Result<(), TestFailure> {
-    run_test("fault_masked", 42, |_| {
-        let mut k = system(42, MemTiming::default(), DriverQuirks::default())?;
+    run_test("fault_masked", 42, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         dma_domain_with_pasid(&mut k, Stage::First)?;
         let r = MemRequest::write(DEV, 0, 0x6000_0000, 1);
         fault_without_clearing(&mut k, &r)?;

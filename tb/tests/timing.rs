@@ -16,13 +16,13 @@ use rand_chacha::ChaCha8Rng;
 #[test]
 fn random_latency_and_backpressure_everywhere() -> Result<(), TestFailure> {
     for seed in 51..55u64 {
-        run_test("timing_random", seed, |_| {
+        run_test("timing_random", seed, |tb| {
             let timing = MemTiming {
                 min_latency: 1,
                 max_latency: 64,
                 ready_pct: 40,
             };
-            let mut k = system(seed, timing, DriverQuirks::default())?;
+            let mut k = system_on(tb, timing, DriverQuirks::default())?;
             let stage = if seed % 2 == 0 {
                 Stage::First
             } else {
@@ -64,8 +64,8 @@ fn random_latency_and_backpressure_everywhere() -> Result<(), TestFailure> {
 
 #[test]
 fn back_to_back_hits_one_per_cycle() -> Result<(), TestFailure> {
-    run_test("hit_throughput", 56, |_| {
-        let mut k = system(56, MemTiming::default(), DriverQuirks::default())?;
+    run_test("hit_throughput", 56, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;
         map(&mut k, d, 0x10_0000, 0x8_0000_0000, 0x1000, true, true)?;
         let req = MemRequest::read(DEV, 1, 0x10_0040, 1).with_pasid(pasid, false, false);

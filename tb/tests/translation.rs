@@ -38,8 +38,8 @@ fn translated(j: &iommu_tb::judge::Judged) -> anyhow::Result<u64> {
 #[test]
 fn rid_and_pasid_reach_the_same_pa() -> Result<(), TestFailure> {
     for stage in [Stage::First, Stage::Second] {
-        run_test(&format!("rid_and_pasid_{stage:?}"), 11, |_| {
-            let mut k = system(11, MemTiming::default(), DriverQuirks::default())?;
+        run_test(&format!("rid_and_pasid_{stage:?}"), 11, |tb| {
+            let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;
             map(&mut k, d, 0x10_0000, 0x8_0000_0000, 0x4000, true, true)?;
             for off in [0u64, 0x1010, 0x3ff0] {
