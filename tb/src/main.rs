@@ -1,5 +1,6 @@
 //! `iommu-tb`: command-line front end of the testbench.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +81,25 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         waves: Option<PathBuf>,
     },
+    /// The regression with functional coverage (bins and holes); with `--features
+    /// coverage`, also Verilator line/toggle coverage merged into an lcov .info file.
+    Coverage {
+        #[arg(long, default_value_t = 50)]
+        seeds: u64,
+        /// First seed (seeds are SEED, SEED+1, ...).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where the report, the per-seed .dat files and the merged .info go.
+        #[arg(long, value_name = "DIR", default_value = "target/coverage")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        tlps: usize,
+        #[arg(long, default_value_t = 30)]
+        ops: usize,
+    },
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -156,6 +176,7 @@ fn regress(
     let totals = Mutex::new(regress::Report::default());
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
+    let progress = std::io::stderr().is_terminal();
     let failures: Mutex<Vec<TestFailure>> = Mutex::new(Vec::new());
     let t0 = Instant::now();
     std::thread::scope(|s| {
@@ -168,7 +189,7 @@ fn regress(
                     failures.lock().unwrap_or_else(|p| p.into_inner()).push(f);
                 }
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d % 10 == 0 || d == list.len() {
+                if progress && (d % 10 == 0 || d == list.len()) {
                     eprint!("\r[{d}/{}] {:.1} s", list.len(), t0.elapsed().as_secs_f64());
                 }
             });
@@ -177,10 +198,11 @@ fn regress(
     eprintln!();
     let t = totals.into_inner().unwrap_or_else(|p| p.into_inner());
     eprintln!(
-        "judged requests: {} ({} translated, {} faults, {} inside an invalidation window), {} cycles, {:.1} s",
+        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles, {:.1} s",
         t.requests,
         t.translated,
         t.faults,
+        t.concurrent,
         t.in_window,
         t.cycles,
         t0.elapsed().as_secs_f64()
@@ -192,6 +214,114 @@ fn regress(
         eprintln!("failing seeds (replay with `iommu-tb replay --seed S`): {seeds_failed:?}");
     }
     Ok((list.len() - failed.len(), failed.len()))
+}
+
+/// The regression's seeds with every request and descriptor sampled into functional
+/// coverage; in a `--features coverage` build each seed's DUT also writes Verilator's
+/// coverage, merged at the end with `verilator_coverage`.
+fn coverage(
+    seeds: u64,
+    first: u64,
+    jobs: Option<usize>,
+    out: &std::path::Path,
+    tlps: usize,
+    ops: usize,
+) -> Result<(usize, usize)> {
+    use iommu_tb::coverage::{genhtml_command, verilator_merge, Coverage};
+    let verilated = cfg!(feature = "coverage");
+    let dat_dir = out.join("verilator");
+    std::fs::create_dir_all(&dat_dir)
+        .with_context(|| format!("cannot create {}", dat_dir.display()))?;
+    for e in std::fs::read_dir(&dat_dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("seed-") && name.ends_with(".dat") {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    let ucfg = Config {
+        tlps,
+        ..Config::default()
+    };
+    let rcfg = regress::Config {
+        ops,
+        ..regress::Config::default()
+    };
+    let list: Vec<u64> = (0..seeds).map(|i| first.wrapping_add(i)).collect();
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    eprintln!(
+        "coverage: {} seeds from {first}, {jobs} jobs{}",
+        list.len(),
+        if verilated {
+            "; Verilator coverage on"
+        } else {
+            ""
+        }
+    );
+    let total = Mutex::new(Coverage::new());
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<TestFailure>> = Mutex::new(Vec::new());
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = list.get(i) else { break };
+                let r = waves::run_test_in(&waves::waves_dir(), false, "coverage", seed, |env| {
+                    untranslated::run(env, seed, &ucfg)?;
+                    let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
+                    let mut c = Coverage::new();
+                    regress::run_with_coverage(&mut k, seed, &rcfg, Some(&mut c))?;
+                    if verilated {
+                        let path = dat_dir.join(format!("seed-{seed}.dat"));
+                        k.ops_mut().hw_mut().env.dut.coverage_write(&path)?;
+                    }
+                    total.lock().unwrap_or_else(|p| p.into_inner()).merge(&c);
+                    Ok(())
+                });
+                if let Err(f) = r {
+                    eprintln!("\nFAIL {f}");
+                    failures.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+                }
+            });
+        }
+    });
+    let cov = total.into_inner().unwrap_or_else(|p| p.into_inner());
+    let report = cov.report();
+    println!("{report}");
+    let txt = out.join("functional.txt");
+    std::fs::write(&txt, &report).with_context(|| format!("cannot write {}", txt.display()))?;
+    println!("functional coverage report: {}", txt.display());
+    if verilated {
+        let mut dats: Vec<PathBuf> = std::fs::read_dir(&dat_dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "dat"))
+            .collect();
+        dats.sort();
+        let v = verilator_merge(&dats, out)?;
+        println!(
+            "Verilator line/toggle coverage ({} runs): {}/{} points ({:.1}%); annotated sources: {}",
+            dats.len(),
+            v.covered,
+            v.points,
+            100.0 * v.covered as f64 / v.points.max(1) as f64,
+            v.annotated.display()
+        );
+        println!(
+            "lcov: {} (one count per line; the point count above is the real one); render: {}",
+            v.info.display(),
+            genhtml_command(&v.info, out)
+        );
+    } else {
+        println!(
+            "Verilator line/toggle coverage: not in this build; run `cargo run --release -p iommu-tb --features coverage -- coverage` for it"
+        );
+    }
+    eprintln!("{:.1} s", t0.elapsed().as_secs_f64());
+    let failed = failures.into_inner().unwrap_or_else(|p| p.into_inner()).len();
+    Ok((list.len() - failed, failed))
 }
 
 fn bench_bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
@@ -331,6 +461,14 @@ fn main() -> ExitCode {
         Cmd::BenchXlate { latency, hits } => bench_xlate(&latency, hits)
             .context("bench-xlate")
             .map(|()| (1, 0)),
+        Cmd::Coverage {
+            seeds,
+            seed,
+            jobs,
+            out,
+            tlps,
+            ops,
+        } => coverage(seeds, seed, jobs, &out, tlps, ops),
         Cmd::BenchBridge { cycles, waves } => bench_bridge(cycles, waves)
             .context("bench-bridge")
             .map(|()| (1, 0)),

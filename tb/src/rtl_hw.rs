@@ -11,9 +11,24 @@ use iommu_model::driver::{HwError, IommuHw};
 use iommu_model::mem::{Mem, PhysMem};
 use iommu_model::qi::Descriptor;
 
+use std::collections::VecDeque;
+
 use crate::agents::mem::{MemAgent, MemTiming};
+use crate::agents::tlp::{exchange, Egress};
 use crate::csr::{fsts, gcmd, reg};
 use crate::env::Env;
+use crate::judge::{take_fault_records, FaultRecord, REQUEST_TIMEOUT};
+use crate::tlp::{self, MemRequest};
+
+/// Device traffic that runs while the driver waits for its invalidations, as DMA does
+/// while Linux spins in `qi_submit_sync`: each request is sent and answered while the DUT
+/// fetches and executes the queue.
+#[derive(Debug, Default)]
+pub struct Background {
+    pub pending: VecDeque<MemRequest>,
+    /// Each request sent, what left the unit for it, and the fault records it made.
+    pub done: Vec<(MemRequest, Vec<Egress>, Vec<FaultRecord>)>,
+}
 
 /// Cycles a queued batch may take before `submit` reports a hang.
 pub const SUBMIT_TIMEOUT: u64 = 20_000;
@@ -28,6 +43,8 @@ pub struct RtlHw {
     iq_tail: u64,
     /// Descriptors submitted so far (all batches), for reports.
     pub submitted: Vec<Descriptor>,
+    /// Traffic to send while a submitted batch is in flight.
+    pub background: Option<Background>,
 }
 
 fn csr_err(e: impl std::fmt::Display) -> HwError {
@@ -58,6 +75,7 @@ impl RtlHw {
             iq_base,
             iq_tail: 0,
             submitted: Vec::new(),
+            background: None,
         })
     }
 
@@ -144,8 +162,22 @@ impl IommuHw for RtlHw {
         let word = status_addr & !7;
         let shift = if status_addr & 4 != 0 { 32 } else { 0 };
         let start = self.env.dut.cycle();
+        let mut next_check = 256;
         loop {
-            self.env.tick();
+            let next = self.background.as_mut().and_then(|b| b.pending.pop_front());
+            if let Some(req) = next {
+                let w = tlp::encode(&req)
+                    .map_err(|e| HwError::Queue(format!("background request: {e}")))?;
+                let got = exchange(&mut self.env, &w, REQUEST_TIMEOUT)
+                    .map_err(|e| HwError::Queue(format!("{e:#}")))?;
+                let recs = take_fault_records(&mut self.env)
+                    .map_err(|e| HwError::Queue(format!("{e:#}")))?;
+                if let Some(b) = &mut self.background {
+                    b.done.push((req, got, recs));
+                }
+            } else {
+                self.env.tick();
+            }
             let landed = self
                 .mem_agent()
                 .mem
@@ -156,7 +188,8 @@ impl IommuHw for RtlHw {
                 return Ok(());
             }
             let waited = self.env.dut.cycle() - start;
-            if waited % 256 == 0 {
+            if waited >= next_check {
+                next_check = waited + 256;
                 let f = self.env.read32(reg::FSTS).map_err(csr_err)?;
                 if f & fsts::IQE != 0 {
                     let iqer = self.env.read64(reg::IQER).map_err(csr_err)?;

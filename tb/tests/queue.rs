@@ -239,3 +239,122 @@ fn rtl_accepts_exactly_what_the_model_decodes() -> Result<(), TestFailure> {
         Ok(())
     })
 }
+
+/// A walk that read the old leaf before an unmap and finishes after the unmap's flush was
+/// fetched must not leave its translation behind: the invalidation waits for it.
+#[test]
+fn invalidation_waits_for_walks_in_flight() -> Result<(), TestFailure> {
+    use iommu_model::kernel::Stage;
+    use iommu_tb::tlp::MemRequest;
+    for stage in [Stage::Second, Stage::First] {
+        run_test(&format!("inval_vs_walk_{stage:?}"), 35, |tb| {
+            let timing = MemTiming {
+                min_latency: 40,
+                max_latency: 40,
+                ready_pct: 100,
+            };
+            let mut k = system_on(tb, timing, DriverQuirks::default())?;
+            let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;
+            map(&mut k, d, 0x50_0000, 0xa_0000_0000, 0x1000, true, true)?;
+            let req = MemRequest::read(DEV, 7, 0x50_0080, 1).with_pasid(pasid, false, false);
+            let words = iommu_tb::tlp::encode(&req)?;
+            // Start a cold walk and let it read the leaf (the 18th read), then unmap while
+            // the leaf's response is still 40 cycles away.
+            take_reads(&mut k);
+            {
+                let e = env(&mut k);
+                e.inp.rx_valid = true;
+                e.inp.rx_nprefix = words.prefix_count as u8;
+                e.inp.rx_prefix = words.prefix;
+                e.inp.rx_hdr = words.header;
+                loop {
+                    let out = e.tick();
+                    if out.rx_ready {
+                        break;
+                    }
+                }
+                e.inp.rx_valid = false;
+                let mut waited = 0;
+                while e.mem.as_ref().map_or(0, |m| m.reads()) < 18 {
+                    e.tick();
+                    waited += 1;
+                    ensure!(waited < 5000, "the walk never reached its leaf");
+                }
+            }
+            unmap(&mut k, d, 0x50_0000, 0x1000)?;
+            // The page is gone: no stale translation may have been filled after the flush.
+            let j = check(&mut k, &req)?;
+            ensure!(
+                matches!(j.walk.outcome, iommu_model::golden::Outcome::Fault(_)),
+                "{}",
+                j.walk.outcome
+            );
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// A TLP translated before an invalidation must leave the unit before the wait behind that
+/// invalidation completes: held in the egress stage by back-pressure, it holds the wait.
+#[test]
+fn wait_completes_only_after_translated_tlps_left() -> Result<(), TestFailure> {
+    use iommu_model::kernel::Stage;
+    use iommu_model::qi::{Descriptor, IotlbGran};
+    use iommu_tb::tlp::MemRequest;
+    run_test("wait_after_egress", 36, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
+        let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
+        map(&mut k, d, 0x50_0000, 0xa_0000_0000, 0x1000, true, true)?;
+        let req = MemRequest::read(DEV, 9, 0x50_0100, 1);
+        check(&mut k, &req)?; // the IOTLB now holds the translation
+        let words = iommu_tb::tlp::encode(&req)?;
+        let hw = hw(&mut k);
+        let status = hw.mem().alloc_page()?;
+        // The hit goes into the egress stage and stays there: tx is not ready.
+        hw.env.inp.tx_ready = false;
+        hw.env.inp.rx_valid = true;
+        hw.env.inp.rx_nprefix = 0;
+        hw.env.inp.rx_hdr = words.header;
+        loop {
+            if hw.env.tick().rx_ready {
+                break;
+            }
+        }
+        hw.env.inp.rx_valid = false;
+        hw.env.idle(4);
+        ensure!(
+            hw.env.out.tx_valid,
+            "the translated TLP is not waiting in the egress stage"
+        );
+        // Flush everything and wait, while the old translation is still inside the unit.
+        hw.queue(&[
+            Descriptor::Iotlb {
+                gran: IotlbGran::Global,
+                dr: false,
+                dw: false,
+                did: 0,
+                addr: 0,
+                am: 0,
+                ih: false,
+            }
+            .encode(),
+            wait_desc(status, 0x5a5a, false),
+        ])?;
+        hw.env.idle(300);
+        ensure!(
+            status_word(hw, status)? != 0x5a5a,
+            "the wait completed while a TLP translated before it was still inside"
+        );
+        // Let it go: it leaves, then the wait completes.
+        hw.env.inp.tx_ready = true;
+        let out = hw.env.tick();
+        ensure!(out.tx_valid, "the held TLP did not leave");
+        hw.env.idle(100);
+        ensure!(
+            status_word(hw, status)? == 0x5a5a,
+            "the wait never completed"
+        );
+        Ok(())
+    })
+}
