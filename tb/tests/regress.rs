@@ -35,6 +35,7 @@ fn random_regression_finds_the_skipped_pasid_flush() {
         quirks: DriverQuirks {
             skip_pasid_flush: true,
         },
+        ..Config::default()
     };
     let found = (0..300u64).find_map(|seed| {
         let mut env = iommu_tb::env::Env::new(seed);
