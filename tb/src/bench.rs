@@ -150,3 +150,78 @@ pub fn hit_stream(n: u64) -> Result<HitStream> {
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
+
+/// Checked throughput of one traffic mix.
+pub struct CheckedMix {
+    pub name: &'static str,
+    pub tlps: u64,
+    pub cycles: u64,
+    pub seconds: f64,
+    pub traced: bool,
+}
+
+/// Checked TLPs per second through the streaming scoreboard: a hit-heavy mix (one 2 MiB
+/// superpage, warm) and a miss-heavy one (64 pages spread over 64 2 MiB regions: every
+/// request misses the 32-entry IOTLB), optionally with an FST waveform being written.
+pub fn checked_mixes(tlps: usize, waves: Option<&std::path::Path>) -> Result<Vec<CheckedMix>> {
+    use crate::scoreboard::check_burst;
+    use crate::system::hw_state;
+    use rand::{Rng, SeedableRng};
+    let mut rows = Vec::new();
+    for (name, hits) in [("hit-heavy", true), ("miss-heavy", false)] {
+        let mut k = system(3, MemTiming::default(), DriverQuirks::default())?;
+        let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;
+        if hits {
+            map(&mut k, d, 0x20_0000, 0x8_0020_0000, 2 << 20, true, true)?;
+        } else {
+            for i in 0..64u64 {
+                map(
+                    &mut k,
+                    d,
+                    0x4000_0000 + i * (2 << 20),
+                    0x9_0000_0000 + i * 0x1000,
+                    0x1000,
+                    true,
+                    true,
+                )?;
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let reqs: Vec<MemRequest> = (0..tlps)
+            .map(|i| {
+                let addr = if hits {
+                    0x20_0000 + (rng.gen_range(0..(2u64 << 20) / 64) * 64)
+                } else {
+                    0x4000_0000 + (i as u64 % 64) * (2 << 20) + rng.gen_range(0..64u64) * 64
+                };
+                let r = if rng.gen_bool(0.5) {
+                    MemRequest::read(crate::system::DEV, (i & 0xff) as u16, addr, 2)
+                } else {
+                    MemRequest::write(crate::system::DEV, 0, addr, 2)
+                };
+                if rng.gen_bool(0.5) {
+                    r.with_pasid(pasid, false, false)
+                } else {
+                    r
+                }
+            })
+            .collect();
+        let hw = hw_state(&k);
+        let e = env(&mut k);
+        if let Some(dir) = waves {
+            e.dut.trace_start(&dir.join(format!("bench-{name}.fst")))?;
+        }
+        let t0 = Instant::now();
+        let r = check_burst(e, &hw, &reqs, 5, 0, 100)?;
+        let seconds = t0.elapsed().as_secs_f64();
+        e.dut.trace_stop();
+        rows.push(CheckedMix {
+            name,
+            tlps: r.sent,
+            cycles: r.cycles,
+            seconds,
+            traced: waves.is_some(),
+        });
+    }
+    Ok(rows)
+}
