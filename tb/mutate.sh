@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Mutation testing of the testbench: applies one RTL mutation at a time to a copy of the
+# tree, runs the tests and a short regression on it, and reports whether the testbench
+# noticed (DETECTED, with the first failing test) or not (SURVIVED).
+#
+#   bash tb/mutate.sh                 every mutation
+#   bash tb/mutate.sh NAME...         only these
+#   bash tb/mutate.sh --list          names and descriptions
+#   bash tb/mutate.sh --check         only check that every edit applies to rtl/
+#
+# Environment:
+#   MUTATE_DIR         work area (default ${TMPDIR:-/tmp}/iommu-tb-mutate): the tree copy and
+#                      the cargo target directory shared by every mutation, so only the
+#                      verilated model is rebuilt. Never the project's own target directory:
+#                      a mutant's binaries would replace the real ones there.
+#   MUTATE_SEEDS       seeds of `iommu-tb regress` after the tests (default 50)
+#   MUTATE_TIMEOUT     seconds per test target before it counts as hung (default 900)
+#
+# /work's rtl/ is never modified: the working tree (uncommitted edits included; target/,
+# .git and .venv left out) is copied once, and each mutation edits the copy and is undone
+# before the next. The unmutated copy must pass first. Exit status: 0 when every mutation is
+# detected, 1 when one survives, 2 on a usage or setup error (an edit that does not apply
+# exactly once, or a mutant that does not build, e.g. by lint, is a setup error).
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${MUTATE_DIR:-${TMPDIR:-/tmp}/iommu-tb-mutate}
+seeds=${MUTATE_SEEDS:-50}
+limit=${MUTATE_TIMEOUT:-900}
+tree=$work/tree
+logs=$work/logs
+export CARGO_TARGET_DIR=$work/target
+export CARGO_TERM_COLOR=never
+
+# ---------------------------------------------------------------------------------------------
+# The mutations: name, file, what the bug is, the exact text to replace (must occur exactly
+# once in the file), and its replacement.
+# ---------------------------------------------------------------------------------------------
+names=() files=() descs=() olds=() news=()
+mut() { names+=("$1"); files+=("$2"); descs+=("$3"); olds+=("$4"); news+=("$5"); }
+
+mut iotlb-pasid-tag rtl/iommu_iotlb.sv \
+  "IOTLB lookup ignores the PASID tag (RID- and PASID-tagged entries alias)" \
+  'entry_q[i].did == lk_did_i && entry_q[i].pasid == lk_pasid_i' \
+  'entry_q[i].did == lk_did_i'
+mut iotlb-did-tag rtl/iommu_iotlb.sv \
+  "IOTLB lookup ignores the DID tag" \
+  'valid_q[i] && entry_q[i].did == lk_did_i && entry_q[i].pasid' \
+  'valid_q[i] && entry_q[i].pasid'
+mut perm-write-ss rtl/iommu_pkg.sv \
+  "second stage: a write without W is allowed" \
+  $'        if (!write && !l.r) return FrReadDenied;\n        if (write && !l.w) return FrWriteDenied;\n' \
+  $'        if (!write && !l.r) return FrReadDenied;\n'
+mut perm-write-fs rtl/iommu_pkg.sv \
+  "first stage: a write without R/W is allowed" \
+  $'        if (!pmr && !l.us) return FrFsUserAccess;\n        if (write && !l.w) return FrWriteDenied;\n' \
+  $'        if (!pmr && !l.us) return FrFsUserAccess;\n'
+mut perm-us rtl/iommu_pkg.sv \
+  "first stage: a user request to a supervisor page (U/S=0) is allowed" \
+  $'        if (!pmr && !l.us) return FrFsUserAccess;\n' \
+  ''
+mut perm-xd rtl/iommu_pkg.sv \
+  "first stage: execute of an XD page is allowed" \
+  $'        if (er && l.xd) return FrFsExecute;\n' \
+  ''
+mut pmr-sre rtl/iommu_pkg.sv \
+  "PMR with SRE=0 is not a fault" \
+  $'    if (eff_pmr(p, r) && !p.sre) return FrPmrDisabled;\n' \
+  ''
+mut hit-perm rtl/iommu_top.sv \
+  "IOTLB hit path skips the permission check (a read-filled entry serves a write)" \
+  $'end else if (tl_hit && leaf_check(pc_info.pgtt, tl_leaf, a_req.write,\n                                        eff_pmr(pc_info, a_req), eff_er(a_req)) == FrNone) begin' \
+  'end else if (tl_hit) begin'
+mut psi-no-addr-match rtl/iommu_iotlb.sv \
+  "page-selective IOTLB invalidation skips the address match (flushes the whole DID; legal over-invalidation, caught only by a precision check)" \
+  'InvDidPage:      inv_hit[i] = did_ok && addr_ok;' \
+  'InvDidPage:      inv_hit[i] = did_ok;'
+mut psi-superpage rtl/iommu_iotlb.sv \
+  "page-selective invalidation ignores the entry's page size (a 4K flush inside a 2M/1G entry misses it)" \
+  'ignore   = range_mask | size_mask(entry_q[i].leaf.size);' \
+  'ignore   = range_mask;'
+mut psi-am rtl/iommu_iotlb.sv \
+  "page-selective invalidation ignores the address mask (AM): a range flush removes one page" \
+  "range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);" \
+  "range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : '0;"
+mut piotlb-gran rtl/iommu_qi.sv \
+  "PASID-selective IOTLB invalidation (type 6, granularity 2) is executed as page-selective" \
+  "dec_cmd.kind  = (gran == 2'd3) ? InvDidPasidPage : InvDidPasid;" \
+  'dec_cmd.kind  = InvDidPasidPage;'
+mut pcache-pasid-inv rtl/iommu_pasid_cache.sv \
+  "PASID-cache invalidation of one (DID, PASID) removes nothing" \
+  'InvDidPasid: inv_hit[i] = did_ok && pasid_ok;' \
+  "InvDidPasid: inv_hit[i] = 1'b0;"
+mut ccache-device-inv rtl/iommu_pasid_cache.sv \
+  "device-selective context-cache invalidation removes nothing" \
+  'InvSid:      inv_hit[i] = sid_ok;' \
+  "InvSid:      inv_hit[i] = 1'b0;"
+mut walker-pte-rsvd rtl/iommu_walker.sv \
+  "page walk: address bits 51:48 of a table entry are not checked as reserved" \
+  "(e & PteAboveHaw) != '0 || " \
+  ''
+mut fpd-pasid-entry rtl/iommu_walker.sv \
+  "the PASID entry's FPD is ignored (its faults are recorded)" \
+  'fpd:      fpd_q | qw0_q[1],' \
+  'fpd:      fpd_q,'
+mut frcd-overwrite rtl/iommu_regfile.sv \
+  "fault recording overwrites a pending record instead of setting PFO" \
+  'end else if (frcd_f_q[fr_next_q]) begin' \
+  "end else if (1'b0) begin"
+mut frcd-pasid rtl/iommu_top.sv \
+  "fault records carry PASID 0" \
+  "pasid:  a_req.has_pasid ? a_req.pasid : '0," \
+  "pasid:  '0,"
+mut tlp-two-pasid-prefixes rtl/iommu_tlp_decode.sv \
+  "a TLP with two PASID prefixes is not malformed" \
+  'if (prefix_i[i][31:24] != PrefixPasid || has_pasid) begin' \
+  'if (prefix_i[i][31:24] != PrefixPasid) begin'
+mut tlp-crossing rtl/iommu_tlp_decode.sv \
+  "the 4 KiB crossing check is off by one DW" \
+  "assign crosses = ({1'b0, addr[11:2]} + len_dw) > 11'd1024;" \
+  "assign crosses = ({1'b0, addr[11:2]} + len_dw) > 11'd1025;"
+mut qi-wait-no-drain rtl/iommu_qi.sv \
+  "a wait descriptor completes without waiting for translations in flight" \
+  $'        if (xlate_idle_i) begin\n          if (dec_is_wait) begin' \
+  $'        if (xlate_idle_i || dec_is_wait) begin\n          if (dec_is_wait) begin'
+
+# ---------------------------------------------------------------------------------------------
+
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+
+selected=()
+check=
+for a in "$@"; do
+  case $a in
+    --check) check=1 ;;
+    --list)
+      for i in "${!names[@]}"; do printf '%-24s %-26s %s\n' "${names[$i]}" "${files[$i]}" "${descs[$i]}"; done
+      exit 0 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "unknown option $a" >&2; usage >&2; exit 2 ;;
+    *)
+      found=
+      for i in "${!names[@]}"; do [ "${names[$i]}" = "$a" ] && found=$i; done
+      if [ -z "$found" ]; then echo "no mutation named $a (see --list)" >&2; exit 2; fi
+      selected+=("$found") ;;
+  esac
+done
+if [ "${#selected[@]}" -eq 0 ]; then selected=("${!names[@]}"); fi
+
+command -v python3 >/dev/null || { echo "python3 is needed to apply the edits" >&2; exit 2; }
+
+# Replaces OLD by NEW in FILE; fails unless OLD occurs exactly once.
+apply() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, old, new = sys.argv[1:4]
+text = open(path).read()
+n = text.count(old)
+if n != 1:
+    sys.stderr.write(f"{path}: the text to mutate occurs {n} times (need exactly 1):\n{old}\n")
+    sys.exit(1)
+open(path, "w").write(text.replace(old, new))
+PY
+}
+
+if [ -n "$check" ]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  bad=0
+  for i in "${selected[@]}"; do
+    cp "$root/${files[$i]}" "$tmp/f"
+    if apply "$tmp/f" "${olds[$i]}" "${news[$i]}" && ! cmp -s "$tmp/f" "$root/${files[$i]}"; then
+      echo "applies: ${names[$i]}"
+    else
+      echo "DOES NOT APPLY: ${names[$i]}"; bad=1
+    fi
+  done
+  exit $((bad * 2))
+fi
+
+# The test targets, cheapest and most pointed first; then any others tb/tests/ holds.
+targets=()
+for t in translation fault_codes iotlb queue recording timing registers untranslated coverage regress; do
+  [ -f "$root/tb/tests/$t.rs" ] && targets+=("$t")
+done
+for f in "$root"/tb/tests/*.rs; do
+  t=$(basename "$f" .rs)
+  case " ${targets[*]} " in *" $t "*) ;; *) targets+=("$t") ;; esac
+done
+
+mkdir -p "$work" "$logs"
+echo "copying $root to $tree (without target/, .git, .venv)"
+rm -rf "$tree" && mkdir -p "$tree"
+tar -C "$root" --exclude=./target --exclude=./.git --exclude=./.venv -cf - . | tar -C "$tree" -xf - \
+  || { echo "copy failed" >&2; exit 2; }
+mkdir -p "$work/orig"
+
+# Runs the test targets, then the regression, on the tree as it is. Prints one line:
+# PASS, or FAIL <what failed first>. The full output goes to $1.
+run_suite() {
+  local log=$1 t first
+  : >"$log"
+  if ! (cd "$tree" && timeout "$limit" cargo build --release -p iommu-tb --tests --bins) >>"$log" 2>&1; then
+    echo "BUILD"; return
+  fi
+  for t in lib "${targets[@]}"; do
+    local sel=(--test "$t")
+    [ "$t" = lib ] && sel=(--lib)
+    (cd "$tree" && timeout "$limit" cargo test --release -p iommu-tb "${sel[@]}") >>"$log" 2>&1
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+      first=$(grep -m1 -E '^test .* \.\.\. FAILED$' "$log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/')
+      if [ $rc -eq 124 ]; then first="${first:-hung (timeout ${limit}s)}"; fi
+      echo "FAIL $t::${first:-?}"; return
+    fi
+  done
+  (cd "$tree" && timeout "$limit" "$CARGO_TARGET_DIR/release/iommu-tb" regress --seeds "$seeds" --jobs 2) >>"$log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    first=$(grep -m1 -oE 'FAIL [^:]*seed [0-9a-fx]+' "$log" || true)
+    echo "FAIL regress --seeds $seeds: ${first:-exit $rc}"; return
+  fi
+  echo "PASS"
+}
+
+t_all=$(date +%s)
+echo "baseline (unmutated copy) ..."
+base=$(run_suite "$logs/baseline.log")
+if [ "$base" != PASS ]; then
+  echo "the unmutated tree does not pass ($base); see $logs/baseline.log" >&2
+  exit 2
+fi
+echo "baseline passes ($(( $(date +%s) - t_all )) s)"
+
+results=()
+survived=0
+unbuilt=0
+for i in "${selected[@]}"; do
+  name=${names[$i]} file=${files[$i]}
+  t0=$(date +%s)
+  cp "$tree/$file" "$work/orig/$name"
+  if ! apply "$tree/$file" "${olds[$i]}" "${news[$i]}"; then
+    cp "$work/orig/$name" "$tree/$file"
+    echo "mutation $name did not apply to $file: fix the mutation list" >&2
+    exit 2
+  fi
+  if cmp -s "$tree/$file" "$work/orig/$name"; then
+    echo "mutation $name left $file unchanged" >&2
+    exit 2
+  fi
+  res=$(run_suite "$logs/$name.log")
+  # Undo (a fresh mtime, so the next build re-verilates).
+  cp "$work/orig/$name" "$tree/$file"
+  dt=$(( $(date +%s) - t0 ))
+  case $res in
+    PASS)  verdict=SURVIVED; how="every test and regress --seeds $seeds passed"; survived=$((survived + 1)) ;;
+    BUILD) verdict="NOT BUILT"; how="fix the mutation: see $logs/$name.log"; unbuilt=$((unbuilt + 1)) ;;
+    *)     verdict=DETECTED; how=${res#FAIL } ;;
+  esac
+  line=$(printf '| %s | `%s` | %s | %s | %s | %d s |' "$name" "$file" "${descs[$i]}" "$verdict" "$how" "$dt")
+  results+=("$line")
+  echo "$line"
+done
+
+echo
+echo "| mutation | file | bug | verdict | first failure | time |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${results[@]}"
+echo
+echo "$(( ${#selected[@]} - survived - unbuilt )) detected, $survived survived, $unbuilt not built; wall time $(( $(date +%s) - t_all )) s; logs in $logs"
+if [ "$unbuilt" -gt 0 ]; then exit 2; fi
+[ "$survived" -eq 0 ]

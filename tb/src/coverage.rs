@@ -1,0 +1,810 @@
+//! Functional coverage of the random regression, and the Verilator line/toggle coverage
+//! files of a `--features coverage` build.
+//!
+//! # Bins
+//!
+//! Every axis the issue names is sampled, but not as one blind cross product: most of
+//! such a cross is unreachable (a pass-through request has no page size, a request
+//! without a PASID prefix has no PMR/ER bit) or meaningless (which fault reason a 2 MiB
+//! leaf produced). The bins are grouped into crosses of the axes that interact in the
+//! RTL, with the unreachable combinations left out of the bin space, so every hole the
+//! report lists is a real one:
+//!
+//! - **translated** = request kind x path (RID / PASID) x stage (PGTT) x page size x cache
+//!   state. These are the axes that select different hardware: the IOTLB tag (path),
+//!   the walk format (stage), the leaf level and the IOTLB's size mask (page size), and
+//!   which of the hit path, the page walk from a cached PASID entry, or the full walk
+//!   produced the result (cache state: IOTLB hit / miss with the PASID entry cached /
+//!   cold miss, told apart by the memory reads the request caused). Pass-through has
+//!   only 4 KiB "pages" and no IOTLB entry, so its only states are a PASID-entry cache
+//!   hit and a cold walk.
+//! - **request** = request kind x path x PMR x ER x domain type (the kernel's view of
+//!   what the request's RID or PASID is attached to). PMR and ER travel in the PASID
+//!   prefix, so a RID request has them clear; an SVA domain is only reachable through a
+//!   PASID.
+//! - **fault** = fault reason x path. A PASID prefix is needed for 0x45 and 0x5C; the
+//!   driver never sets the context's RID_PRIV, so 0x5D needs one too.
+//! - **recording**: a fault recorded, or suppressed by FPD.
+//! - **window**: requests answered while an unmap's flush was still open (the oracle also
+//!   allows the old translation), and requests sent while a submitted batch of descriptors
+//!   was executing, translated or faulting.
+//! - **invalidation**: descriptor type x granularity of every descriptor the driver
+//!   submitted (page-selective ones split into a single page, AM = 0, and a range).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use iommu_model::golden::{self, Outcome, Pgtt, Request, Walk};
+use iommu_model::kernel::{DomainType, Stage as KStage};
+use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran, PiotlbGran};
+use iommu_model::FaultReason;
+
+use crate::system::{hw_state, RtlKernel};
+
+/// Memory read or write request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+/// How the request names its address space: no prefix (the context's RID_PASID) or a
+/// PASID prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Via {
+    Rid,
+    Pasid,
+}
+
+/// The PASID entry's PGTT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum XStage {
+    First,
+    Second,
+    PassThrough,
+}
+
+/// Leaf size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Size {
+    K4,
+    M2,
+    G1,
+}
+
+/// Which part of the unit produced a translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cache {
+    /// No memory read: IOTLB hit (pass-through: PASID-entry cache hit).
+    Hit,
+    /// Page walk only: the PASID entry was cached.
+    WalkEntryCached,
+    /// Root, context, PASID directory and PASID entry read, then the page walk.
+    Cold,
+}
+
+impl Cache {
+    /// From the number of memory reads a translated request caused: a full structure walk
+    /// reads 14 quadwords (root 1, context 4, directory 1, PASID entry 8) before the page
+    /// walk's 1 to 4.
+    pub fn from_reads(reads: usize) -> Self {
+        match reads {
+            0 => Self::Hit,
+            1..=4 => Self::WalkEntryCached,
+            _ => Self::Cold,
+        }
+    }
+}
+
+/// The kernel's view of what a request's RID or PASID is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Domain {
+    /// Unknown device, or no domain at that PASID.
+    NotAttached,
+    Blocked,
+    Identity,
+    PagingFirst,
+    PagingSecond,
+    Sva,
+}
+
+/// One descriptor type and granularity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Inval {
+    ContextGlobal,
+    ContextDomain,
+    ContextDevice,
+    IotlbGlobal,
+    IotlbDomain,
+    IotlbPage,
+    IotlbPageRange,
+    PasidIotlbPasid,
+    PasidIotlbPage,
+    PasidIotlbPageRange,
+    PasidCacheDomain,
+    PasidCachePasid,
+    PasidCacheGlobal,
+    Wait,
+}
+
+impl Inval {
+    pub const ALL: [Inval; 14] = [
+        Self::ContextGlobal,
+        Self::ContextDomain,
+        Self::ContextDevice,
+        Self::IotlbGlobal,
+        Self::IotlbDomain,
+        Self::IotlbPage,
+        Self::IotlbPageRange,
+        Self::PasidIotlbPasid,
+        Self::PasidIotlbPage,
+        Self::PasidIotlbPageRange,
+        Self::PasidCacheDomain,
+        Self::PasidCachePasid,
+        Self::PasidCacheGlobal,
+        Self::Wait,
+    ];
+
+    pub fn of(d: &Descriptor) -> Self {
+        match *d {
+            Descriptor::ContextCache { gran, .. } => match gran {
+                CcGran::Global => Self::ContextGlobal,
+                CcGran::Domain => Self::ContextDomain,
+                CcGran::Device => Self::ContextDevice,
+            },
+            Descriptor::Iotlb { gran, am, .. } => match gran {
+                IotlbGran::Global => Self::IotlbGlobal,
+                IotlbGran::Domain => Self::IotlbDomain,
+                IotlbGran::Page if am == 0 => Self::IotlbPage,
+                IotlbGran::Page => Self::IotlbPageRange,
+            },
+            Descriptor::PasidIotlb { gran, am, .. } => match gran {
+                PiotlbGran::Pasid => Self::PasidIotlbPasid,
+                PiotlbGran::Page if am == 0 => Self::PasidIotlbPage,
+                PiotlbGran::Page => Self::PasidIotlbPageRange,
+            },
+            Descriptor::PasidCache { gran, .. } => match gran {
+                PcGran::Domain => Self::PasidCacheDomain,
+                PcGran::Pasid => Self::PasidCachePasid,
+                PcGran::Global => Self::PasidCacheGlobal,
+            },
+            Descriptor::Wait { .. } => Self::Wait,
+        }
+    }
+}
+
+/// One coverage bin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bin {
+    Translated {
+        kind: Kind,
+        path: Via,
+        stage: XStage,
+        size: Size,
+        cache: Cache,
+    },
+    Request {
+        kind: Kind,
+        path: Via,
+        pmr: bool,
+        er: bool,
+        domain: Domain,
+    },
+    Fault {
+        reason: FaultReason,
+        path: Via,
+    },
+    Recording {
+        recorded: bool,
+    },
+    Window {
+        during: During,
+        translated: bool,
+    },
+    Invalidation(Inval),
+}
+
+/// Which kind of invalidation window a request was answered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum During {
+    /// After an unmap, before the wait of its flush (`iotlb_sync`) completed.
+    OpenFlush,
+    /// While the invalidation queue was executing a submitted batch.
+    Submit,
+}
+
+/// The groups of the report, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Group {
+    Translated,
+    Request,
+    Fault,
+    Recording,
+    Window,
+    Invalidation,
+}
+
+impl Group {
+    pub const ALL: [Group; 6] = [
+        Self::Translated,
+        Self::Request,
+        Self::Fault,
+        Self::Recording,
+        Self::Window,
+        Self::Invalidation,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Translated => "translated: kind x path x stage x page size x cache state",
+            Self::Request => "request: kind x path x PMR x ER x domain type",
+            Self::Fault => "fault: reason x path",
+            Self::Recording => "fault recording: recorded / suppressed by FPD",
+            Self::Window => "inside an invalidation window: window x outcome",
+            Self::Invalidation => "invalidation: descriptor type x granularity",
+        }
+    }
+}
+
+impl Bin {
+    pub fn group(&self) -> Group {
+        match self {
+            Self::Translated { .. } => Group::Translated,
+            Self::Request { .. } => Group::Request,
+            Self::Fault { .. } => Group::Fault,
+            Self::Recording { .. } => Group::Recording,
+            Self::Window { .. } => Group::Window,
+            Self::Invalidation(_) => Group::Invalidation,
+        }
+    }
+
+    /// Every reachable bin (see the module documentation for what is left out and why).
+    pub fn universe() -> Vec<Bin> {
+        let kinds = [Kind::Read, Kind::Write];
+        let paths = [Via::Rid, Via::Pasid];
+        let mut v = Vec::new();
+        for kind in kinds {
+            for path in paths {
+                for stage in [XStage::First, XStage::Second] {
+                    for size in [Size::K4, Size::M2, Size::G1] {
+                        for cache in [Cache::Hit, Cache::WalkEntryCached, Cache::Cold] {
+                            v.push(Bin::Translated {
+                                kind,
+                                path,
+                                stage,
+                                size,
+                                cache,
+                            });
+                        }
+                    }
+                }
+                for cache in [Cache::Hit, Cache::Cold] {
+                    v.push(Bin::Translated {
+                        kind,
+                        path,
+                        stage: XStage::PassThrough,
+                        size: Size::K4,
+                        cache,
+                    });
+                }
+            }
+        }
+        let domains = [
+            Domain::NotAttached,
+            Domain::Blocked,
+            Domain::Identity,
+            Domain::PagingFirst,
+            Domain::PagingSecond,
+            Domain::Sva,
+        ];
+        for kind in kinds {
+            for domain in domains {
+                if domain != Domain::Sva {
+                    v.push(Bin::Request {
+                        kind,
+                        path: Via::Rid,
+                        pmr: false,
+                        er: false,
+                        domain,
+                    });
+                }
+                for (pmr, er) in [(false, false), (true, false), (false, true), (true, true)] {
+                    v.push(Bin::Request {
+                        kind,
+                        path: Via::Pasid,
+                        pmr,
+                        er,
+                        domain,
+                    });
+                }
+            }
+        }
+        for reason in FaultReason::ALL {
+            for path in paths {
+                let prefix_only = matches!(
+                    reason,
+                    FaultReason::PasidDisabled
+                        | FaultReason::ErWithoutEre
+                        | FaultReason::PmrWithoutSre
+                );
+                if !(prefix_only && path == Via::Rid) {
+                    v.push(Bin::Fault { reason, path });
+                }
+            }
+        }
+        for recorded in [true, false] {
+            v.push(Bin::Recording { recorded });
+        }
+        for during in [During::OpenFlush, During::Submit] {
+            for translated in [true, false] {
+                v.push(Bin::Window { during, translated });
+            }
+        }
+        v.extend(Inval::ALL.map(Bin::Invalidation));
+        v
+    }
+}
+
+impl fmt::Display for Bin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = |p: &Via| match p {
+            Via::Rid => "RID",
+            Via::Pasid => "PASID",
+        };
+        match self {
+            Self::Translated {
+                kind,
+                path: p,
+                stage,
+                size,
+                cache,
+            } => write!(
+                f,
+                "{kind:?} {} {} {} {}",
+                path(p),
+                match stage {
+                    XStage::First => "first-stage",
+                    XStage::Second => "second-stage",
+                    XStage::PassThrough => "pass-through",
+                },
+                match size {
+                    Size::K4 => "4K",
+                    Size::M2 => "2M",
+                    Size::G1 => "1G",
+                },
+                match cache {
+                    Cache::Hit => "hit",
+                    Cache::WalkEntryCached => "miss (PASID entry cached)",
+                    Cache::Cold => "miss (cold)",
+                }
+            ),
+            Self::Request {
+                kind,
+                path: p,
+                pmr,
+                er,
+                domain,
+            } => write!(
+                f,
+                "{kind:?} {} PMR={} ER={} domain {domain:?}",
+                path(p),
+                u8::from(*pmr),
+                u8::from(*er)
+            ),
+            Self::Fault { reason, path: p } => write!(f, "{reason} via {}", path(p)),
+            Self::Recording { recorded } => f.write_str(if *recorded {
+                "recorded"
+            } else {
+                "suppressed (FPD)"
+            }),
+            Self::Window { during, translated } => write!(
+                f,
+                "{} {}",
+                match during {
+                    During::OpenFlush => "after an unmap, flush not complete:",
+                    During::Submit => "while a submitted batch executed:",
+                },
+                if *translated { "translated" } else { "fault" }
+            ),
+            Self::Invalidation(i) => write!(f, "{i:?}"),
+        }
+    }
+}
+
+/// What one request was, as the regression saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample<'a> {
+    pub req: &'a Request,
+    pub domain: Domain,
+    /// The golden walk, for requests judged outside an invalidation window.
+    pub walk: Option<&'a Walk>,
+    pub outcome: &'a Outcome,
+    /// Memory reads the request caused (judged requests).
+    pub reads: usize,
+}
+
+/// The coverage collector: a count per bin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub bins: BTreeMap<Bin, u64>,
+    /// Requests sampled.
+    pub requests: u64,
+}
+
+/// The kernel's view of what `(rid, pasid)` reaches.
+pub fn domain_of(k: &RtlKernel, rid: u16, pasid: Option<u32>) -> Domain {
+    let st = k.state();
+    let Some(dev) = st.devices.get(&rid) else {
+        return Domain::NotAttached;
+    };
+    let id = match pasid {
+        None => match dev.rid_domain {
+            Some(id) => id,
+            None => return Domain::Blocked,
+        },
+        Some(p) => match dev.pasids.get(&p) {
+            Some(&id) => id,
+            None => return Domain::NotAttached,
+        },
+    };
+    match st.domains.get(&id).map(|d| d.ty) {
+        None => Domain::NotAttached,
+        Some(DomainType::Blocked) => Domain::Blocked,
+        Some(DomainType::Identity) => Domain::Identity,
+        Some(DomainType::Paging(KStage::First)) => Domain::PagingFirst,
+        Some(DomainType::Paging(KStage::Second)) => Domain::PagingSecond,
+        Some(DomainType::Sva(_)) => Domain::Sva,
+    }
+}
+
+/// Index into the memory agent's access log, to count the reads a request causes.
+pub fn log_mark(k: &mut RtlKernel) -> usize {
+    k.ops_mut().hw_mut().mem_agent().log.len()
+}
+
+/// Memory reads logged since `mark`.
+pub fn reads_since(k: &mut RtlKernel, mark: usize) -> usize {
+    let log = &k.ops_mut().hw_mut().mem_agent().log;
+    log.get(mark..)
+        .map_or(0, |l| l.iter().filter(|a| !a.write).count())
+}
+
+impl Coverage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn hit(&mut self, bin: Bin) {
+        *self.bins.entry(bin).or_insert(0) += 1;
+    }
+
+    pub fn count(&self, bin: &Bin) -> u64 {
+        self.bins.get(bin).copied().unwrap_or(0)
+    }
+
+    /// Bins sampled that are not in [`Bin::universe`] (must be none: otherwise the bin
+    /// space is wrong).
+    pub fn unexpected(&self) -> Vec<Bin> {
+        let universe = Bin::universe();
+        self.bins
+            .keys()
+            .filter(|b| !universe.contains(b))
+            .copied()
+            .collect()
+    }
+
+    /// Samples one request.
+    pub fn sample(&mut self, s: &Sample<'_>) {
+        self.requests += 1;
+        let kind = if s.req.write { Kind::Write } else { Kind::Read };
+        let path = if s.req.pasid.is_some() {
+            Via::Pasid
+        } else {
+            Via::Rid
+        };
+        self.hit(Bin::Request {
+            kind,
+            path,
+            pmr: s.req.pmr,
+            er: s.req.er,
+            domain: s.domain,
+        });
+        let Some(walk) = s.walk else {
+            self.sample_window(During::OpenFlush, s.outcome);
+            return;
+        };
+        match walk.outcome {
+            Outcome::Translated(_) => {
+                let stage = match walk.pasid_entry.map(|p| p.pgtt) {
+                    Some(Pgtt::FirstStage) => XStage::First,
+                    Some(Pgtt::SecondStage) => XStage::Second,
+                    _ => XStage::PassThrough,
+                };
+                let size = match walk.leaf.map(|l| l.size) {
+                    Some(0x20_0000) => Size::M2,
+                    Some(0x4000_0000) => Size::G1,
+                    _ => Size::K4,
+                };
+                self.hit(Bin::Translated {
+                    kind,
+                    path,
+                    stage,
+                    size,
+                    cache: Cache::from_reads(s.reads),
+                });
+            }
+            Outcome::Fault(reason) => {
+                self.hit(Bin::Fault { reason, path });
+                self.hit(Bin::Recording {
+                    recorded: walk.record,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn sample_window(&mut self, during: During, outcome: &Outcome) {
+        match outcome {
+            Outcome::Translated(_) => self.hit(Bin::Window {
+                during,
+                translated: true,
+            }),
+            Outcome::Fault(_) => self.hit(Bin::Window {
+                during,
+                translated: false,
+            }),
+            _ => {}
+        }
+    }
+
+    /// Samples a request the regression sent while a submitted batch executed.
+    pub fn sample_concurrent(&mut self, outcome: &Outcome) {
+        self.sample_window(During::Submit, outcome);
+    }
+
+    /// Samples a request of the regression that has just been answered with `outcome`;
+    /// `mark` is [`log_mark`] taken before it was sent. With no invalidation window open
+    /// the golden walk on the current memory is the one the judge compared against (a
+    /// translation writes no memory).
+    pub fn sample_request(
+        &mut self,
+        k: &mut RtlKernel,
+        req: &Request,
+        outcome: &Outcome,
+        mark: usize,
+    ) {
+        let walk = k.windows().is_empty().then(|| {
+            let hw = hw_state(k);
+            golden::translate(&hw, &k.ops_mut().hw_mut().mem_agent().mem, req)
+        });
+        let reads = reads_since(k, mark);
+        let domain = domain_of(k, req.rid, req.pasid);
+        self.sample(&Sample {
+            req,
+            domain,
+            walk: walk.as_ref(),
+            outcome,
+            reads,
+        });
+    }
+
+    /// Samples submitted invalidation descriptors.
+    pub fn sample_descriptors(&mut self, descs: &[Descriptor]) {
+        for d in descs {
+            self.hit(Bin::Invalidation(Inval::of(d)));
+        }
+    }
+
+    pub fn merge(&mut self, o: &Coverage) {
+        for (b, n) in &o.bins {
+            *self.bins.entry(*b).or_insert(0) += n;
+        }
+        self.requests += o.requests;
+    }
+
+    /// Bins of the universe never hit.
+    pub fn holes(&self) -> Vec<Bin> {
+        Bin::universe()
+            .into_iter()
+            .filter(|b| self.count(b) == 0)
+            .collect()
+    }
+
+    /// (bins hit, bins in the universe).
+    pub fn summary(&self) -> (usize, usize) {
+        let u = Bin::universe();
+        (u.iter().filter(|b| self.count(b) > 0).count(), u.len())
+    }
+
+    /// The report: per group, every bin with its count, holes marked.
+    pub fn report(&self) -> String {
+        use std::fmt::Write as _;
+        let universe = Bin::universe();
+        let mut out = String::new();
+        let (hit, total) = self.summary();
+        let _ = writeln!(
+            out,
+            "functional coverage: {} requests sampled; {hit}/{total} bins hit, {} holes",
+            self.requests,
+            total - hit
+        );
+        for g in Group::ALL {
+            let bins: Vec<&Bin> = universe.iter().filter(|b| b.group() == g).collect();
+            let h = bins.iter().filter(|b| self.count(b) > 0).count();
+            let _ = writeln!(out, "\n{} ({h}/{} hit)", g.title(), bins.len());
+            for b in bins {
+                let n = self.count(b);
+                if n == 0 {
+                    let _ = writeln!(out, "  {:>8}  {b}", "HOLE");
+                } else {
+                    let _ = writeln!(out, "  {n:>8}  {b}");
+                }
+            }
+        }
+        let unexpected = self.unexpected();
+        if !unexpected.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nsampled outside the bin space (the bin space is wrong):"
+            );
+            for b in unexpected {
+                let _ = writeln!(out, "  {:>8}  {b}", self.count(&b));
+            }
+        }
+        out
+    }
+}
+
+/// Totals of a Verilator coverage merge.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerilatorSummary {
+    /// The merged lcov file.
+    pub info: PathBuf,
+    /// The merged coverage database.
+    pub dat: PathBuf,
+    /// `verilator_coverage --annotate`'s total: points covered, points.
+    pub covered: u64,
+    pub points: u64,
+    /// The annotated sources.
+    pub annotated: PathBuf,
+    /// Every point of the merged database by type (`line`, `branch`, `toggle`, ...):
+    /// (points hit, points).
+    pub by_type: BTreeMap<String, (u64, u64)>,
+}
+
+fn run_tool(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| {
+        format!(
+            "cannot run {:?} (is Verilator installed?)",
+            cmd.get_program()
+        )
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", text.trim());
+    }
+    Ok(text)
+}
+
+/// Parses "Total coverage (COVERED/POINTS) P%" from `verilator_coverage --annotate`.
+pub fn parse_total(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.contains("Total coverage"))?;
+    let inner = line.split('(').nth(1)?.split(')').next()?;
+    let (a, b) = inner.split_once('/')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// Points per type in a Verilator coverage database: each point is a line
+/// `C '<key>' <count>` whose key holds the field `page` = `v_<type>/<module>`.
+pub fn points_by_type(dat: &str) -> BTreeMap<String, (u64, u64)> {
+    let mut m: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in dat.lines().filter(|l| l.starts_with("C '")) {
+        let Some(count) = line.rsplit(' ').next().and_then(|c| c.parse::<u64>().ok()) else {
+            continue;
+        };
+        let ty = line
+            .split("page\u{2}v_")
+            .nth(1)
+            .and_then(|r| r.split(['/', '\u{1}']).next())
+            .unwrap_or("other");
+        let e = m.entry(ty.to_owned()).or_insert((0, 0));
+        e.1 += 1;
+        if count > 0 {
+            e.0 += 1;
+        }
+    }
+    m
+}
+
+/// Merges per-run `.dat` files with `verilator_coverage`: one database, an lcov `.info`
+/// (one count per line, for genhtml) and annotated sources with the real point count.
+pub fn verilator_merge(dats: &[PathBuf], out: &Path) -> Result<VerilatorSummary> {
+    if dats.is_empty() {
+        bail!("no coverage data files to merge");
+    }
+    let tool =
+        std::env::var_os("VERILATOR_COVERAGE").unwrap_or_else(|| "verilator_coverage".into());
+    let dat = out.join("coverage.dat");
+    let info = out.join("coverage.info");
+    let annotated = out.join("annotated");
+    run_tool(Command::new(&tool).arg("--write").arg(&dat).args(dats))?;
+    run_tool(Command::new(&tool).arg("--write-info").arg(&info).arg(&dat))?;
+    let text = run_tool(
+        Command::new(&tool)
+            .arg("--annotate")
+            .arg(&annotated)
+            .arg(&dat),
+    )?;
+    let (covered, points) = parse_total(&text)
+        .with_context(|| format!("no total in verilator_coverage's output: {}", text.trim()))?;
+    let raw = std::fs::read(&dat).with_context(|| format!("cannot read {}", dat.display()))?;
+    let by_type = points_by_type(&String::from_utf8_lossy(&raw));
+    Ok(VerilatorSummary {
+        info,
+        dat,
+        covered,
+        points,
+        annotated,
+        by_type,
+    })
+}
+
+/// The command that renders the `.info` file as HTML into `out/html`.
+pub fn genhtml_command(info: &Path, out: &Path) -> String {
+    format!(
+        "genhtml --quiet -o {} {}",
+        out.join("html").display(),
+        info.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn universe_has_no_duplicates() {
+        let u = Bin::universe();
+        let set: std::collections::BTreeSet<_> = u.iter().collect();
+        assert_eq!(set.len(), u.len());
+        // 2 kinds x 2 paths x (2 stages x 3 sizes x 3 states + pass-through x 2 states)
+        assert_eq!(
+            u.iter().filter(|b| b.group() == Group::Translated).count(),
+            80
+        );
+    }
+
+    #[test]
+    fn parses_the_annotate_total() {
+        assert_eq!(
+            parse_total("Total coverage (1234/5678) 21.73%\nSee lines with '%00' in ann"),
+            Some((1234, 5678))
+        );
+        assert_eq!(parse_total("nothing"), None);
+    }
+
+    #[test]
+    fn counts_points_by_type() {
+        let dat = "# SystemC::Coverage-3\n\
+            C '\u{1}f\u{2}a.sv\u{1}l\u{2}3\u{1}page\u{2}v_toggle/m\u{1}o\u{2}x[0]' 4\n\
+            C '\u{1}f\u{2}a.sv\u{1}l\u{2}3\u{1}page\u{2}v_toggle/m\u{1}o\u{2}x[1]' 0\n\
+            C '\u{1}f\u{2}a.sv\u{1}l\u{2}5\u{1}page\u{2}v_line/m\u{1}o\u{2}block' 7\n";
+        let m = points_by_type(dat);
+        assert_eq!(m.get("toggle"), Some(&(1, 2)));
+        assert_eq!(m.get("line"), Some(&(1, 1)));
+    }
+
+    #[test]
+    fn reads_tell_the_cache_state() {
+        assert_eq!(Cache::from_reads(0), Cache::Hit);
+        assert_eq!(Cache::from_reads(4), Cache::WalkEntryCached);
+        assert_eq!(Cache::from_reads(18), Cache::Cold);
+    }
+}
