@@ -4,6 +4,8 @@
 //! The model's property tests drive the golden hardware with it; the testbench drives the
 //! RTL with the same sequences.
 
+use std::collections::BTreeMap;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -26,13 +28,373 @@ pub const SLOTS: [u64; 6] = [
     0x7fff_f000_0000,
 ];
 
+/// The domain created by the n-th `domain_alloc` of a sequence (counted as generated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomainRef(pub usize);
+
+/// The mm created by the n-th `mm_create` of a sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MmRef(pub usize);
+
+/// The mapping made by the n-th `dma_map_single` of a sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DmaRef(pub usize);
+
+/// The PASID returned by the n-th PASID-returning call (`enable_dma_pasid`, `sva_bind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PasidRef(pub usize);
+
+/// A PASID argument: a literal, or the value an earlier call returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PasidArg {
+    Lit(u32),
+    Ref(PasidRef),
+}
+
+/// A domain argument: one the sequence allocated, or one it did not allocate itself (the
+/// SVA domain `sva_bind` creates), by its kernel handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DomainArg {
+    Ref(DomainRef),
+    Id(DomainId),
+}
+
+/// One kernel-API operation with concrete arguments; objects created earlier in the
+/// sequence are referred to symbolically, so a sequence can be replayed with operations
+/// left out (an operation whose reference is not bound is skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    DomainAlloc {
+        ty: DomainType,
+        bind: DomainRef,
+    },
+    AttachDevice {
+        dev: u16,
+        domain: Option<DomainRef>,
+    },
+    EnableDmaPasid {
+        dev: u16,
+        bind: PasidRef,
+    },
+    DisableDmaPasid {
+        dev: u16,
+    },
+    AttachDevicePasid {
+        domain: Option<DomainRef>,
+        dev: u16,
+        pasid: PasidArg,
+    },
+    /// Detaches one of the device's PASID attachments (`None`: it had none).
+    DetachDevicePasid {
+        dev: u16,
+        att: Option<(PasidArg, DomainArg)>,
+    },
+    Map {
+        domain: Option<DomainRef>,
+        iova: u64,
+        pa: u64,
+        size: u64,
+        prot: Prot,
+    },
+    /// `iommu_unmap_fast`, followed by `iotlb_sync` when `sync`.
+    Unmap {
+        domain: Option<DomainRef>,
+        iova: u64,
+        size: u64,
+        sync: bool,
+    },
+    IotlbSync {
+        domain: Option<DomainRef>,
+    },
+    DmaMapSingle {
+        dev: u16,
+        pa: u64,
+        len: u64,
+        dir: DmaDirection,
+        bind: DmaRef,
+    },
+    DmaUnmapSingle {
+        map: Option<DmaRef>,
+    },
+    MmCreate {
+        bind: MmRef,
+    },
+    MmMap {
+        mm: Option<MmRef>,
+        va: u64,
+        pa: u64,
+        size: u64,
+        prot: MmProt,
+    },
+    MmUnmap {
+        mm: Option<MmRef>,
+        va: u64,
+        size: u64,
+    },
+    SvaBind {
+        dev: u16,
+        mm: Option<MmRef>,
+        bind: PasidRef,
+    },
+    SvaUnbind {
+        dev: u16,
+        mm: Option<MmRef>,
+    },
+}
+
+/// What the symbolic references of a sequence stand for on one kernel.
+#[derive(Clone, Debug, Default)]
+pub struct Bindings {
+    pub domains: BTreeMap<DomainRef, DomainId>,
+    pub mms: BTreeMap<MmRef, MmId>,
+    /// Live DMA-API mappings: (device, DMA address, length).
+    pub dma: BTreeMap<DmaRef, (u16, u64, u64)>,
+    pub pasids: BTreeMap<PasidRef, u32>,
+}
+
+impl Bindings {
+    fn domain(&self, d: Option<DomainRef>) -> Option<DomainId> {
+        d.and_then(|d| self.domains.get(&d).copied())
+    }
+    fn mm(&self, m: Option<MmRef>) -> Option<MmId> {
+        m.and_then(|m| self.mms.get(&m).copied())
+    }
+    fn pasid(&self, p: PasidArg) -> Option<u32> {
+        match p {
+            PasidArg::Lit(v) => Some(v),
+            PasidArg::Ref(r) => self.pasids.get(&r).copied(),
+        }
+    }
+    /// The latest call that returned `v`, for a PASID the kernel holds.
+    fn pasid_arg<O: IommuOps>(&self, k: &Kernel<O>, v: u32) -> PasidArg {
+        if k.global_pasids().contains(&v) {
+            if let Some((&r, _)) = self.pasids.iter().rev().find(|(_, &p)| p == v) {
+                return PasidArg::Ref(r);
+            }
+        }
+        PasidArg::Lit(v)
+    }
+}
+
+/// The result of [`apply_detailed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The log line.
+    pub desc: String,
+    /// A reference was not bound: nothing was called.
+    pub skipped: bool,
+    /// The call's result: the value it returned (domain handle, PASID, DMA address, bytes
+    /// unmapped; 0 for none) or its error.
+    pub result: Result<u64, Errno>,
+    /// For `Unmap { sync: true }`: the result of the `iotlb_sync` that followed.
+    pub sync: Option<Result<(), Errno>>,
+}
+
+/// Applies `op` to `k`; returns its log line. An operation whose reference is not bound in
+/// `b` (its creator was left out, or failed) is skipped.
+pub fn apply<O: IommuOps>(op: &Op, k: &mut Kernel<O>, b: &mut Bindings) -> String {
+    apply_detailed(op, k, b).desc
+}
+
+/// [`apply`] with the call's result.
+pub fn apply_detailed<O: IommuOps>(op: &Op, k: &mut Kernel<O>, b: &mut Bindings) -> Applied {
+    let mut sync_r = None;
+    let (desc, r): (String, Option<Result<u64, Errno>>) = match *op {
+        Op::DomainAlloc { ty, bind } => {
+            let r = k.domain_alloc(ty);
+            if let Ok(d) = r {
+                b.domains.insert(bind, d);
+            }
+            (
+                format!("domain_alloc({ty}) = {r:?}"),
+                Some(r.map(|d| u64::from(d.0))),
+            )
+        }
+        Op::AttachDevice { dev, domain } => {
+            let d = b.domain(domain);
+            let r = d.map(|d| k.attach_device(dev, d));
+            (
+                format!("attach_device({dev:#x}, {d:?}) = {r:?}"),
+                r.map(|r| r.map(|()| 0)),
+            )
+        }
+        Op::EnableDmaPasid { dev, bind } => {
+            let r = k.enable_dma_pasid(dev);
+            if let Ok(p) = r {
+                b.pasids.insert(bind, p);
+            }
+            (
+                format!("enable_dma_pasid({dev:#x}) = {r:?}"),
+                Some(r.map(u64::from)),
+            )
+        }
+        Op::DisableDmaPasid { dev } => {
+            let r = k.disable_dma_pasid(dev);
+            (
+                format!("disable_dma_pasid({dev:#x}) = {r:?}"),
+                Some(r.map(|()| 0)),
+            )
+        }
+        Op::AttachDevicePasid { domain, dev, pasid } => {
+            let (d, p) = (b.domain(domain), b.pasid(pasid));
+            let r = d.zip(p).map(|(d, p)| k.attach_device_pasid(d, dev, p));
+            (
+                format!(
+                    "attach_device_pasid({d:?}, {dev:#x}, {}) = {r:?}",
+                    p.map_or_else(|| "?".to_owned(), |p| p.to_string())
+                ),
+                r.map(|r| r.map(|()| 0)),
+            )
+        }
+        Op::DetachDevicePasid { dev, att } => {
+            let resolved = att.and_then(|(p, d)| {
+                let d = match d {
+                    DomainArg::Ref(r) => b.domains.get(&r).copied(),
+                    DomainArg::Id(id) => Some(id),
+                };
+                b.pasid(p).zip(d)
+            });
+            let r = resolved.map(|(p, d)| (p, d, k.detach_device_pasid(d, dev, p)));
+            (
+                format!("detach_device_pasid({dev:#x}) = {r:?}"),
+                r.map(|(_, _, r)| r.map(|()| 0)),
+            )
+        }
+        Op::Map {
+            domain,
+            iova,
+            pa,
+            size,
+            prot,
+        } => {
+            let d = b.domain(domain);
+            let r = d.map(|d| k.map(d, iova, pa, size, prot));
+            (
+                format!("map({d:?}, {iova:#x}, {pa:#x}, {size:#x}, {prot:?}) = {r:?}"),
+                r.map(|r| r.map(|()| 0)),
+            )
+        }
+        Op::Unmap {
+            domain,
+            iova,
+            size,
+            sync,
+        } => {
+            let d = b.domain(domain);
+            let r = d.map(|d| {
+                let u = k.unmap(d, iova, size);
+                if sync {
+                    (u, Some(k.iotlb_sync(d)))
+                } else {
+                    (u, None)
+                }
+            });
+            sync_r = r.and_then(|(_, s)| s);
+            (
+                format!("unmap({d:?}, {iova:#x}, {size:#x}) sync={sync} = {r:?}"),
+                r.map(|(u, _)| u),
+            )
+        }
+        Op::IotlbSync { domain } => {
+            let d = b.domain(domain);
+            let r = d.map(|d| k.iotlb_sync(d));
+            (
+                format!("iotlb_sync({d:?}) = {r:?}"),
+                r.map(|r| r.map(|()| 0)),
+            )
+        }
+        Op::DmaMapSingle {
+            dev,
+            pa,
+            len,
+            dir,
+            bind,
+        } => {
+            let r = k.dma_map_single(dev, pa, len, dir);
+            if let Ok(a) = r {
+                b.dma.insert(bind, (dev, a, len));
+            }
+            (
+                format!("dma_map_single({dev:#x}, {pa:#x}, {len:#x}) = {r:x?}"),
+                Some(r),
+            )
+        }
+        Op::DmaUnmapSingle { map } => match map.and_then(|m| b.dma.remove(&m)) {
+            None => ("dma_unmap_single(none)".into(), None),
+            Some((dev, a, len)) => {
+                let r = k.dma_unmap_single(dev, a, len, DmaDirection::Bidirectional);
+                (
+                    format!("dma_unmap_single({dev:#x}, {a:#x}) = {r:?}"),
+                    Some(r.map(|()| 0)),
+                )
+            }
+        },
+        Op::MmCreate { bind } => {
+            let r = k.mm_create();
+            if let Ok(m) = r {
+                b.mms.insert(bind, m);
+            }
+            (
+                format!("mm_create = {r:?}"),
+                Some(r.map(|m| u64::from(m.0))),
+            )
+        }
+        Op::MmMap {
+            mm,
+            va,
+            pa,
+            size,
+            prot,
+        } => {
+            let m = b.mm(mm);
+            let r = m.map(|m| k.mm_map(m, va, pa, size, prot));
+            (
+                format!("mm_map({m:?}, {va:#x}, {pa:#x}, {size:#x}, {prot:?}) = {r:?}"),
+                r.map(|r| r.map(|()| 0)),
+            )
+        }
+        Op::MmUnmap { mm, va, size } => {
+            let m = b.mm(mm);
+            let r = m.map(|m| k.mm_unmap(m, va, size));
+            (format!("mm_unmap({m:?}, {va:#x}, {size:#x}) = {r:?}"), r)
+        }
+        Op::SvaBind { dev, mm, bind } => {
+            let m = b.mm(mm);
+            let r = m.map(|m| k.sva_bind(dev, m));
+            if let Some(Ok(p)) = r {
+                b.pasids.insert(bind, p);
+            }
+            (
+                format!("sva_bind({dev:#x}, {m:?}) = {r:?}"),
+                r.map(|r| r.map(u64::from)),
+            )
+        }
+        Op::SvaUnbind { dev, mm } => {
+            let m = b.mm(mm);
+            let r = m.map(|m| k.sva_unbind(dev, m));
+            (
+                format!("sva_unbind({dev:#x}, {m:?}) = {r:?}"),
+                r.map(|r| r.map(|()| 0)),
+            )
+        }
+    };
+    Applied {
+        desc,
+        skipped: r.is_none(),
+        result: r.unwrap_or(Ok(0)),
+        sync: sync_r,
+    }
+}
+
 /// A seeded generator; `log` holds every operation with its result, in order.
 #[derive(Debug)]
 pub struct Stimulus {
     rng: ChaCha8Rng,
-    domains: Vec<DomainId>,
-    mms: Vec<MmId>,
-    dma: Vec<(u16, u64, u64)>,
+    bindings: Bindings,
+    /// Creating operations generated so far, per kind (the next reference of each kind).
+    made: [usize; 4],
+    /// Live DMA-API mappings, in the order the generator picks from.
+    dma: Vec<DmaRef>,
     /// Addresses that were mapped at some point: requests aim at them before and after.
     hot: Vec<u64>,
     pub log: Vec<String>,
@@ -42,12 +404,17 @@ impl Stimulus {
     pub fn new(seed: u64) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
-            domains: Vec::new(),
-            mms: Vec::new(),
+            bindings: Bindings::default(),
+            made: [0; 4],
             dma: Vec::new(),
             hot: Vec::new(),
             log: Vec::new(),
         }
+    }
+
+    /// What the references of the operations generated so far stand for.
+    pub fn bindings(&self) -> &Bindings {
+        &self.bindings
     }
 
     /// Adds [`DEVS`] to `k` (02:01.0 with an ATS capability).
@@ -62,14 +429,27 @@ impl Stimulus {
         Ok(())
     }
 
+    fn fresh(&mut self, kind: usize) -> usize {
+        let n = self.made[kind];
+        self.made[kind] += 1;
+        n
+    }
     fn dev(&mut self) -> u16 {
         DEVS[self.rng.gen_range(0..DEVS.len())].0
     }
-    fn dom(&mut self) -> Option<DomainId> {
-        (!self.domains.is_empty()).then(|| self.domains[self.rng.gen_range(0..self.domains.len())])
+    fn dom(&mut self) -> Option<DomainRef> {
+        let n = self.bindings.domains.len();
+        (n != 0).then(|| {
+            let i = self.rng.gen_range(0..n);
+            *self.bindings.domains.keys().nth(i).unwrap_or(&DomainRef(0))
+        })
     }
-    fn mm(&mut self) -> Option<MmId> {
-        (!self.mms.is_empty()).then(|| self.mms[self.rng.gen_range(0..self.mms.len())])
+    fn mm(&mut self) -> Option<MmRef> {
+        let n = self.bindings.mms.len();
+        (n != 0).then(|| {
+            let i = self.rng.gen_range(0..n);
+            *self.bindings.mms.keys().nth(i).unwrap_or(&MmRef(0))
+        })
     }
     fn pasid<O: IommuOps>(&mut self, k: &Kernel<O>) -> u32 {
         match self.rng.gen_range(0..4) {
@@ -98,11 +478,9 @@ impl Stimulus {
         }
     }
 
-    /// One random operation on `k`; its result is logged, errors are expected values.
-    pub fn step<O: IommuOps>(&mut self, k: &mut Kernel<O>) {
-        let op = self.rng.gen_range(0..20);
-        let desc;
-        match op {
+    /// The next random operation for `k`'s current state (not applied).
+    pub fn next_op<O: IommuOps>(&mut self, k: &Kernel<O>) -> Op {
+        match self.rng.gen_range(0..20) {
             0 => {
                 let ty = match self.rng.gen_range(0..4) {
                     0 => DomainType::Blocked,
@@ -110,80 +488,77 @@ impl Stimulus {
                     2 => DomainType::Paging(Stage::First),
                     _ => DomainType::Paging(Stage::Second),
                 };
-                let r = k.domain_alloc(ty);
-                if let Ok(d) = r {
-                    self.domains.push(d);
+                Op::DomainAlloc {
+                    ty,
+                    bind: DomainRef(self.fresh(0)),
                 }
-                desc = format!("domain_alloc({ty}) = {r:?}");
             }
             1 | 2 => {
-                let (dev, d) = (self.dev(), self.dom());
-                let r = d.map(|d| k.attach_device(dev, d));
-                desc = format!("attach_device({dev:#x}, {d:?}) = {r:?}");
+                let (dev, domain) = (self.dev(), self.dom());
+                Op::AttachDevice { dev, domain }
             }
             3 => {
                 let dev = self.dev();
-                desc = format!("enable_dma_pasid({dev:#x}) = {:?}", k.enable_dma_pasid(dev));
+                Op::EnableDmaPasid {
+                    dev,
+                    bind: PasidRef(self.fresh(3)),
+                }
             }
-            4 => {
-                let dev = self.dev();
-                desc = format!(
-                    "disable_dma_pasid({dev:#x}) = {:?}",
-                    k.disable_dma_pasid(dev)
-                );
-            }
+            4 => Op::DisableDmaPasid { dev: self.dev() },
             5 => {
-                let (dev, d, p) = (self.dev(), self.dom(), self.pasid(k));
-                let r = d.map(|d| k.attach_device_pasid(d, dev, p));
-                desc = format!("attach_device_pasid({d:?}, {dev:#x}, {p}) = {r:?}");
+                let (dev, domain, p) = (self.dev(), self.dom(), self.pasid(k));
+                Op::AttachDevicePasid {
+                    domain,
+                    dev,
+                    pasid: self.bindings.pasid_arg(k, p),
+                }
             }
             6 => {
                 let dev = self.dev();
-                let att: Vec<(u32, DomainId)> = k.state().devices[&dev]
-                    .pasids
-                    .iter()
-                    .map(|(&p, &d)| (p, d))
-                    .collect();
-                let r = if att.is_empty() {
-                    None
-                } else {
+                let att: Vec<(u32, DomainId)> = k
+                    .state()
+                    .devices
+                    .get(&dev)
+                    .map(|d| d.pasids.iter().map(|(&p, &d)| (p, d)).collect())
+                    .unwrap_or_default();
+                let att = (!att.is_empty()).then(|| {
                     let (p, d) = att[self.rng.gen_range(0..att.len())];
-                    Some((p, d, k.detach_device_pasid(d, dev, p)))
-                };
-                desc = format!("detach_device_pasid({dev:#x}) = {r:?}");
+                    let d = self
+                        .bindings
+                        .domains
+                        .iter()
+                        .find(|(_, &id)| id == d)
+                        .map_or(DomainArg::Id(d), |(&r, _)| DomainArg::Ref(r));
+                    (self.bindings.pasid_arg(k, p), d)
+                });
+                Op::DetachDevicePasid { dev, att }
             }
             7..=9 => {
-                let d = self.dom();
+                let domain = self.dom();
                 let iova = SLOTS[self.rng.gen_range(0..SLOTS.len())];
                 let (pa, size) = (self.pa(), self.size());
                 let prot = [Prot::RW, Prot::R, Prot::W][self.rng.gen_range(0..3)];
-                let r = d.map(|d| k.map(d, iova, pa, size, prot));
-                if let Some(Ok(())) = r {
-                    self.hot.push(iova + size - 0x1000);
-                    self.hot.push(iova);
+                Op::Map {
+                    domain,
+                    iova,
+                    pa,
+                    size,
+                    prot,
                 }
-                desc = format!("map({d:?}, {iova:#x}, {pa:#x}, {size:#x}, {prot:?}) = {r:?}");
             }
             10 | 11 => {
-                let d = self.dom();
+                let domain = self.dom();
                 let iova = SLOTS[self.rng.gen_range(0..SLOTS.len())];
                 let size = self.size();
                 let sync = self.rng.gen_bool(0.7);
-                let r = d.map(|d| {
-                    let u = k.unmap(d, iova, size);
-                    if sync {
-                        (u, Some(k.iotlb_sync(d)))
-                    } else {
-                        (u, None)
-                    }
-                });
-                desc = format!("unmap({d:?}, {iova:#x}, {size:#x}) sync={sync} = {r:?}");
+                Op::Unmap {
+                    domain,
+                    iova,
+                    size,
+                    sync,
+                }
             }
-            12 => {
-                let d = self.dom();
-                let r = d.map(|d| k.iotlb_sync(d));
-                desc = format!("iotlb_sync({d:?}) = {r:?}");
-            }
+            12 => Op::IotlbSync { domain: self.dom() },
             13 => {
                 let dev = self.dev();
                 let pa = self.pa() + self.rng.gen_range(0..0x1000);
@@ -193,33 +568,24 @@ impl Stimulus {
                     DmaDirection::ToDevice,
                     DmaDirection::FromDevice,
                 ][self.rng.gen_range(0..3)];
-                let r = k.dma_map_single(dev, pa, len, dir);
-                if let Ok(a) = r {
-                    self.dma.push((dev, a, len));
-                    self.hot.push(a & !0xFFF);
+                Op::DmaMapSingle {
+                    dev,
+                    pa,
+                    len,
+                    dir,
+                    bind: DmaRef(self.fresh(2)),
                 }
-                desc = format!("dma_map_single({dev:#x}, {pa:#x}, {len:#x}) = {r:x?}");
             }
             14 => {
-                if self.dma.is_empty() {
-                    desc = "dma_unmap_single(none)".into();
-                } else {
-                    let (dev, a, len) = self.dma.swap_remove(self.rng.gen_range(0..self.dma.len()));
-                    desc = format!(
-                        "dma_unmap_single({dev:#x}, {a:#x}) = {:?}",
-                        k.dma_unmap_single(dev, a, len, DmaDirection::Bidirectional)
-                    );
-                }
+                let map = (!self.dma.is_empty())
+                    .then(|| self.dma.swap_remove(self.rng.gen_range(0..self.dma.len())));
+                Op::DmaUnmapSingle { map }
             }
-            15 => {
-                let r = k.mm_create();
-                if let Ok(m) = r {
-                    self.mms.push(m);
-                }
-                desc = format!("mm_create = {r:?}");
-            }
+            15 => Op::MmCreate {
+                bind: MmRef(self.fresh(1)),
+            },
             16 => {
-                let m = self.mm();
+                let mm = self.mm();
                 let va = SLOTS[self.rng.gen_range(0..SLOTS.len())];
                 let (pa, size) = (self.pa(), self.size());
                 let prot = MmProt {
@@ -227,31 +593,62 @@ impl Stimulus {
                     exec: self.rng.gen_bool(0.2),
                     user: self.rng.gen_bool(0.85),
                 };
-                let r = m.map(|m| k.mm_map(m, va, pa, size, prot));
-                if let Some(Ok(())) = r {
-                    self.hot.push(va);
+                Op::MmMap {
+                    mm,
+                    va,
+                    pa,
+                    size,
+                    prot,
                 }
-                desc = format!("mm_map({m:?}, {va:#x}, {pa:#x}, {size:#x}, {prot:?}) = {r:?}");
             }
             17 => {
-                let m = self.mm();
+                let mm = self.mm();
                 let va = SLOTS[self.rng.gen_range(0..SLOTS.len())];
                 let size = self.size();
-                let r = m.map(|m| k.mm_unmap(m, va, size));
-                desc = format!("mm_unmap({m:?}, {va:#x}, {size:#x}) = {r:?}");
+                Op::MmUnmap { mm, va, size }
             }
             18 => {
-                let (dev, m) = (self.dev(), self.mm());
-                let r = m.map(|m| k.sva_bind(dev, m));
-                desc = format!("sva_bind({dev:#x}, {m:?}) = {r:?}");
+                let (dev, mm) = (self.dev(), self.mm());
+                Op::SvaBind {
+                    dev,
+                    mm,
+                    bind: PasidRef(self.fresh(3)),
+                }
             }
             _ => {
-                let (dev, m) = (self.dev(), self.mm());
-                let r = m.map(|m| k.sva_unbind(dev, m));
-                desc = format!("sva_unbind({dev:#x}, {m:?}) = {r:?}");
+                let (dev, mm) = (self.dev(), self.mm());
+                Op::SvaUnbind { dev, mm }
             }
         }
-        self.log.push(desc);
+    }
+
+    /// Applies an operation [`Stimulus::next_op`] generated, updating what later
+    /// operations and requests are drawn from; returns its log line (also appended to
+    /// `log`).
+    pub fn apply<O: IommuOps>(&mut self, op: &Op, k: &mut Kernel<O>) -> String {
+        let a = apply_detailed(op, k, &mut self.bindings);
+        let ok = !a.skipped && a.result.is_ok();
+        match *op {
+            Op::Map { iova, size, .. } if ok => {
+                self.hot.push(iova + size - 0x1000);
+                self.hot.push(iova);
+            }
+            Op::DmaMapSingle { bind, .. } if ok => {
+                self.dma.push(bind);
+                self.hot.push(a.result.unwrap_or(0) & !0xFFF);
+            }
+            Op::MmMap { va, .. } if ok => self.hot.push(va),
+            _ => {}
+        }
+        self.log.push(a.desc.clone());
+        a.desc
+    }
+
+    /// One random operation on `k`; its result is logged, errors are expected values.
+    pub fn step<O: IommuOps>(&mut self, k: &mut Kernel<O>) -> Op {
+        let op = self.next_op(k);
+        self.apply(&op, k);
+        op
     }
 
     /// A request through an existing attachment at one of its domain's mappings (or a

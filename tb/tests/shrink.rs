@@ -1,0 +1,62 @@
+//! A failing random sequence is shrunk to a few operations and written as a YAML vector
+//! that fails with the driver bug and passes without it.
+
+use iommu_model::driver::DriverQuirks;
+use iommu_tb::regress::{self, Config};
+use iommu_tb::shrink;
+use iommu_tb::vectors::{self, RunOptions};
+
+#[test]
+fn skipped_pasid_flush_shrinks_to_a_short_vector() {
+    let quirks = DriverQuirks {
+        skip_pasid_flush: true,
+    };
+    let cfg = Config {
+        ops: 60,
+        requests_per_op: 6,
+        quirks,
+        ..Config::default()
+    };
+    let seed = (0..300u64)
+        .find(|&seed| {
+            let mut env = iommu_tb::env::Env::new(seed);
+            let mut k = regress::seed_system(&mut env, seed, quirks).expect("system");
+            regress::run(&mut k, seed, &cfg).is_err()
+        })
+        .expect("some seed catches the skipped PASID flush");
+    let sh = shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS)
+        .expect("shrinking")
+        .expect("the seed fails");
+    eprintln!(
+        "seed {seed}: {} ops / {} requests -> {} ops / {} requests, {} replays{}, {:.1} s",
+        sh.original_ops,
+        sh.original_requests,
+        sh.ops(),
+        sh.requests(),
+        sh.replays,
+        if sh.bound_hit { " (bound hit)" } else { "" },
+        sh.elapsed.as_secs_f64()
+    );
+    assert!(sh.original_ops >= 10, "{}", sh.original_ops);
+    assert!(
+        sh.ops() <= 8,
+        "{} ops left:\n{}",
+        sh.ops(),
+        shrink::to_yaml(&sh)
+    );
+    assert!(sh.requests() <= 8, "{}", shrink::to_yaml(&sh));
+
+    let dir = std::env::temp_dir().join(format!("iommu-tb-shrink-{}", std::process::id()));
+    let (path, err) = shrink::write_vector(&sh, &dir, quirks).expect("the vector reproduces");
+    eprintln!(
+        "{}:\n{}\nwith the bug: {}",
+        path.display(),
+        shrink::to_yaml(&sh),
+        err
+    );
+    vectors::parse_file(&path).expect("the vector parses");
+    let rep = vectors::run_file_with(&path, &RunOptions::default())
+        .expect("the vector passes with the correct driver");
+    assert!(rep.tlps >= 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
