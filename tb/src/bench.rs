@@ -78,30 +78,7 @@ pub fn walk_costs(latency: u32) -> Result<Vec<WalkCost>> {
             let (cold_cycles, cold_reads) = one_request(&mut k, &req)?;
             let (hit_cycles, _) = one_request(&mut k, &req)?;
             // Drop the IOTLB entry only: the PASID entry stays cached.
-            {
-                use iommu_model::driver::IommuHw;
-                use iommu_model::qi::{Descriptor, IotlbGran};
-                let hw = k.ops_mut().hw_mut();
-                let status = hw.mem().alloc_page()?;
-                hw.submit(&[
-                    Descriptor::Iotlb {
-                        gran: IotlbGran::Global,
-                        dr: false,
-                        dw: false,
-                        did: 0,
-                        addr: 0,
-                        am: 0,
-                        ih: false,
-                    },
-                    Descriptor::Wait {
-                        intr: false,
-                        sw: true,
-                        fence: true,
-                        status_data: 7,
-                        status_addr: status,
-                    },
-                ])?;
-            }
+            crate::system::flush_iotlb(&mut k)?;
             let (walk_cycles, walk_reads) = one_request(&mut k, &req)?;
             rows.push(WalkCost {
                 stage,

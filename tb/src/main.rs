@@ -1,7 +1,7 @@
 //! `iommu-tb`: command-line front end of the testbench.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -28,6 +28,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run YAML test vectors (files, or directories of *.yaml), in parallel over cores.
+    Run {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Random regression: one checked run per seed, in parallel over cores.
     Regress {
         /// Number of seeds.
@@ -51,6 +56,19 @@ enum Cmd {
         /// Kernel-API operations per seed (each followed by 4 judged requests).
         #[arg(long, default_value_t = 30)]
         ops: usize,
+        /// Do not shrink failing seeds.
+        #[arg(long)]
+        no_shrink: bool,
+        /// Where shrunk failing seeds are written as YAML vectors (`seed-S.yaml`).
+        #[arg(long, value_name = "DIR", default_value = "target/shrunk")]
+        shrink_dir: PathBuf,
+        /// YAML vectors run before the seeds (default: the project's `vectors/`; with
+        /// `--shard`, only shard 1 runs them).
+        #[arg(long, value_name = "DIR")]
+        vectors: Option<PathBuf>,
+        /// Run only the random seeds.
+        #[arg(long)]
+        no_vectors: bool,
     },
     /// Re-run one seed of the regression (with a waveform when --waves is given).
     Replay {
@@ -62,6 +80,18 @@ enum Cmd {
         tlps: usize,
         #[arg(long, default_value_t = 30)]
         ops: usize,
+        /// Do not shrink failing seeds.
+        #[arg(long)]
+        no_shrink: bool,
+        /// Where shrunk failing seeds are written as YAML vectors (`seed-S.yaml`).
+        #[arg(long, value_name = "DIR", default_value = "target/shrunk")]
+        shrink_dir: PathBuf,
+    },
+    /// Checked TLPs per second (hit-heavy and miss-heavy mixes) through the streaming
+    /// scoreboard, with and without a waveform being written.
+    Bench {
+        #[arg(long, default_value_t = 200_000)]
+        tlps: usize,
     },
     /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
     /// path's latency and throughput.
@@ -156,6 +186,7 @@ fn regress(
     waves_dir: Option<PathBuf>,
     tlps: usize,
     ops: usize,
+    shrink_dir: Option<&std::path::Path>,
 ) -> Result<(usize, usize)> {
     let list: Vec<u64> = (0..seeds)
         .filter(|i| shard.map_or(true, |(k, n)| i % n == k - 1))
@@ -212,8 +243,49 @@ fn regress(
     seeds_failed.sort_unstable();
     if !seeds_failed.is_empty() {
         eprintln!("failing seeds (replay with `iommu-tb replay --seed S`): {seeds_failed:?}");
+        if let Some(d) = shrink_dir {
+            for &seed in &seeds_failed {
+                shrink_seed(seed, ops, d);
+            }
+        }
     }
     Ok((list.len() - failed.len(), failed.len()))
+}
+
+/// Shrinks a failing seed's kernel-API sequence and writes it as a YAML vector that
+/// reproduces the failure; prints the vector's path (or why there is none).
+fn shrink_seed(seed: u64, ops: usize, dir: &std::path::Path) {
+    use iommu_tb::shrink;
+    let cfg = regress::Config {
+        ops,
+        ..regress::Config::default()
+    };
+    match shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS) {
+        Ok(None) => eprintln!(
+            "seed {seed}: the kernel-API sequence passes on a fresh system; nothing to shrink"
+        ),
+        Ok(Some(sh)) => {
+            eprintln!(
+                "seed {seed}: shrunk from {} operations and {} requests to {} and {} in {} replays{} ({:.1} s)",
+                sh.original_ops,
+                sh.original_requests,
+                sh.ops(),
+                sh.requests(),
+                sh.replays,
+                if sh.bound_hit {
+                    format!(", stopped at the bound of {}", shrink::MAX_REPLAYS)
+                } else {
+                    String::new()
+                },
+                sh.elapsed.as_secs_f64()
+            );
+            match shrink::write_vector(&sh, dir, cfg.quirks) {
+                Ok((path, _)) => eprintln!("shrunk vector: {}", path.display()),
+                Err(e) => eprintln!("seed {seed}: {e:#}"),
+            }
+        }
+        Err(e) => eprintln!("seed {seed}: not shrunk: {e:#}"),
+    }
 }
 
 /// The regression's seeds with every request and descriptor sampled into functional
@@ -302,15 +374,21 @@ fn coverage(
         dats.sort();
         let v = verilator_merge(&dats, out)?;
         println!(
-            "Verilator line/toggle coverage ({} runs): {}/{} points ({:.1}%); annotated sources: {}",
+            "Verilator coverage ({} runs): `verilator_coverage --annotate` total {}/{} ({:.1}%); annotated sources: {}",
             dats.len(),
             v.covered,
             v.points,
             100.0 * v.covered as f64 / v.points.max(1) as f64,
             v.annotated.display()
         );
+        for (ty, (hit, n)) in &v.by_type {
+            println!(
+                "  {ty:<8} {hit:>6}/{n:<6} points hit ({:.1}%)",
+                100.0 * *hit as f64 / (*n).max(1) as f64
+            );
+        }
         println!(
-            "lcov: {} (one count per line; the point count above is the real one); render: {}",
+            "lcov: {} (one count per line, so it hides partly covered lines; the point counts above are exact); render: {}",
             v.info.display(),
             genhtml_command(&v.info, out)
         );
@@ -320,7 +398,10 @@ fn coverage(
         );
     }
     eprintln!("{:.1} s", t0.elapsed().as_secs_f64());
-    let failed = failures.into_inner().unwrap_or_else(|p| p.into_inner()).len();
+    let failed = failures
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
     Ok((list.len() - failed, failed))
 }
 
@@ -385,6 +466,28 @@ fn bench_bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+fn bench_checked(tlps: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("iommu-tb-bench-{}", std::process::id()));
+    println!("| mix | waveform | checked TLPs | cycles | seconds | checked TLPs/s | cycles/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for waves in [None, Some(dir.as_path())] {
+        for m in iommu_tb::bench::checked_mixes(tlps, waves)? {
+            println!(
+                "| {} | {} | {} | {} | {:.2} | {:.0} | {:.0} |",
+                m.name,
+                if m.traced { "FST" } else { "off" },
+                m.tlps,
+                m.cycles,
+                m.seconds,
+                m.tlps as f64 / m.seconds,
+                m.cycles as f64 / m.seconds
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn bench_xlate(latencies: &[u32], hits: u64) -> Result<()> {
     use iommu_tb::bench;
     println!("| stage | page | mem latency | cold walk (cycles / reads) | page walk (cycles / reads) | hit (cycles) |");
@@ -421,6 +524,37 @@ fn bench_xlate(latencies: &[u32], hits: u64) -> Result<()> {
     Ok(())
 }
 
+/// Runs vector files; one line per file, a failure with its file, step and waveform.
+fn run_vectors(paths: &[PathBuf]) -> Result<(usize, usize)> {
+    use iommu_tb::vectors;
+    let files = vectors::collect(paths)?;
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results = vectors::run_files(&files, &vectors::RunOptions::default(), jobs);
+    let mut failed = 0;
+    for r in &results {
+        match &r.result {
+            Ok(rep) => println!(
+                "PASS {} ({} steps, {} TLPs: {} translated, {} in a flush window, faults [{}])",
+                r.file.display(),
+                rep.steps,
+                rep.tlps,
+                rep.translated,
+                rep.in_window,
+                rep.faults
+                    .iter()
+                    .map(|c| format!("{c:#04x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {e}");
+            }
+        }
+    }
+    Ok((results.len() - failed, failed))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -432,12 +566,43 @@ fn main() -> ExitCode {
             waves,
             tlps,
             ops,
-        } => regress(seeds, seed, jobs, shard, waves, tlps, ops),
+            no_shrink,
+            shrink_dir,
+            vectors,
+            no_vectors,
+        } => {
+            let dir = vectors.unwrap_or_else(|| {
+                let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
+                tb.parent().unwrap_or(tb).join("vectors")
+            });
+            let first_shard = shard.map_or(true, |(k, _)| k == 1);
+            let v = if no_vectors || !first_shard {
+                Ok((0, 0))
+            } else {
+                eprintln!("regress: vectors in {}", dir.display());
+                run_vectors(&[dir])
+            };
+            v.and_then(|(vp, vf)| {
+                let (p, f) = regress(
+                    seeds,
+                    seed,
+                    jobs,
+                    shard,
+                    waves,
+                    tlps,
+                    ops,
+                    (!no_shrink).then_some(shrink_dir.as_path()),
+                )?;
+                Ok((vp + p, vf + f))
+            })
+        }
         Cmd::Replay {
             seed,
             waves,
             tlps,
             ops,
+            no_shrink,
+            shrink_dir,
         } => {
             let always = waves.is_some();
             let dir = waves.unwrap_or_else(waves::waves_dir);
@@ -454,10 +619,14 @@ fn main() -> ExitCode {
                 }
                 Err(f) => {
                     eprintln!("FAIL {f}");
+                    if !no_shrink {
+                        shrink_seed(seed, ops, &shrink_dir);
+                    }
                     Ok((0, 1))
                 }
             }
         }
+        Cmd::Bench { tlps } => bench_checked(tlps).context("bench").map(|()| (1, 0)),
         Cmd::BenchXlate { latency, hits } => bench_xlate(&latency, hits)
             .context("bench-xlate")
             .map(|()| (1, 0)),
@@ -469,6 +638,7 @@ fn main() -> ExitCode {
             tlps,
             ops,
         } => coverage(seeds, seed, jobs, &out, tlps, ops),
+        Cmd::Run { paths } => run_vectors(&paths),
         Cmd::BenchBridge { cycles, waves } => bench_bridge(cycles, waves)
             .context("bench-bridge")
             .map(|()| (1, 0)),

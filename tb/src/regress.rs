@@ -22,7 +22,7 @@ use iommu_model::kernel::State;
 use iommu_model::kernel::{Kernel, KernelConfig};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
-use iommu_model::stimulus::Stimulus;
+use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus};
 use iommu_model::FaultReason;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -164,29 +164,187 @@ pub fn run_with_coverage(
     k: &mut RtlKernel,
     seed: u64,
     cfg: &Config,
-    mut cov: Option<&mut Coverage>,
+    cov: Option<&mut Coverage>,
 ) -> Result<Report> {
-    let mut stim = Stimulus::new(seed);
+    let mut src = Random {
+        stim: Stimulus::new(seed),
+        cfg,
+        pending: Vec::new(),
+        trace: Vec::new(),
+    };
+    drive(k, seed, &mut src, cov).map_err(|f| f.error)
+}
+
+/// One operation of a seed with the requests around it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceStep {
+    pub op: Op,
+    /// Requests offered while the operation's invalidations execute.
+    pub concurrent: Vec<Request>,
+    /// Requests judged after it.
+    pub requests: Vec<Request>,
+}
+
+/// Which request (or operation) a failing run stopped at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailPos {
+    Concurrent { step: usize, n: usize },
+    Request { step: usize, n: usize },
+    Op { step: usize },
+}
+
+/// A failing run: the error, where it happened, and what the failing request should have
+/// done (the golden walker's outcome, or the oracle's when it allows only one).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub at: FailPos,
+    pub expected: Option<Outcome>,
+}
+
+/// [`run`], recording the operations and requests it generated (up to the failure).
+pub fn run_recorded(
+    k: &mut RtlKernel,
+    seed: u64,
+    cfg: &Config,
+) -> (Result<Report, Failure>, Vec<TraceStep>) {
+    let mut src = Random {
+        stim: Stimulus::new(seed),
+        cfg,
+        pending: Vec::new(),
+        trace: Vec::new(),
+    };
+    let r = drive(k, seed, &mut src, None);
+    (r, src.trace)
+}
+
+/// Replays a recorded trace on `k`, judged as [`run`] judges; also returns each
+/// operation's result.
+pub fn run_trace(
+    k: &mut RtlKernel,
+    seed: u64,
+    trace: &[TraceStep],
+) -> (Result<Report, Failure>, Vec<Applied>) {
+    let mut src = Replay {
+        trace,
+        bindings: Bindings::default(),
+        log: Vec::new(),
+        applied: Vec::new(),
+    };
+    let r = drive(k, seed, &mut src, None);
+    (r, src.applied)
+}
+
+/// Where a run's operations and requests come from.
+trait Source {
+    fn ops(&self) -> usize;
+    fn concurrent(&mut self, k: &RtlKernel, step: usize) -> Vec<Request>;
+    fn apply(&mut self, k: &mut RtlKernel, step: usize);
+    fn request(&mut self, k: &RtlKernel, step: usize, n: usize) -> Option<Request>;
+    fn log(&self) -> &[String];
+}
+
+struct Random<'a> {
+    stim: Stimulus,
+    cfg: &'a Config,
+    pending: Vec<Request>,
+    trace: Vec<TraceStep>,
+}
+
+impl Source for Random<'_> {
+    fn ops(&self) -> usize {
+        self.cfg.ops
+    }
+    fn concurrent(&mut self, k: &RtlKernel, _step: usize) -> Vec<Request> {
+        self.pending = (0..self.cfg.concurrent_per_op)
+            .map(|_| self.stim.request(k))
+            .collect();
+        self.pending.clone()
+    }
+    fn apply(&mut self, k: &mut RtlKernel, _step: usize) {
+        let op = self.stim.step(k);
+        self.trace.push(TraceStep {
+            op,
+            concurrent: std::mem::take(&mut self.pending),
+            requests: Vec::new(),
+        });
+    }
+    fn request(&mut self, k: &RtlKernel, _step: usize, n: usize) -> Option<Request> {
+        (n < self.cfg.requests_per_op).then(|| {
+            let r = self.stim.request(k);
+            if let Some(t) = self.trace.last_mut() {
+                t.requests.push(r);
+            }
+            r
+        })
+    }
+    fn log(&self) -> &[String] {
+        &self.stim.log
+    }
+}
+
+struct Replay<'a> {
+    trace: &'a [TraceStep],
+    bindings: Bindings,
+    log: Vec<String>,
+    applied: Vec<Applied>,
+}
+
+impl Source for Replay<'_> {
+    fn ops(&self) -> usize {
+        self.trace.len()
+    }
+    fn concurrent(&mut self, _k: &RtlKernel, step: usize) -> Vec<Request> {
+        self.trace[step].concurrent.clone()
+    }
+    fn apply(&mut self, k: &mut RtlKernel, step: usize) {
+        let a = stimulus::apply_detailed(&self.trace[step].op, k, &mut self.bindings);
+        self.log.push(a.desc.clone());
+        self.applied.push(a);
+    }
+    fn request(&mut self, _k: &RtlKernel, step: usize, n: usize) -> Option<Request> {
+        self.trace[step].requests.get(n).copied()
+    }
+    fn log(&self) -> &[String] {
+        &self.log
+    }
+}
+
+fn drive(
+    k: &mut RtlKernel,
+    seed: u64,
+    src: &mut dyn Source,
+    mut cov: Option<&mut Coverage>,
+) -> Result<Report, Failure> {
+    let fail = |at: FailPos| {
+        move |error: anyhow::Error| Failure {
+            error,
+            at,
+            expected: None,
+        }
+    };
     let mut rep = Report::default();
     let start = k.ops().hw().env.dut.cycle();
     let submitted_before = k.ops().hw().submitted.len();
-    for step in 0..cfg.ops {
+    for step in 0..src.ops() {
         // Traffic during the operation's invalidations: judged against the states before
         // and after it (the old translation stays legal until the wait completes).
         let before = k.state().clone();
         let mut bg = Background::default();
-        for n in 0..cfg.concurrent_per_op {
-            bg.pending
-                .push_back(to_tlp(&stim.request(k), 0x80 | n as u16));
+        for (n, r) in src.concurrent(k, step).iter().enumerate() {
+            bg.pending.push_back(to_tlp(r, 0x80 | n as u16));
         }
         k.ops_mut().hw_mut().background = Some(bg);
-        stim.step(k);
+        src.apply(k, step);
         let bg = k.ops_mut().hw_mut().background.take().unwrap_or_default();
-        for (tlp_req, got, recs) in &bg.done {
+        for (n, (tlp_req, got, recs)) in bg.done.iter().enumerate() {
+            let at = FailPos::Concurrent { step, n };
             let req = crate::judge::golden_request(tlp_req);
-            let op = stim.log.last().cloned().unwrap_or_default();
+            let op = src.log().last().cloned().unwrap_or_default();
             let outcome = outcome_of(tlp_req, got, recs)
-                .map_err(|e| anyhow!("seed {seed} step {step}, during `{op}`: {e:#}"))?;
+                .map_err(|e| anyhow!("seed {seed} step {step}, during `{op}`: {e:#}"))
+                .map_err(fail(at))?;
+
             let mut allowed = oracle::allowed_from(
                 k.state(),
                 std::iter::once(&before).chain(k.windows().iter().map(|w| &w.before)),
@@ -203,7 +361,11 @@ pub fn run_with_coverage(
                 allowed.insert(Outcome::Fault(FaultReason::PasidEntryNotPresent));
             }
             if let Err(m) = allowed.check(&outcome) {
-                bail!("seed {seed} step {step}, request {tlp_req} sent during `{op}`: {m}\n  operations so far:\n    {}", stim.log.join("\n    "));
+                return Err(Failure {
+                    error: anyhow!("seed {seed} step {step}, request {tlp_req} sent during `{op}`: {m}\n  operations so far:\n    {}", src.log().join("\n    ")),
+                    at,
+                    expected: single(&allowed),
+                });
             }
             rep.concurrent += 1;
             if let Some(c) = cov.as_deref_mut() {
@@ -211,30 +373,52 @@ pub fn run_with_coverage(
             }
             rep.requests += 1;
         }
-        for n in 0..cfg.requests_per_op {
-            let req = stim.request(k);
+        let mut n = 0;
+        while let Some(req) = src.request(k, step, n) {
+            let at = FailPos::Request { step, n };
             let tlp_req = to_tlp(&req, (n as u16) & 0xff);
             let context = || {
                 format!(
                     "seed {seed} step {step} request {n}: {tlp_req}\n  operations so far:\n    {}",
-                    stim.log.join("\n    ")
+                    src.log().join("\n    ")
                 )
             };
             let allowed = oracle::allowed(k, &req);
             let mark = coverage::log_mark(k);
             let outcome = if k.windows().is_empty() {
                 let hw = hw_state(k);
-                let j = judge(&mut k.ops_mut().hw_mut().env, &hw, &tlp_req)
-                    .map_err(|e| anyhow!("{e:#}\n{}", context()))?;
+                let j = match judge(&mut k.ops_mut().hw_mut().env, &hw, &tlp_req) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        let expected = k.ops().hw().env.mem.as_ref().map(|m| {
+                            let r = crate::judge::golden_request(&tlp_req);
+                            iommu_model::golden::translate(&hw, &m.mem, &r).outcome
+                        });
+                        return Err(Failure {
+                            error: anyhow!("{e:#}\n{}", context()),
+                            at,
+                            expected,
+                        });
+                    }
+                };
                 j.walk.outcome
             } else {
                 rep.in_window += 1;
                 let env = &mut k.ops_mut().hw_mut().env;
-                let got = exchange(env, &tlp::encode(&tlp_req)?, REQUEST_TIMEOUT)?;
-                dut_outcome(env, &tlp_req, &got).map_err(|e| anyhow!("{e:#}\n{}", context()))?
+                let got = tlp::encode(&tlp_req)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|w| exchange(env, &w, REQUEST_TIMEOUT))
+                    .map_err(fail(at))?;
+                dut_outcome(env, &tlp_req, &got)
+                    .map_err(|e| anyhow!("{e:#}\n{}", context()))
+                    .map_err(fail(at))?
             };
             if let Err(m) = allowed.check(&outcome) {
-                bail!("{m}\n{}", context());
+                return Err(Failure {
+                    error: anyhow!("{m}\n{}", context()),
+                    at,
+                    expected: single(&allowed),
+                });
             }
             if let Some(c) = cov.as_deref_mut() {
                 c.sample_request(k, &req, &outcome, mark);
@@ -245,6 +429,7 @@ pub fn run_with_coverage(
                 Outcome::Fault(_) => rep.faults += 1,
                 _ => {}
             }
+            n += 1;
         }
     }
     rep.cycles = k.ops().hw().env.dut.cycle() - start;
@@ -253,4 +438,13 @@ pub fn run_with_coverage(
         c.sample_descriptors(descs.get(submitted_before..).unwrap_or(&[]));
     }
     Ok(rep)
+}
+
+/// The one outcome an allowed set holds, if it holds one.
+fn single(allowed: &oracle::AllowedSet) -> Option<Outcome> {
+    let mut it = allowed.iter();
+    match (it.next(), it.next()) {
+        (Some(o), None) => Some(*o),
+        _ => None,
+    }
 }

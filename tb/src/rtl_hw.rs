@@ -45,6 +45,9 @@ pub struct RtlHw {
     pub submitted: Vec<Descriptor>,
     /// Traffic to send while a submitted batch is in flight.
     pub background: Option<Background>,
+    /// Status word and sequence number of the waits `submit_and_wait` appends.
+    own_status: Option<u64>,
+    own_seq: u32,
 }
 
 fn csr_err(e: impl std::fmt::Display) -> HwError {
@@ -76,6 +79,8 @@ impl RtlHw {
             iq_tail: 0,
             submitted: Vec::new(),
             background: None,
+            own_status: None,
+            own_seq: 0,
         })
     }
 
@@ -113,6 +118,29 @@ impl RtlHw {
             .write64(reg::IQT, self.iq_tail << 5)
             .map_err(csr_err)?;
         Ok(())
+    }
+
+    /// Submits `descs` followed by a wait descriptor of its own (status write to a page this
+    /// `RtlHw` keeps) and waits for it, as `qi_submit_sync` does.
+    pub fn submit_and_wait(&mut self, descs: &[Descriptor]) -> Result<(), HwError> {
+        let status = match self.own_status {
+            Some(s) => s,
+            None => {
+                let s = self.mem_agent().mem.alloc_page()?;
+                self.own_status = Some(s);
+                s
+            }
+        };
+        self.own_seq = self.own_seq.wrapping_add(1);
+        let mut batch = descs.to_vec();
+        batch.push(Descriptor::Wait {
+            intr: false,
+            sw: true,
+            fence: true,
+            status_data: self.own_seq,
+            status_addr: status,
+        });
+        self.submit(&batch)
     }
 
     /// Re-reads the tail after software (a test) moved the queue by other means.

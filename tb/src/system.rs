@@ -13,6 +13,7 @@ use iommu_model::kernel::{
     DeviceDesc, DomainId, DomainType, Kernel, KernelConfig, Prot, Rid, Stage,
 };
 use iommu_model::mem::Mem;
+use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran};
 
 pub type RtlKernel = Kernel<Driver<RtlHw>>;
 
@@ -97,13 +98,22 @@ pub fn take_reads(k: &mut RtlKernel) -> usize {
     n
 }
 
-/// Global context-cache, PASID-cache and IOTLB invalidation, then a wait.
-pub fn flush_all(k: &mut RtlKernel) -> Result<()> {
-    use iommu_model::driver::IommuHw;
-    use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran};
-    let hw = k.ops_mut().hw_mut();
-    let status = hw.mem().alloc_page()?;
-    hw.submit(&[
+/// A global IOTLB invalidation (first- and second-stage entries alike in this unit).
+pub fn iotlb_global() -> Descriptor {
+    Descriptor::Iotlb {
+        gran: IotlbGran::Global,
+        dr: false,
+        dw: false,
+        did: 0,
+        addr: 0,
+        am: 0,
+        ih: false,
+    }
+}
+
+/// Global context-cache, PASID-cache and IOTLB invalidations (without the wait).
+pub fn global_invalidations() -> [Descriptor; 3] {
+    [
         Descriptor::ContextCache {
             gran: CcGran::Global,
             did: 0,
@@ -115,22 +125,20 @@ pub fn flush_all(k: &mut RtlKernel) -> Result<()> {
             did: 0,
             pasid: 0,
         },
-        Descriptor::Iotlb {
-            gran: IotlbGran::Global,
-            dr: false,
-            dw: false,
-            did: 0,
-            addr: 0,
-            am: 0,
-            ih: false,
-        },
-        Descriptor::Wait {
-            intr: false,
-            sw: true,
-            fence: true,
-            status_data: 0x600d,
-            status_addr: status,
-        },
-    ])?;
+        iotlb_global(),
+    ]
+}
+
+/// Global context-cache, PASID-cache and IOTLB invalidation, then a wait.
+pub fn flush_all(k: &mut RtlKernel) -> Result<()> {
+    k.ops_mut()
+        .hw_mut()
+        .submit_and_wait(&global_invalidations())?;
+    Ok(())
+}
+
+/// Global IOTLB invalidation, then a wait: cached PASID entries stay.
+pub fn flush_iotlb(k: &mut RtlKernel) -> Result<()> {
+    k.ops_mut().hw_mut().submit_and_wait(&[iotlb_global()])?;
     Ok(())
 }

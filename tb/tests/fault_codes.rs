@@ -12,11 +12,10 @@ use std::collections::BTreeSet;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use common::*;
-use iommu_model::driver::{DriverQuirks, IommuHw};
+use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::{HwState, Outcome};
 use iommu_model::kernel::{rid, DeviceDesc, DomainId, DomainType, MmProt, Rid, Stage};
 use iommu_model::mem::{Mem, PhysMem};
-use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran};
 use iommu_model::regs;
 use iommu_model::tables::{
     self, context as ce, fs, level_index, pasid_dir as pde, pasid_entry as pe, ss,
@@ -108,21 +107,16 @@ struct Bench {
     /// Register state the golden walker assumes (the driver's unless a test reprograms
     /// RTADDR).
     hw: Option<HwState>,
-    status: u64,
-    seq: u32,
     tag: u16,
     tally: Tally,
 }
 
 impl Bench {
     fn new(seed: u64, timing: MemTiming) -> Result<Self> {
-        let mut k = system(seed, timing, DriverQuirks::default())?;
-        let status = k.ops_mut().hw_mut().mem_agent().mem.alloc_page()?;
+        let k = system(seed, timing, DriverQuirks::default())?;
         Ok(Self {
             k,
             hw: None,
-            status,
-            seq: 0,
             tag: 0,
             tally: Tally::default(),
         })
@@ -166,41 +160,10 @@ impl Bench {
     /// Global context-cache, PASID-cache and IOTLB invalidation through the DUT's queue,
     /// waited for: the DUT forgets every cached structure and translation.
     fn flush(&mut self) -> Result<()> {
-        self.seq += 1;
-        let (status, seq) = (self.status, self.seq);
-        self.wr(status, 0)?;
         self.k
             .ops_mut()
             .hw_mut()
-            .submit(&[
-                Descriptor::ContextCache {
-                    gran: CcGran::Global,
-                    did: 0,
-                    sid: 0,
-                    fm: 0,
-                },
-                Descriptor::PasidCache {
-                    gran: PcGran::Global,
-                    did: 0,
-                    pasid: 0,
-                },
-                Descriptor::Iotlb {
-                    gran: IotlbGran::Global,
-                    dr: false,
-                    dw: false,
-                    did: 0,
-                    addr: 0,
-                    am: 0,
-                    ih: false,
-                },
-                Descriptor::Wait {
-                    intr: false,
-                    sw: true,
-                    fence: true,
-                    status_data: seq,
-                    status_addr: status,
-                },
-            ])
+            .submit_and_wait(&global_invalidations())
             .map_err(|e| anyhow!("global invalidation: {e}"))
     }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use iommu_tb::waves::run_test;
+use iommu_tb::waves::{run_test, run_test_in};
 
 /// Reads an FST back: with GTKWave's `fst2vcd` when it is installed (CI installs it), else by
 /// checking the FST header block.
@@ -47,7 +47,9 @@ fn check_fst(path: &Path, min_cycles: u64) {
 
 #[test]
 fn failing_test_reports_a_waveform_that_shows_it() {
-    let err = run_test("deliberately_failing", 0xfa11, |env| {
+    // A folder of its own: other runs of the suite may be writing the shared waves folder.
+    let dir = std::env::temp_dir().join(format!("iommu-tb-waves-test-{}", std::process::id()));
+    let err = run_test_in(&dir, false, "deliberately_failing", 0xfa11, |env| {
         env.write64(iommu_tb::csr::reg::RTADDR, 0x5000_0400)?;
         env.idle(200);
         anyhow::bail!("deliberate failure at cycle {}", env.dut.cycle())
