@@ -69,6 +69,12 @@ enum Cmd {
         /// Run only the random seeds.
         #[arg(long)]
         no_vectors: bool,
+        /// Operation mix on top of the default, e.g. `map=6,unmap=4,sva_bind=0`
+        /// (names: domain_alloc, attach_device, enable_dma_pasid, disable_dma_pasid,
+        /// attach_device_pasid, detach_device_pasid, map, unmap, iotlb_sync, dma_map_single,
+        /// dma_unmap_single, mm_create, mm_map, mm_unmap, sva_bind, sva_unbind).
+        #[arg(long, value_parser = parse_weights)]
+        weights: Option<iommu_model::stimulus::Weights>,
     },
     /// Re-run one seed of the regression (with a waveform when --waves is given).
     Replay {
@@ -132,6 +138,23 @@ enum Cmd {
     },
 }
 
+/// The operation mix chosen on the command line (`regress --weights`), for every seed this
+/// process runs or shrinks.
+static WEIGHTS: std::sync::OnceLock<iommu_model::stimulus::Weights> = std::sync::OnceLock::new();
+
+/// The kernel-level configuration of one seed.
+fn kernel_config(ops: usize) -> regress::Config {
+    regress::Config {
+        ops,
+        weights: WEIGHTS.get().copied().unwrap_or_default(),
+        ..regress::Config::default()
+    }
+}
+
+fn parse_weights(s: &str) -> Result<iommu_model::stimulus::Weights, String> {
+    iommu_model::stimulus::Weights::parse(s)
+}
+
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (k, n) = s
         .split_once('/')
@@ -164,10 +187,7 @@ fn regress_one(
         tlps,
         ..Config::default()
     };
-    let rcfg = regress::Config {
-        ops,
-        ..regress::Config::default()
-    };
+    let rcfg = kernel_config(ops);
     waves::run_test_in(dir, always, "regress", seed, |env| {
         untranslated::run(env, seed, &cfg)?;
         let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
@@ -256,10 +276,7 @@ fn regress(
 /// reproduces the failure; prints the vector's path (or why there is none).
 fn shrink_seed(seed: u64, ops: usize, dir: &std::path::Path) {
     use iommu_tb::shrink;
-    let cfg = regress::Config {
-        ops,
-        ..regress::Config::default()
-    };
+    let cfg = kernel_config(ops);
     match shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS) {
         Ok(None) => eprintln!(
             "seed {seed}: the kernel-API sequence passes on a fresh system; nothing to shrink"
@@ -314,10 +331,7 @@ fn coverage(
         tlps,
         ..Config::default()
     };
-    let rcfg = regress::Config {
-        ops,
-        ..regress::Config::default()
-    };
+    let rcfg = kernel_config(ops);
     let list: Vec<u64> = (0..seeds).map(|i| first.wrapping_add(i)).collect();
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -570,7 +584,11 @@ fn main() -> ExitCode {
             shrink_dir,
             vectors,
             no_vectors,
+            weights,
         } => {
+            if let Some(w) = weights {
+                let _ = WEIGHTS.set(w);
+            }
             let dir = vectors.unwrap_or_else(|| {
                 let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
                 tb.parent().unwrap_or(tb).join("vectors")

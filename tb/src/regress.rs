@@ -22,7 +22,7 @@ use iommu_model::kernel::State;
 use iommu_model::kernel::{Kernel, KernelConfig};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
-use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus};
+use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus, Weights};
 use iommu_model::FaultReason;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -44,6 +44,8 @@ pub struct Config {
     /// Requests offered to the DUT while each operation's invalidations are in flight.
     pub concurrent_per_op: usize,
     pub quirks: DriverQuirks,
+    /// The operation mix.
+    pub weights: Weights,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             requests_per_op: 4,
             concurrent_per_op: 3,
             quirks: DriverQuirks::default(),
+            weights: Weights::default(),
         }
     }
 }
@@ -167,7 +170,7 @@ pub fn run_with_coverage(
     cov: Option<&mut Coverage>,
 ) -> Result<Report> {
     let mut src = Random {
-        stim: Stimulus::new(seed),
+        stim: Stimulus::with_weights(seed, cfg.weights),
         cfg,
         pending: Vec::new(),
         trace: Vec::new(),
@@ -209,7 +212,7 @@ pub fn run_recorded(
     cfg: &Config,
 ) -> (Result<Report, Failure>, Vec<TraceStep>) {
     let mut src = Random {
-        stim: Stimulus::new(seed),
+        stim: Stimulus::with_weights(seed, cfg.weights),
         cfg,
         pending: Vec::new(),
         trace: Vec::new(),
