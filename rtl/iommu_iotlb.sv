@@ -71,14 +71,17 @@ module iommu_iotlb
       match[i] = valid_q[i] && entry_q[i].did == lk_did_i && entry_q[i].pasid == lk_pasid_i
                  && entry_q[i].page == align(lk_page_i, entry_q[i].leaf.size);
     end
-    // Two ways can both match after a mapping changed size; either is a legal translation
-    // until an invalidation removes both, so the lowest index wins.
-    hit_idx = '0;
-    for (int i = Entries - 1; i >= 0; i--) begin
-      if (match[i]) hit_idx = IdxBits'(i);
-    end
   end
-  assign lk_hit_o  = |match;
+
+  // Two ways can both match after a mapping changed size; either is a legal translation
+  // until an invalidation removes both, so the lowest index wins.
+  iommu_first_set #(
+    .Width (Entries)
+  ) u_hit_way (
+    .bits_i (match),
+    .any_o  (lk_hit_o),
+    .idx_o  (hit_idx)
+  );
   assign lk_leaf_o = entry_q[hit_idx].leaf;
 
   // ---------------------------------------------------------------------------------------
@@ -86,13 +89,13 @@ module iommu_iotlb
   // ---------------------------------------------------------------------------------------
   logic [IdxBits-1:0] victim, free_idx, fill_idx;
   logic               any_free;
-  always_comb begin
-    any_free = ~&valid_q;
-    free_idx = '0;
-    for (int i = Entries - 1; i >= 0; i--) begin
-      if (!valid_q[i]) free_idx = IdxBits'(i);
-    end
-  end
+  iommu_first_set #(
+    .Width (Entries)
+  ) u_free_way (
+    .bits_i (~valid_q),
+    .any_o  (any_free),
+    .idx_o  (free_idx)
+  );
 
   // A fill for the address that hit replaces that entry.
   logic fill_hits;

@@ -55,23 +55,26 @@ module iommu_pasid_cache
                  && entry_q[i].has_pasid == lk_has_pasid_i
                  && entry_q[i].pasid == key_pasid(lk_has_pasid_i, lk_pasid_i);
     end
-    hit_idx = '0;
-    for (int i = Entries - 1; i >= 0; i--) begin
-      if (match[i]) hit_idx = IdxBits'(i);
-    end
   end
-  assign lk_hit_o  = |match;
+
+  iommu_first_set #(
+    .Width (Entries)
+  ) u_hit_way (
+    .bits_i (match),
+    .any_o  (lk_hit_o),
+    .idx_o  (hit_idx)
+  );
   assign lk_info_o = entry_q[hit_idx].info;
 
   logic [IdxBits-1:0] victim, free_idx, fill_idx;
   logic               any_free;
-  always_comb begin
-    any_free = ~&valid_q;
-    free_idx = '0;
-    for (int i = Entries - 1; i >= 0; i--) begin
-      if (!valid_q[i]) free_idx = IdxBits'(i);
-    end
-  end
+  iommu_first_set #(
+    .Width (Entries)
+  ) u_free_way (
+    .bits_i (~valid_q),
+    .any_o  (any_free),
+    .idx_o  (free_idx)
+  );
   // The pipeline fills only after a miss for the same key, so a fill never duplicates.
   assign fill_idx = any_free ? free_idx : victim;
 

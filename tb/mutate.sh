@@ -90,14 +90,18 @@ mut piotlb-gran rtl/iommu_qi.sv \
 mut pcache-pasid-inv rtl/iommu_pasid_cache.sv \
   "PASID-cache invalidation of one (DID, PASID) removes nothing" \
   'InvDidPasid: inv_hit[i] = did_ok && pasid_ok;' \
-  "InvDidPasid: inv_hit[i] = 1'b0;"
+  "InvDidPasid: inv_hit[i] = did_ok && pasid_ok && 1'b0;"
 mut ccache-device-inv rtl/iommu_pasid_cache.sv \
   "device-selective context-cache invalidation removes nothing" \
   'InvSid:      inv_hit[i] = sid_ok;' \
-  "InvSid:      inv_hit[i] = 1'b0;"
+  "InvSid:      inv_hit[i] = sid_ok && 1'b0;"
 mut walker-pte-rsvd rtl/iommu_walker.sv \
-  "page walk: address bits 51:48 of a table entry are not checked as reserved" \
-  "(e & PteAboveHaw) != '0 || " \
+  "page walk: bit 51 of a table entry is not checked as reserved (bits 50:48 still are)" \
+  "localparam logic [63:0] PteAboveHaw = 64'h000F_0000_0000_0000;" \
+  "localparam logic [63:0] PteAboveHaw = 64'h0007_0000_0000_0000;"
+mut walker-ps-level4 rtl/iommu_walker.sv \
+  "page walk: PS=1 in a level-4 entry (reserved) is not a fault" \
+  "(ps && level_q == 3'd4) || " \
   ''
 mut fpd-pasid-entry rtl/iommu_walker.sv \
   "the PASID entry's FPD is ignored (its faults are recorded)" \
