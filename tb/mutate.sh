@@ -184,7 +184,7 @@ fi
 
 # The test targets, cheapest and most pointed first; then any others tb/tests/ holds.
 targets=()
-for t in translation fault_codes iotlb queue recording timing registers untranslated coverage regress; do
+for t in translation fault_codes iotlb invalidation queue recording timing registers untranslated coverage regress; do
   [ -f "$root/tb/tests/$t.rs" ] && targets+=("$t")
 done
 for f in "$root"/tb/tests/*.rs; do
@@ -197,6 +197,9 @@ echo "copying $root to $tree (without target/, .git, .venv)"
 rm -rf "$tree" && mkdir -p "$tree"
 tar -C "$root" --exclude=./target --exclude=./.git --exclude=./.venv -cf - . | tar -C "$tree" -xf - \
   || { echo "copy failed" >&2; exit 2; }
+# tar keeps the files' times; the shared target directory may hold the last run's mutant,
+# built later than them. Fresh times make the first build re-verilate the real RTL.
+touch "$tree"/rtl/* "$tree/fusesoc.core"
 mkdir -p "$work/orig"
 
 # Runs the test targets, then the regression, on the tree as it is. Prints one line:
