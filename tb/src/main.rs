@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use iommu_tb::dut::{Dut, DutIn};
 use iommu_tb::regress;
@@ -24,6 +24,29 @@ use iommu_tb::waves::{self, TestFailure};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// What one seed does, shared by `regress` and `replay` so a seed replays exactly.
+#[derive(Args, Clone)]
+struct SeedArgs {
+    /// Untranslated-path TLPs per seed.
+    #[arg(long, default_value_t = 300)]
+    tlps: usize,
+    /// Kernel-API operations per seed (each followed by 4 judged requests).
+    #[arg(long, default_value_t = 30)]
+    ops: usize,
+    /// Operation mix on top of the default, e.g. `map=6,unmap=4,sva_bind=0`
+    /// (names: domain_alloc, attach_device, enable_dma_pasid, disable_dma_pasid,
+    /// attach_device_pasid, detach_device_pasid, map, unmap, iotlb_sync, dma_map_single,
+    /// dma_unmap_single, mm_create, mm_map, mm_unmap, sva_bind, sva_unbind).
+    #[arg(long, value_parser = parse_weights)]
+    weights: Option<iommu_model::stimulus::Weights>,
+    /// Do not shrink failing seeds.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Where shrunk failing seeds are written as YAML vectors (`seed-S.yaml`).
+    #[arg(long, value_name = "DIR", default_value = "target/shrunk")]
+    shrink_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -50,18 +73,8 @@ enum Cmd {
         /// Write a waveform of every run into DIR (default: only failing runs, into target/waves).
         #[arg(long, value_name = "DIR")]
         waves: Option<PathBuf>,
-        /// Untranslated-path TLPs per seed.
-        #[arg(long, default_value_t = 300)]
-        tlps: usize,
-        /// Kernel-API operations per seed (each followed by 4 judged requests).
-        #[arg(long, default_value_t = 30)]
-        ops: usize,
-        /// Do not shrink failing seeds.
-        #[arg(long)]
-        no_shrink: bool,
-        /// Where shrunk failing seeds are written as YAML vectors (`seed-S.yaml`).
-        #[arg(long, value_name = "DIR", default_value = "target/shrunk")]
-        shrink_dir: PathBuf,
+        #[command(flatten)]
+        per_seed: SeedArgs,
         /// YAML vectors run before the seeds (default: the project's `vectors/`; with
         /// `--shard`, only shard 1 runs them).
         #[arg(long, value_name = "DIR")]
@@ -69,29 +82,17 @@ enum Cmd {
         /// Run only the random seeds.
         #[arg(long)]
         no_vectors: bool,
-        /// Operation mix on top of the default, e.g. `map=6,unmap=4,sva_bind=0`
-        /// (names: domain_alloc, attach_device, enable_dma_pasid, disable_dma_pasid,
-        /// attach_device_pasid, detach_device_pasid, map, unmap, iotlb_sync, dma_map_single,
-        /// dma_unmap_single, mm_create, mm_map, mm_unmap, sva_bind, sva_unbind).
-        #[arg(long, value_parser = parse_weights)]
-        weights: Option<iommu_model::stimulus::Weights>,
     },
     /// Re-run one seed of the regression (with a waveform when --waves is given).
     Replay {
+        /// The seed to run (as printed by `regress`).
         #[arg(long)]
         seed: u64,
+        /// Write the seed's waveforms into DIR.
         #[arg(long, value_name = "DIR")]
         waves: Option<PathBuf>,
-        #[arg(long, default_value_t = 300)]
-        tlps: usize,
-        #[arg(long, default_value_t = 30)]
-        ops: usize,
-        /// Do not shrink failing seeds.
-        #[arg(long)]
-        no_shrink: bool,
-        /// Where shrunk failing seeds are written as YAML vectors (`seed-S.yaml`).
-        #[arg(long, value_name = "DIR", default_value = "target/shrunk")]
-        shrink_dir: PathBuf,
+        #[command(flatten)]
+        per_seed: SeedArgs,
     },
     /// Checked TLPs per second (hit-heavy and miss-heavy mixes) through the streaming
     /// scoreboard, with and without a waveform being written.
@@ -138,9 +139,16 @@ enum Cmd {
     },
 }
 
-/// The operation mix chosen on the command line (`regress --weights`), for every seed this
+/// The operation mix chosen on the command line (`--weights`), for every seed this
 /// process runs or shrinks.
 static WEIGHTS: std::sync::OnceLock<iommu_model::stimulus::Weights> = std::sync::OnceLock::new();
+
+/// Makes the command line's operation mix the one every seed of this process uses.
+fn use_weights(a: &SeedArgs) {
+    if let Some(w) = a.weights {
+        let _ = WEIGHTS.set(w);
+    }
+}
 
 /// The kernel-level configuration of one seed.
 fn kernel_config(ops: usize) -> regress::Config {
@@ -578,17 +586,18 @@ fn main() -> ExitCode {
             jobs,
             shard,
             waves,
-            tlps,
-            ops,
-            no_shrink,
-            shrink_dir,
+            per_seed,
             vectors,
             no_vectors,
-            weights,
         } => {
-            if let Some(w) = weights {
-                let _ = WEIGHTS.set(w);
-            }
+            let SeedArgs {
+                tlps,
+                ops,
+                no_shrink,
+                ref shrink_dir,
+                ..
+            } = per_seed;
+            use_weights(&per_seed);
             let dir = vectors.unwrap_or_else(|| {
                 let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
                 tb.parent().unwrap_or(tb).join("vectors")
@@ -617,11 +626,16 @@ fn main() -> ExitCode {
         Cmd::Replay {
             seed,
             waves,
-            tlps,
-            ops,
-            no_shrink,
-            shrink_dir,
+            per_seed,
         } => {
+            let SeedArgs {
+                tlps,
+                ops,
+                no_shrink,
+                ref shrink_dir,
+                ..
+            } = per_seed;
+            use_weights(&per_seed);
             let always = waves.is_some();
             let dir = waves.unwrap_or_else(waves::waves_dir);
             let totals = Mutex::new(regress::Report::default());
@@ -638,7 +652,7 @@ fn main() -> ExitCode {
                 Err(f) => {
                     eprintln!("FAIL {f}");
                     if !no_shrink {
-                        shrink_seed(seed, ops, &shrink_dir);
+                        shrink_seed(seed, ops, shrink_dir);
                     }
                     Ok((0, 1))
                 }
