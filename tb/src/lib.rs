@@ -1,36 +1,31 @@
 //! iommu-tb: a Rust testbench for a verilated VT-d scalable-mode translation unit.
 //!
-//! Layers, each with one job (UVM's split, in Rust types):
-//! - [`dut`]: the verilated model behind the cxx bridge; pins and cycles only.
-//! - [`agents`]: memory agent (serves walks from the model's memory) and TLP agent.
-//! - [`bench`]: translation figures (walk cycles, hit throughput) for `iommu-tb bench-xlate`.
-//! - [`coverage`]: functional coverage bins of the regression, holes, and Verilator coverage files.
-//! - [`csr`]: register agent (CSR bus driver) and the VT-d register map.
-//! - [`env`]: directed-test environment (DUT + input state + register agent).
-//! - [`judge`]: one request against the golden walker: egress and fault record, field by field.
-//! - [`regress`]: seeded kernel-API sequences on the RTL, every request judged (golden walker, oracle).
-//! - [`rtl_hw`]: the DUT as the model driver's hardware (registers, memory, invalidation queue).
-//! - [`scoreboard`]: streaming check of pipelined TLP bursts (order, loss, duplicates, watchdog).
-//! - [`system`]: kernel + driver models on the DUT, and helpers to map, flush and judge.
-//! - [`tlp`]: bit-exact PCIe TLP codec (memory requests, PASID prefix, completions).
-//! - [`untranslated`]: checked random traffic through the untranslated path (TE = 0).
-//! - [`vectors`]: YAML test vectors (kernel-API and hardware-level scenarios), parser and runner.
-//! - [`shrink`]: a failing regression seed shrunk to a short YAML vector.
-//! - [`waves`]: waveform files, GTKWave save files, and re-running a failed test traced.
+//! Layers, lowest first; each imports only from the layers above it in this list (and from
+//! the `iommu-model` crate, which owns every architected fact):
+//!
+//! | layer | folder | job |
+//! |---|---|---|
+//! | DUT | [`dut`] | the verilated model behind the cxx bridge: pins, cycles, waveform files |
+//! | TLP | [`tlp`] | bit-exact PCIe TLP codec (memory requests, PASID prefix, completions) |
+//! | environment | [`env`] | agents (CSR, memory, TLP), the cycle loop, the traced re-run of failed tests |
+//! | hardware | [`hw`] | the DUT as the model driver's hardware (registers, memory, invalidation queue), kernel + driver on it |
+//! | checking | [`check`], [`coverage`] | judging DUT outcomes against the golden walker and the oracle; functional and Verilator coverage |
+//! | vectors | [`vectors`] | YAML scenarios: schema, parser, runner |
+//! | flows | [`flows`] | the regression, untranslated traffic, benches, shrinking failing seeds |
 
-pub mod agents;
-pub mod bench;
+pub mod check;
 pub mod coverage;
-pub mod csr;
 pub mod dut;
 pub mod env;
-pub mod judge;
-pub mod regress;
-pub mod rtl_hw;
-pub mod scoreboard;
-pub mod shrink;
-pub mod system;
+pub mod flows;
+pub mod hw;
 pub mod tlp;
-pub mod untranslated;
 pub mod vectors;
-pub mod waves;
+
+pub use check::judge::{judge, Judged};
+pub use dut::{Dut, DutIn, DutOut};
+pub use env::waves::{run_test, run_test_in, TestFailure};
+pub use env::Env;
+pub use flows::regress;
+pub use hw::rtl_hw::RtlHw;
+pub use hw::system::RtlKernel;

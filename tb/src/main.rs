@@ -11,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use iommu_tb::dut::{Dut, DutIn};
-use iommu_tb::regress;
-use iommu_tb::untranslated::{self, Config};
-use iommu_tb::waves::{self, TestFailure};
+use iommu_tb::env::waves::{self, TestFailure};
+use iommu_tb::flows::regress;
+use iommu_tb::flows::untranslated::{self, Config};
 
 #[derive(Parser)]
 #[command(
@@ -283,7 +283,7 @@ fn regress(
 /// Shrinks a failing seed's kernel-API sequence and writes it as a YAML vector that
 /// reproduces the failure; prints the vector's path (or why there is none).
 fn shrink_seed(seed: u64, ops: usize, dir: &std::path::Path) {
-    use iommu_tb::shrink;
+    use iommu_tb::flows::shrink;
     let cfg = kernel_config(ops);
     match shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS) {
         Ok(None) => eprintln!(
@@ -493,7 +493,7 @@ fn bench_checked(tlps: usize) -> Result<()> {
     println!("| mix | waveform | checked TLPs | cycles | seconds | checked TLPs/s | cycles/s |");
     println!("|---|---|---|---|---|---|---|");
     for waves in [None, Some(dir.as_path())] {
-        for m in iommu_tb::bench::checked_mixes(tlps, waves)? {
+        for m in iommu_tb::flows::bench::checked_mixes(tlps, waves)? {
             println!(
                 "| {} | {} | {} | {} | {:.2} | {:.0} | {:.0} |",
                 m.name,
@@ -511,7 +511,7 @@ fn bench_checked(tlps: usize) -> Result<()> {
 }
 
 fn bench_xlate(latencies: &[u32], hits: u64) -> Result<()> {
-    use iommu_tb::bench;
+    use iommu_tb::flows::bench;
     println!("| stage | page | mem latency | cold walk (cycles / reads) | page walk (cycles / reads) | hit (cycles) |");
     println!("|---|---|---|---|---|---|");
     for &lat in latencies {

@@ -21,12 +21,12 @@ use iommu_model::tables::{
     self, context as ce, fs, level_index, pasid_dir as pde, pasid_entry as pe, ss,
 };
 use iommu_model::FaultReason::{self, *};
-use iommu_tb::agents::mem::MemTiming;
-use iommu_tb::agents::tlp::Egress;
-use iommu_tb::csr::{gcmd, reg};
-use iommu_tb::judge::{judge, Judged};
+use iommu_tb::check::judge::{judge, Judged};
+use iommu_tb::env::csr::{gcmd, reg};
+use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::tlp_agent::Egress;
+use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
-use iommu_tb::waves::{run_test, TestFailure};
 
 /// IOVA of the read-write mapping every paging bench has, and its physical address.
 const IOVA: u64 = 0x10_0000;

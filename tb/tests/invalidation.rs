@@ -13,9 +13,9 @@ use iommu_model::golden::Outcome;
 use iommu_model::kernel::{DomainId, MmProt, Stage};
 use iommu_model::mem::PhysMem;
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PiotlbGran};
-use iommu_tb::agents::mem::MemTiming;
+use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
-use iommu_tb::waves::{run_test, TestFailure};
 
 fn rd(addr: u64, pasid: Option<u32>) -> MemRequest {
     let r = MemRequest::read(DEV, 0x44, addr, 1);
@@ -197,7 +197,7 @@ fn device_selective_context_invalidation_drops_the_devices_entries() -> Result<(
                     sid: DEV,
                     fm: 0,
                 },
-                iommu_tb::system::iotlb_global(),
+                iommu_tb::hw::system::iotlb_global(),
             ],
         )?;
         for p in [None, Some(pasid)] {
@@ -243,8 +243,9 @@ fn a_lone_wait_waits_for_translated_tlps() -> Result<(), TestFailure> {
         };
         hw.queue(&[wait.encode()])?;
         hw.env.idle(300);
-        let word =
-            |hw: &mut iommu_tb::rtl_hw::RtlHw| hw.mem_agent().mem.read64(status).map(|v| v as u32);
+        let word = |hw: &mut iommu_tb::hw::rtl_hw::RtlHw| {
+            hw.mem_agent().mem.read64(status).map(|v| v as u32)
+        };
         ensure!(
             word(hw)? != 0x77,
             "a wait completed while a TLP translated before it was still inside"

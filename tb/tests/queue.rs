@@ -8,10 +8,10 @@ use anyhow::{ensure, Result};
 use common::*;
 use iommu_model::driver::{DriverQuirks, IommuHw};
 use iommu_model::qi::Descriptor;
-use iommu_tb::agents::mem::MemTiming;
-use iommu_tb::csr::{fsts, gcmd, reg};
-use iommu_tb::rtl_hw::RtlHw;
-use iommu_tb::waves::{run_test, TestFailure};
+use iommu_tb::env::csr::{fsts, gcmd, reg};
+use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::waves::{run_test, TestFailure};
+use iommu_tb::hw::rtl_hw::RtlHw;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -1,8 +1,8 @@
 //! Register file through the bridge: reset values, capability fields, CSR bus errors, and the
 //! GCMD/GSTS command handshakes (VT-d 10.4.4-10.4.5).
 
-use iommu_tb::csr::{fsts, gcmd, reg, Cap, CsrError, Ecap, Width};
-use iommu_tb::waves::{run_test, TestFailure};
+use iommu_tb::env::csr::{fsts, gcmd, reg, Cap, CsrError, Ecap, Width};
+use iommu_tb::env::waves::{run_test, TestFailure};
 
 const SEED: u64 = 0x1d0_5eed;
 

@@ -2,8 +2,8 @@
 //! that fails with the driver bug and passes without it.
 
 use iommu_model::driver::DriverQuirks;
-use iommu_tb::regress::{self, Config};
-use iommu_tb::shrink;
+use iommu_tb::flows::regress::{self, Config};
+use iommu_tb::flows::shrink;
 use iommu_tb::vectors::{self, RunOptions};
 
 #[test]

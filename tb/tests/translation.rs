@@ -8,9 +8,9 @@ use common::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
-use iommu_tb::agents::mem::MemTiming;
+use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
-use iommu_tb::waves::{run_test, TestFailure};
 
 fn rd(addr: u64, pasid: Option<u32>) -> MemRequest {
     let r = MemRequest::read(DEV, 0x21, addr, 4);
@@ -28,7 +28,7 @@ fn wr(addr: u64, pasid: Option<u32>) -> MemRequest {
     }
 }
 
-fn translated(j: &iommu_tb::judge::Judged) -> anyhow::Result<u64> {
+fn translated(j: &iommu_tb::check::judge::Judged) -> anyhow::Result<u64> {
     match j.walk.outcome {
         Outcome::Translated(pa) => Ok(pa),
         o => anyhow::bail!("expected a translation, the golden walker says {o}"),

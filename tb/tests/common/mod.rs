@@ -3,4 +3,4 @@
 
 #![allow(unused_imports)]
 
-pub use iommu_tb::system::*;
+pub use iommu_tb::hw::system::*;

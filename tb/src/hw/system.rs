@@ -1,10 +1,10 @@
 //! A system to test or measure translation with: the model's kernel and VT-d driver running
 //! on the DUT ([`RtlHw`]), and helpers to map, unmap, flush and judge requests.
 
-use crate::agents::mem::MemTiming;
+use crate::check::judge::{judge, Judged};
+use crate::env::mem::MemTiming;
 use crate::env::Env;
-use crate::judge::{judge, Judged};
-use crate::rtl_hw::RtlHw;
+use crate::hw::rtl_hw::RtlHw;
 use crate::tlp::MemRequest;
 use anyhow::{Context, Result};
 use iommu_model::driver::{Driver, DriverQuirks};

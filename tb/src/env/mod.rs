@@ -1,10 +1,20 @@
 //! Directed-test environment: the DUT, the input state every agent drives, and the register
 //! agent. Each `tick` is one clock cycle; agents set their fields of `inp` and read `out`.
+//!
+//! - [`csr`]: the CSR bus (register agent).
+//! - [`mem`]: serves the memory port from the model's physical memory.
+//! - [`tlp_agent`]: sends TLPs on ingress and collects what leaves on tx and cpl.
+//! - [`waves`]: waveform files and the traced re-run of a failed test.
 
-use crate::agents::mem::MemAgent;
-use crate::agents::tlp::TlpAgent;
-use crate::csr::{CsrError, Width};
+pub mod csr;
+pub mod mem;
+pub mod tlp_agent;
+pub mod waves;
+
 use crate::dut::{Dut, DutIn, DutOut};
+use crate::env::csr::{CsrError, Width};
+use crate::env::mem::MemAgent;
+use crate::env::tlp_agent::TlpAgent;
 
 /// Cycles a CSR access may take before it is reported as hung.
 pub const CSR_TIMEOUT: u32 = 64;
@@ -26,7 +36,7 @@ impl Env {
     /// A DUT seeded with `seed`, reset, with every output port ready.
     pub fn new(seed: u64) -> Self {
         let mut dut = Dut::new(seed);
-        crate::waves::auto_trace(&mut dut);
+        crate::env::waves::auto_trace(&mut dut);
         dut.reset(4);
         Self::with_dut(dut)
     }

@@ -10,11 +10,11 @@ use anyhow::{bail, Context, Result};
 use iommu_model::golden::{self, HwState, Outcome, Request, Walk};
 use iommu_model::FaultReason;
 
-use crate::agents::tlp::{exchange, Egress};
-use crate::csr::{reg, Cap};
+use crate::env::csr::{reg, Cap};
+use crate::env::tlp_agent::{exchange, Egress};
 use crate::env::Env;
+use crate::flows::untranslated::COMPLETER_ID;
 use crate::tlp::{self, MemRequest};
-use crate::untranslated::COMPLETER_ID;
 
 /// Cycles one request may take (a full walk is 16 reads, each up to 64 cycles late).
 pub const REQUEST_TIMEOUT: u64 = 4_000;

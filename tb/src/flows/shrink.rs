@@ -20,7 +20,7 @@ use iommu_model::kernel::{DomainType, Stage};
 use iommu_model::stimulus::{Applied, DomainArg, Op, PasidArg, DEVS};
 
 use crate::env::Env;
-use crate::regress::{self, Config, FailPos, Failure, TraceStep};
+use crate::flows::regress::{self, Config, FailPos, Failure, TraceStep};
 use crate::vectors;
 
 /// Default bound on replays.

@@ -4,7 +4,7 @@
 //!
 //! Every request is checked twice over. While no invalidation window is open, the DUT must
 //! do exactly what the golden walker does on the same memory, fault record included
-//! ([`crate::judge`]). While an unmap's flush has not completed, the DUT's outcome must be
+//! ([`crate::check::judge`]). While an unmap's flush has not completed, the DUT's outcome must be
 //! in the oracle's allowed set (the old translation is still allowed). Either way the
 //! outcome must be in the oracle's set.
 //!
@@ -27,13 +27,13 @@ use iommu_model::FaultReason;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::agents::mem::MemTiming;
-use crate::agents::tlp::{exchange, Egress};
+use crate::check::judge::{judge, take_fault_records, FaultRecord, REQUEST_TIMEOUT};
 use crate::coverage::{self, Coverage};
+use crate::env::mem::MemTiming;
+use crate::env::tlp_agent::{exchange, Egress};
 use crate::env::Env;
-use crate::judge::{judge, take_fault_records, FaultRecord, REQUEST_TIMEOUT};
-use crate::rtl_hw::{Background, RtlHw};
-use crate::system::{hw_state, RtlKernel};
+use crate::hw::rtl_hw::{Background, RtlHw};
+use crate::hw::system::{hw_state, RtlKernel};
 use crate::tlp::{self, MemRequest, PasidPrefix, TlpWords};
 
 /// Shape of one seed.
@@ -342,7 +342,7 @@ fn drive(
         let bg = k.ops_mut().hw_mut().background.take().unwrap_or_default();
         for (n, (tlp_req, got, recs)) in bg.done.iter().enumerate() {
             let at = FailPos::Concurrent { step, n };
-            let req = crate::judge::golden_request(tlp_req);
+            let req = crate::check::judge::golden_request(tlp_req);
             let op = src.log().last().cloned().unwrap_or_default();
             let outcome = outcome_of(tlp_req, got, recs)
                 .map_err(|e| anyhow!("seed {seed} step {step}, during `{op}`: {e:#}"))
@@ -394,7 +394,7 @@ fn drive(
                     Ok(j) => j,
                     Err(e) => {
                         let expected = k.ops().hw().env.mem.as_ref().map(|m| {
-                            let r = crate::judge::golden_request(&tlp_req);
+                            let r = crate::check::judge::golden_request(&tlp_req);
                             iommu_model::golden::translate(&hw, &m.mem, &r).outcome
                         });
                         return Err(Failure {

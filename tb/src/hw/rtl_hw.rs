@@ -13,11 +13,11 @@ use iommu_model::qi::Descriptor;
 
 use std::collections::VecDeque;
 
-use crate::agents::mem::{MemAgent, MemTiming};
-use crate::agents::tlp::{exchange, Egress};
-use crate::csr::{fsts, gcmd, reg};
+use crate::check::judge::{take_fault_records, FaultRecord, REQUEST_TIMEOUT};
+use crate::env::csr::{fsts, gcmd, reg};
+use crate::env::mem::{MemAgent, MemTiming};
+use crate::env::tlp_agent::{exchange, Egress};
 use crate::env::Env;
-use crate::judge::{take_fault_records, FaultRecord, REQUEST_TIMEOUT};
 use crate::tlp::{self, MemRequest};
 
 /// Device traffic that runs while the driver waits for its invalidations, as DMA does

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::csr::reg;
+use crate::env::csr::reg;
 use crate::env::Env;
 use crate::tlp::{
     self, At, Completion, CplStatus, DecodeError, MemRequest, PasidPrefix, Tlp, TlpWords,

@@ -7,8 +7,10 @@ use anyhow::{bail, Result};
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 
-use crate::agents::mem::MemTiming;
-use crate::system::{dma_domain_with_pasid, env, flush_all, map, system, take_reads, RtlKernel};
+use crate::env::mem::MemTiming;
+use crate::hw::system::{
+    dma_domain_with_pasid, env, flush_all, map, system, take_reads, RtlKernel,
+};
 use crate::tlp::{self, MemRequest};
 
 /// Cycles from the ingress handshake to the egress handshake of one request, and the memory
@@ -72,13 +74,13 @@ pub fn walk_costs(latency: u32) -> Result<Vec<WalkCost>> {
             let mut k = system(1, timing, DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;
             map(&mut k, d, iova, pa, size, true, true)?;
-            let req = MemRequest::read(crate::system::DEV, 1, iova + 0x40, 1)
+            let req = MemRequest::read(crate::hw::system::DEV, 1, iova + 0x40, 1)
                 .with_pasid(pasid, false, false);
             flush_all(&mut k)?;
             let (cold_cycles, cold_reads) = one_request(&mut k, &req)?;
             let (hit_cycles, _) = one_request(&mut k, &req)?;
             // Drop the IOTLB entry only: the PASID entry stays cached.
-            crate::system::flush_iotlb(&mut k)?;
+            crate::hw::system::flush_iotlb(&mut k)?;
             let (walk_cycles, walk_reads) = one_request(&mut k, &req)?;
             rows.push(WalkCost {
                 stage,
@@ -106,7 +108,8 @@ pub fn hit_stream(n: u64) -> Result<HitStream> {
     let mut k = system(2, MemTiming::default(), DriverQuirks::default())?;
     let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;
     map(&mut k, d, 0x10_0000, 0x8_0000_0000, 0x1000, true, true)?;
-    let req = MemRequest::read(crate::system::DEV, 1, 0x10_0040, 1).with_pasid(pasid, false, false);
+    let req =
+        MemRequest::read(crate::hw::system::DEV, 1, 0x10_0040, 1).with_pasid(pasid, false, false);
     one_request(&mut k, &req)?;
     let w = tlp::encode(&req)?;
     let e = env(&mut k);
@@ -141,8 +144,8 @@ pub struct CheckedMix {
 /// superpage, warm) and a miss-heavy one (64 pages spread over 64 2 MiB regions: every
 /// request misses the 32-entry IOTLB), optionally with an FST waveform being written.
 pub fn checked_mixes(tlps: usize, waves: Option<&std::path::Path>) -> Result<Vec<CheckedMix>> {
-    use crate::scoreboard::check_burst;
-    use crate::system::hw_state;
+    use crate::check::scoreboard::check_burst;
+    use crate::hw::system::hw_state;
     use rand::{Rng, SeedableRng};
     let mut rows = Vec::new();
     for (name, hits) in [("hit-heavy", true), ("miss-heavy", false)] {
@@ -172,9 +175,9 @@ pub fn checked_mixes(tlps: usize, waves: Option<&std::path::Path>) -> Result<Vec
                     0x4000_0000 + (i as u64 % 64) * (2 << 20) + rng.gen_range(0..64u64) * 64
                 };
                 let r = if rng.gen_bool(0.5) {
-                    MemRequest::read(crate::system::DEV, (i & 0xff) as u16, addr, 2)
+                    MemRequest::read(crate::hw::system::DEV, (i & 0xff) as u16, addr, 2)
                 } else {
-                    MemRequest::write(crate::system::DEV, 0, addr, 2)
+                    MemRequest::write(crate::hw::system::DEV, 0, addr, 2)
                 };
                 if rng.gen_bool(0.5) {
                     r.with_pasid(pasid, false, false)

@@ -42,7 +42,7 @@ use iommu_model::kernel::{DomainType, Stage as KStage};
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran, PiotlbGran};
 use iommu_model::FaultReason;
 
-use crate::system::{hw_state, RtlKernel};
+use crate::hw::system::{hw_state, RtlKernel};
 
 /// Memory read or write request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

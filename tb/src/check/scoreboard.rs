@@ -17,9 +17,9 @@ use iommu_model::golden::{self, HwState, Outcome};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::agents::tlp::{drain, Egress};
+use crate::check::judge::{expected_egress, golden_request, take_fault_records, FaultRecord};
+use crate::env::tlp_agent::{drain, Egress};
 use crate::env::Env;
-use crate::judge::{expected_egress, golden_request, take_fault_records, FaultRecord};
 use crate::tlp::{self, MemRequest};
 
 /// Cycles between a request's acceptance and its answer before the watchdog fires.

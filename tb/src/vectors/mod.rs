@@ -1,14 +1,14 @@
 //! YAML test vectors (`vectors/*.yaml`; the format is documented in `vectors/README.md`).
 //!
 //! A vector is a scenario: a list of steps run on one DUT. A *kernel-level* vector declares
-//! `devices:`; the model's kernel and VT-d driver program the DUT ([`crate::rtl_hw::RtlHw`])
+//! `devices:`; the model's kernel and VT-d driver program the DUT ([`crate::hw::rtl_hw::RtlHw`])
 //! and the steps are kernel and DMA API calls with symbolic names (devices, domains, PASIDs,
 //! mms, DMA addresses), TLPs, and hardware-level changes to the tables the driver built. A
 //! *hardware-level* vector has no devices: a memory image (`memory:`), register writes
 //! (`registers:`) and raw TLPs, so tables written by any software can be replayed.
 //!
 //! Every TLP is judged twice over, as the regression does: the DUT must do exactly what the
-//! golden walker does on the memory it walks, fault record included ([`crate::judge`]), and
+//! golden walker does on the memory it walks, fault record included ([`crate::check::judge`]), and
 //! in kernel-level vectors the outcome must be in the oracle's allowed set (while an unmap's
 //! flush is pending, only the oracle judges: the old translation is allowed). A pinned
 //! `expect:` is checked in addition.
@@ -39,15 +39,15 @@ use iommu_model::FaultReason;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::agents::mem::{MemAgent, MemTiming};
-use crate::agents::tlp::{exchange, Egress};
-use crate::csr::{gcmd, reg};
+use crate::check::judge::{golden_request, judge, take_fault_records, REQUEST_TIMEOUT};
+use crate::env::csr::{gcmd, reg};
+use crate::env::mem::{MemAgent, MemTiming};
+use crate::env::tlp_agent::{exchange, Egress};
+use crate::env::waves;
 use crate::env::Env;
-use crate::judge::{golden_request, judge, take_fault_records, REQUEST_TIMEOUT};
-use crate::rtl_hw::RtlHw;
-use crate::system::{flush_all, RtlKernel};
+use crate::hw::rtl_hw::RtlHw;
+use crate::hw::system::{flush_all, RtlKernel};
 use crate::tlp::{self, MemRequest, TlpWords};
-use crate::waves;
 
 // ---------------------------------------------------------------------------------------
 // Errors

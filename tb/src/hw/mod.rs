@@ -1,0 +1,6 @@
+//! The DUT as the hardware of the model's VT-d driver.
+//! - [`rtl_hw`]: registers, memory and the real invalidation queue behind `IommuHw`.
+//! - [`system`]: the model's kernel and driver on the DUT, and helpers to map, flush and judge.
+
+pub mod rtl_hw;
+pub mod system;
