@@ -24,7 +24,7 @@ pub mod vectors;
 
 pub use check::judge::{judge, Judged};
 pub use dut::{Dut, DutIn, DutOut};
-pub use env::waves::{run_test, run_test_in, TestFailure};
+pub use env::harness::{run_test, run_test_in, TestFailure};
 pub use env::Env;
 pub use flows::regress;
 pub use hw::rtl_hw::RtlHw;

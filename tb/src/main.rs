@@ -10,8 +10,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use iommu_tb::dut::waves;
 use iommu_tb::dut::{Dut, DutIn};
-use iommu_tb::env::waves::{self, TestFailure};
+use iommu_tb::env::harness::{self, TestFailure};
 use iommu_tb::flows::regress;
 use iommu_tb::flows::untranslated::{self, Config};
 
@@ -196,7 +197,7 @@ fn regress_one(
         ..Config::default()
     };
     let rcfg = kernel_config(ops);
-    waves::run_test_in(dir, always, "regress", seed, |env| {
+    harness::run_test_in(dir, always, "regress", seed, |env| {
         untranslated::run(env, seed, &cfg)?;
         let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
         let r = regress::run(&mut k, seed, &rcfg)?;
@@ -362,7 +363,7 @@ fn coverage(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = list.get(i) else { break };
-                let r = waves::run_test_in(&waves::waves_dir(), false, "coverage", seed, |env| {
+                let r = harness::run_test_in(&waves::waves_dir(), false, "coverage", seed, |env| {
                     untranslated::run(env, seed, &ucfg)?;
                     let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
                     let mut c = Coverage::new();

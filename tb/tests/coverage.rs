@@ -5,8 +5,8 @@
 use iommu_model::driver::DriverQuirks;
 use iommu_model::FaultReason;
 use iommu_tb::coverage::{Bin, Cache, Coverage, During, Inval, Kind, Size, Via, XStage};
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::flows::regress::{self, Config};
+use iommu_tb::{run_test, TestFailure};
 
 fn collect(seeds: std::ops::RangeInclusive<u64>) -> Result<Coverage, TestFailure> {
     let total = std::sync::Mutex::new(Coverage::new());

@@ -22,11 +22,12 @@ use iommu_model::tables::{
 };
 use iommu_model::FaultReason::{self, *};
 use iommu_tb::check::judge::{judge, Judged};
+use iommu_tb::dut::waves::Waves;
 use iommu_tb::env::csr::{gcmd, reg};
 use iommu_tb::env::mem::MemTiming;
 use iommu_tb::env::tlp_agent::Egress;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
+use iommu_tb::{run_test, Env, TestFailure};
 
 /// IOVA of the read-write mapping every paging bench has, and its physical address.
 const IOVA: u64 = 0x10_0000;
@@ -48,9 +49,18 @@ const DEV_SMALL_DIR: Rid = 0x0028;
 struct Tally {
     recorded: BTreeSet<FaultReason>,
     suppressed: BTreeSet<FaultReason>,
+    /// The test's waveforms: every bench's DUT is traced into the test's run.
+    waves: Waves,
 }
 
 impl Tally {
+    fn new(tb: &Env) -> Self {
+        Self {
+            waves: tb.waves.clone(),
+            ..Self::default()
+        }
+    }
+
     fn merge(&mut self, o: Tally) {
         self.recorded.extend(o.recorded);
         self.suppressed.extend(o.suppressed);
@@ -112,8 +122,12 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(seed: u64, timing: MemTiming) -> Result<Self> {
-        let k = system(seed, timing, DriverQuirks::default())?;
+    fn new(waves: &Waves, seed: u64, timing: MemTiming) -> Result<Self> {
+        let k = system_on(
+            &mut Env::with_waves(seed, waves.clone()),
+            timing,
+            DriverQuirks::default(),
+        )?;
         Ok(Self {
             k,
             hw: None,
@@ -124,16 +138,21 @@ impl Bench {
 
     /// A bench whose DEV has a DMA domain of `stage` at its RID and at a global PASID, with
     /// a read-write mapping at [`IOVA`]. Returns the domain and the PASID.
-    fn paging(seed: u64, timing: MemTiming, stage: Stage) -> Result<(Self, DomainId, u32)> {
-        let mut b = Self::new(seed, timing)?;
+    fn paging(
+        waves: &Waves,
+        seed: u64,
+        timing: MemTiming,
+        stage: Stage,
+    ) -> Result<(Self, DomainId, u32)> {
+        let mut b = Self::new(waves, seed, timing)?;
         let (d, pasid) = dma_domain_with_pasid(&mut b.k, stage)?;
         map(&mut b.k, d, IOVA, PA, 0x4000, true, true)?;
         Ok((b, d, pasid))
     }
 
     /// A bench whose DEV is in the identity domain at its RID and at a global PASID.
-    fn identity(seed: u64, timing: MemTiming) -> Result<(Self, u32)> {
-        let mut b = Self::new(seed, timing)?;
+    fn identity(waves: &Waves, seed: u64, timing: MemTiming) -> Result<(Self, u32)> {
+        let mut b = Self::new(waves, seed, timing)?;
         let e = |e| anyhow!("{e:?}");
         let d = b.k.domain_alloc(DomainType::Identity).map_err(e)?;
         b.k.attach_device(DEV, d).map_err(e)?;
@@ -373,7 +392,7 @@ fn vias(pasid: u32) -> [Via; 2] {
 
 /// 0x30, 0x38, 0x39, 0x3A.
 fn root_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, _, pasid) = Bench::paging(seed, t, Stage::Second)?;
+    let (mut b, _, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     for v in vias(pasid) {
         b.ok(v, IOVA)?;
     }
@@ -441,7 +460,7 @@ fn root_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 
 /// 0x40, 0x41, 0x42.
 fn context_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, _, pasid) = Bench::paging(seed, t, Stage::Second)?;
+    let (mut b, _, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     // A function whose context entry was never written, in a table that exists.
     for r in [rid(0, 3, 0), rid(0, 0xF, 7)] {
         b.fault(Via::rid(r), IOVA, ContextNotPresent)?;
@@ -522,7 +541,7 @@ const PE_RSVD: [(u64, u32); 12] = [
 /// 0x45, 0x46, 0x50-0x52, 0x58-0x5A, 0x5B, 0x5C, 0x5D on second-stage and first-stage
 /// PASID entries.
 fn pasid_structures(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, d, pasid) = Bench::paging(seed, t, Stage::Second)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     let e = |e| anyhow!("{e:?}");
     for v in vias(pasid) {
         b.ok(v, IOVA)?;
@@ -688,7 +707,7 @@ fn pasid_structures(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     tally.merge(b.tally);
 
     // First-stage PASID entries: FSPM, the first-stage pointer, ER/PMR.
-    let (mut b, _, pasid) = Bench::paging(seed ^ 1, t, Stage::First)?;
+    let (mut b, _, pasid) = Bench::paging(&tally.waves, seed ^ 1, t, Stage::First)?;
     for v in vias(pasid) {
         b.ok(v, IOVA)?;
         let pte = b.pasid_entry(v)?;
@@ -718,7 +737,7 @@ fn pasid_structures(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 
 /// 0x70, 0x71, 0x72, 0x80, 0x81, 0x82, 0x85 (first stage), on a DMA domain and an SVA mm.
 fn first_stage(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, d, pasid) = Bench::paging(seed, t, Stage::First)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed, t, Stage::First)?;
     map(&mut b.k, d, IOVA_RO, PA + 0x10_0000, 0x1000, true, false)?;
     map(&mut b.k, d, IOVA_2M, 0x9_0000_0000, 1 << 21, true, true)?;
     map(&mut b.k, d, IOVA_1G, 0x40_0000_0000, 1 << 30, true, true)?;
@@ -863,7 +882,7 @@ fn first_stage(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 
     // SVA: a process page table; kernel-only pages fault 0x81, read-only ones 0x85 on
     // writes, and Execute Requested faults 0x5C (ERE stays 0).
-    let mut b = Bench::new(seed ^ 2, t)?;
+    let mut b = Bench::new(&tally.waves, seed ^ 2, t)?;
     let e = |e| anyhow!("{e:?}");
     let mm = b.k.mm_create().map_err(e)?;
     b.k.mm_map(mm, 0x40_0000, PA, 0x1000, MmProt::USER_RW)
@@ -892,7 +911,7 @@ fn first_stage(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 
 /// 0x78, 0x79, 0x7A, 0x84.
 fn second_stage(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, d, pasid) = Bench::paging(seed, t, Stage::Second)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     map(&mut b.k, d, IOVA_2M, 0x9_0000_0000, 1 << 21, true, true)?;
     map(&mut b.k, d, IOVA_1G, 0x40_0000_0000, 1 << 30, true, true)?;
     for v in vias(pasid) {
@@ -972,7 +991,7 @@ fn second_stage(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 
 /// 0x85, 0x86 on both stages: the leaf's permission and the AND over the walk.
 fn permissions(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, d, pasid) = Bench::paging(seed, t, Stage::Second)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     map(&mut b.k, d, IOVA_RO, PA + 0x10_0000, 0x1000, true, false)?;
     map(&mut b.k, d, IOVA_WO, PA + 0x20_0000, 0x1000, false, true)?;
     for v in vias(pasid) {
@@ -998,7 +1017,7 @@ fn permissions(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     }
     tally.merge(b.tally);
 
-    let (mut b, d, pasid) = Bench::paging(seed ^ 1, t, Stage::First)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed ^ 1, t, Stage::First)?;
     map(&mut b.k, d, IOVA_RO, PA + 0x10_0000, 0x1000, true, false)?;
     map(&mut b.k, d, IOVA_WO, PA + 0x20_0000, 0x1000, false, true)?;
     for v in vias(pasid) {
@@ -1013,7 +1032,7 @@ fn permissions(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 
 /// 0x83 and the entry checks of pass-through PASID entries.
 fn pass_through(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, pasid) = Bench::identity(seed, t)?;
+    let (mut b, pasid) = Bench::identity(&tally.waves, seed, t)?;
     for v in vias(pasid) {
         for a in [0, 0x1234_5000, (1 << 48) - 0x1000] {
             b.ok(v, a)?;
@@ -1043,7 +1062,7 @@ fn pass_through(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
 /// on, directory FPD from 0x58 on, PASID-entry FPD from 0x5B on. Faults of the entry that
 /// carries the FPD (or of entries before it) are recorded.
 fn fpd(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
-    let (mut b, d, pasid) = Bench::paging(seed, t, Stage::Second)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     map(&mut b.k, d, IOVA_RO, PA + 0x10_0000, 0x1000, true, false)?;
     map(&mut b.k, d, IOVA_WO, PA + 0x20_0000, 0x1000, false, true)?;
     let ctx = b.context_entry(DEV)?;
@@ -1179,7 +1198,7 @@ fn fpd(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     tally.merge(b.tally);
 
     // First-stage walk faults under PASID-entry FPD.
-    let (mut b, d, pasid) = Bench::paging(seed ^ 1, t, Stage::First)?;
+    let (mut b, d, pasid) = Bench::paging(&tally.waves, seed ^ 1, t, Stage::First)?;
     map(&mut b.k, d, IOVA_RO, PA + 0x10_0000, 0x1000, true, false)?;
     for v in vias(pasid) {
         let pte = b.pasid_entry(v)?;
@@ -1214,7 +1233,7 @@ fn fpd(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     tally.merge(b.tally);
 
     // Pass-through under PASID-entry FPD.
-    let (mut b, pasid) = Bench::identity(seed ^ 2, t)?;
+    let (mut b, pasid) = Bench::identity(&tally.waves, seed ^ 2, t)?;
     for v in vias(pasid) {
         let pte = b.pasid_entry(v)?;
         let old = b.patch(pte, pe::QW0_FPD, 0)?;
@@ -1245,8 +1264,8 @@ fn family_test(
     recorded: &[FaultReason],
     suppressed: &[FaultReason],
 ) -> Result<(), TestFailure> {
-    run_test(name, seed, |_| {
-        let mut tally = Tally::default();
+    run_test(name, seed, |tb| {
+        let mut tally = Tally::new(tb);
         body(seed, MemTiming::default(), &mut tally)?;
         let missing: Vec<String> = recorded
             .iter()
@@ -1398,13 +1417,13 @@ fn fpd_suppresses_recording() -> Result<(), TestFailure> {
 #[test]
 fn every_fault_code_is_produced() -> Result<(), TestFailure> {
     let seed = 0x5EED_F417;
-    run_test("every_fault_code_is_produced", seed, |_| {
+    run_test("every_fault_code_is_produced", seed, |tb| {
         let timing = MemTiming {
             min_latency: 1,
             max_latency: 12,
             ready_pct: 70,
         };
-        let mut tally = Tally::default();
+        let mut tally = Tally::new(tb);
         let all = FAMILIES.into_iter().chain([("fpd", fpd as Family)]);
         for (i, (name, f)) in all.enumerate() {
             f(seed + i as u64, timing, &mut tally).with_context(|| format!("family {name}"))?;

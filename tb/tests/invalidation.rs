@@ -14,8 +14,8 @@ use iommu_model::kernel::{DomainId, MmProt, Stage};
 use iommu_model::mem::PhysMem;
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PiotlbGran};
 use iommu_tb::env::mem::MemTiming;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
+use iommu_tb::{run_test, TestFailure};
 
 fn rd(addr: u64, pasid: Option<u32>) -> MemRequest {
     let r = MemRequest::read(DEV, 0x44, addr, 1);

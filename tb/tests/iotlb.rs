@@ -10,8 +10,8 @@ use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
 use iommu_tb::env::mem::MemTiming;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
+use iommu_tb::{run_test, TestFailure};
 
 fn rd(addr: u64, pasid: Option<u32>) -> MemRequest {
     let r = MemRequest::read(DEV, 0x33, addr, 1);

@@ -10,8 +10,8 @@ use iommu_model::driver::{DriverQuirks, IommuHw};
 use iommu_model::qi::Descriptor;
 use iommu_tb::env::csr::{fsts, gcmd, reg};
 use iommu_tb::env::mem::MemTiming;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::hw::rtl_hw::RtlHw;
+use iommu_tb::{run_test, TestFailure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

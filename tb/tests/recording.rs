@@ -11,10 +11,10 @@ use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
 use iommu_tb::check::judge::{expected_egress, golden_request, take_fault_records, FaultRecord};
 use iommu_tb::env::csr::{fsts, reg, Cap};
+use iommu_tb::env::exchange::exchange;
 use iommu_tb::env::mem::MemTiming;
-use iommu_tb::env::tlp_agent::exchange;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::{self, MemRequest};
+use iommu_tb::{run_test, TestFailure};
 
 /// Sends a faulting read without collecting its record; checks its completion.
 fn fault_without_clearing(k: &mut RtlKernel, req: &MemRequest) -> Result<FaultRecord> {

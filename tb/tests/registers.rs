@@ -2,7 +2,7 @@
 //! GCMD/GSTS command handshakes (VT-d 10.4.4-10.4.5).
 
 use iommu_tb::env::csr::{fsts, gcmd, reg, Cap, CsrError, Ecap, Width};
-use iommu_tb::env::waves::{run_test, TestFailure};
+use iommu_tb::{run_test, TestFailure};
 
 const SEED: u64 = 0x1d0_5eed;
 

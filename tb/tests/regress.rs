@@ -3,8 +3,8 @@
 //! flushes only the RID-tagged cache) as a stale translation coming out of the RTL.
 
 use iommu_model::driver::DriverQuirks;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::flows::regress::{self, Config, Report};
+use iommu_tb::{run_test, TestFailure};
 
 #[test]
 fn fixed_seeds_pass() -> Result<(), TestFailure> {

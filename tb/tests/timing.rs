@@ -8,8 +8,8 @@ use common::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_tb::env::mem::MemTiming;
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::tlp::MemRequest;
+use iommu_tb::{run_test, TestFailure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -1,9 +1,9 @@
 //! Untranslated forwarding (GSTS.TES = 0) with malformed-request rejection, judged by the TLP
 //! codec; reset randomization and parallel simulation must not change any result.
 
-use iommu_tb::env::waves::{run_test, TestFailure};
 use iommu_tb::env::Env;
 use iommu_tb::flows::untranslated::{self, Config, Report};
+use iommu_tb::{run_test, TestFailure};
 
 #[test]
 fn forwards_unchanged_and_rejects_malformed() -> Result<(), TestFailure> {

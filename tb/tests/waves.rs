@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use iommu_tb::env::waves::{run_test, run_test_in};
+use iommu_tb::{run_test, run_test_in};
 
 /// Reads an FST back: with GTKWave's `fst2vcd` when it is installed (CI installs it), else by
 /// checking the FST header block.
@@ -77,13 +77,13 @@ fn failing_test_reports_a_waveform_that_shows_it() {
 
 #[test]
 fn passing_test_writes_no_waveform_unless_asked() {
-    let dir = iommu_tb::env::waves::waves_dir();
-    let path = iommu_tb::env::waves::wave_path(&dir, "quietly_passing", 1);
+    let dir = iommu_tb::dut::waves::waves_dir();
+    let path = iommu_tb::dut::waves::wave_path(&dir, "quietly_passing", 1);
     let _ = std::fs::remove_file(&path);
     run_test("quietly_passing", 1, |env| {
         env.idle(10);
         Ok(())
     })
     .expect("passes");
-    assert_eq!(path.exists(), iommu_tb::env::waves::always_trace());
+    assert_eq!(path.exists(), iommu_tb::dut::waves::always_trace());
 }

@@ -11,7 +11,8 @@ use iommu_model::golden::{self, HwState, Outcome, Request, Walk};
 use iommu_model::FaultReason;
 
 use crate::env::csr::{reg, Cap};
-use crate::env::tlp_agent::{exchange, Egress};
+use crate::env::exchange::exchange;
+use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::flows::untranslated::COMPLETER_ID;
 use crate::tlp::{self, MemRequest};

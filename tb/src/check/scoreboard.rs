@@ -18,7 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::check::judge::{expected_egress, golden_request, take_fault_records, FaultRecord};
-use crate::env::tlp_agent::{drain, Egress};
+use crate::env::exchange::drain;
+use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::{self, MemRequest};
 

@@ -4,6 +4,7 @@
 //! memory. `step` is one clock cycle and one call across the FFI boundary.
 
 mod ffi;
+pub mod waves;
 
 use std::path::{Path, PathBuf};
 

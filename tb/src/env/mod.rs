@@ -4,13 +4,16 @@
 //! - [`csr`]: the CSR bus (register agent).
 //! - [`mem`]: serves the memory port from the model's physical memory.
 //! - [`tlp_agent`]: sends TLPs on ingress and collects what leaves on tx and cpl.
-//! - [`waves`]: waveform files and the traced re-run of a failed test.
+//! - [`exchange`]: one TLP in, the unit's whole answer out (marker-delimited).
+//! - [`harness`]: runs a test body and re-runs a failed one with waveforms.
 
 pub mod csr;
+pub mod exchange;
+pub mod harness;
 pub mod mem;
 pub mod tlp_agent;
-pub mod waves;
 
+use crate::dut::waves::Waves;
 use crate::dut::{Dut, DutIn, DutOut};
 use crate::env::csr::{CsrError, Width};
 use crate::env::mem::MemAgent;
@@ -30,19 +33,31 @@ pub struct Env {
     pub mem: Option<MemAgent>,
     /// Gaps and back-pressure for TLP exchanges.
     pub tlp: TlpAgent,
+    /// Where this environment's test writes waveforms (off unless the test is traced).
+    pub waves: Waves,
 }
 
 impl Env {
-    /// A DUT seeded with `seed`, reset, with every output port ready.
+    /// A DUT seeded with `seed`, reset, with every output port ready; not traced.
     pub fn new(seed: u64) -> Self {
+        Self::with_waves(seed, Waves::off())
+    }
+
+    /// [`Env::new`], with the DUT's waveform opened through `waves` (from reset on).
+    pub fn with_waves(seed: u64, waves: Waves) -> Self {
         let mut dut = Dut::new(seed);
-        crate::env::waves::auto_trace(&mut dut);
+        waves.open(&mut dut);
         dut.reset(4);
-        Self::with_dut(dut)
+        Self::with_dut(dut, waves)
+    }
+
+    /// A further environment of the same test: traced into the same run when this one is.
+    pub fn sibling(&self, seed: u64) -> Self {
+        Self::with_waves(seed, self.waves.clone())
     }
 
     /// An environment around a DUT that is already reset.
-    fn with_dut(dut: Dut) -> Self {
+    fn with_dut(dut: Dut, waves: Waves) -> Self {
         let seed = dut.seed();
         let inp = DutIn {
             rst_n: true,
@@ -56,6 +71,7 @@ impl Env {
             out: DutOut::default(),
             mem: None,
             tlp: TlpAgent::new(seed),
+            waves,
         }
     }
 
@@ -64,7 +80,7 @@ impl Env {
         let seed = self.dut.seed();
         let mut dut = Dut::new(seed);
         dut.reset(4);
-        let fresh = Env::with_dut(dut);
+        let fresh = Env::with_dut(dut, Waves::off());
         std::mem::replace(self, fresh)
     }
 

@@ -1,13 +1,9 @@
-//! TLP agent for directed tests: sends one TLP followed by a marker (a completion, which
-//! the unit forwards unchanged) and collects everything that leaves on tx and cpl until the
-//! marker arrives. The unit keeps PCIe order, so what came out before the marker is the
-//! unit's whole answer to the TLP, including "nothing" for a dropped write.
+//! TLP agent: the random idle gaps on ingress and back-pressure on tx and cpl, the marker
+//! completions that delimit an answer, and what left the unit ([`Egress`]).
 
-use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::env::Env;
 use crate::tlp::{self, Completion, CplStatus, TlpWords};
 
 /// What left the unit.
@@ -53,11 +49,11 @@ impl TlpAgent {
         }
     }
 
-    fn pct(&mut self, p: u32) -> bool {
+    pub(crate) fn pct(&mut self, p: u32) -> bool {
         p >= 100 || self.rng.gen_range(0..100) < p
     }
 
-    fn marker(&mut self) -> TlpWords {
+    pub(crate) fn marker(&mut self) -> TlpWords {
         self.marker_seq = self.marker_seq.wrapping_add(1);
         let c = Completion {
             completer_id: 0xfeed,
@@ -77,97 +73,6 @@ impl TlpAgent {
         match tlp::encode_completion(&c) {
             Ok(w) => w,
             Err(e) => unreachable!("the marker completion is always encodable: {e}"),
-        }
-    }
-}
-
-/// Sends only a marker and waits for it: everything sent before has been answered (and a
-/// dropped request's fault recorded) once it comes out.
-pub fn drain(env: &mut Env, max_cycles: u64) -> Result<Vec<Egress>> {
-    let marker = env.tlp.marker();
-    let mut got = Vec::new();
-    let start = env.dut.cycle();
-    let mut sent = false;
-    loop {
-        if env.dut.cycle() - start > max_cycles {
-            bail!("the unit did not drain within {max_cycles} cycles");
-        }
-        env.inp.rx_valid = !sent;
-        env.inp.rx_nprefix = marker.prefix_count as u8;
-        env.inp.rx_prefix = marker.prefix;
-        env.inp.rx_hdr = marker.header;
-        env.inp.tx_ready = true;
-        env.inp.cpl_ready = true;
-        let out = env.tick();
-        sent |= out.rx_ready;
-        if out.cpl_valid {
-            got.push(Egress::Cpl(out.cpl_hdr));
-        }
-        if out.tx_valid {
-            let n = marker.header_dws;
-            if out.tx_hdr[..n] == marker.header[..n] {
-                env.inp.rx_valid = false;
-                return Ok(got);
-            }
-            got.push(Egress::Tx(out.tx_hdr));
-        }
-    }
-}
-
-/// Sends `w`, then a marker, and returns what the unit emitted for `w`.
-pub fn exchange(env: &mut Env, w: &TlpWords, max_cycles: u64) -> Result<Vec<Egress>> {
-    let marker = env.tlp.marker();
-    let mut queue = [*w, marker].into_iter().peekable();
-    let mut got = Vec::new();
-    let start = env.dut.cycle();
-    loop {
-        if env.dut.cycle() - start > max_cycles {
-            bail!(
-                "no answer within {max_cycles} cycles for {} (so far: {})",
-                TlpDisplay(w),
-                got.iter()
-                    .map(|e: &Egress| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-        }
-        let gap_pct = env.tlp.gap_pct;
-        let gap = gap_pct > 0 && env.tlp.pct(gap_pct);
-        let offer = if gap { None } else { queue.peek().copied() };
-        env.inp.rx_valid = offer.is_some();
-        if let Some(o) = offer {
-            env.inp.rx_nprefix = o.prefix_count as u8;
-            env.inp.rx_prefix = o.prefix;
-            env.inp.rx_hdr = o.header;
-        }
-        let (txp, cplp) = (env.tlp.tx_ready_pct, env.tlp.cpl_ready_pct);
-        env.inp.tx_ready = env.tlp.pct(txp);
-        env.inp.cpl_ready = env.tlp.pct(cplp);
-        let out = env.tick();
-        if offer.is_some() && out.rx_ready {
-            queue.next();
-        }
-        if out.cpl_valid && env.inp.cpl_ready {
-            got.push(Egress::Cpl(out.cpl_hdr));
-        }
-        if out.tx_valid && env.inp.tx_ready {
-            let n = marker.header_dws;
-            if out.tx_hdr[..n] == marker.header[..n] {
-                env.inp.rx_valid = false;
-                return Ok(got);
-            }
-            got.push(Egress::Tx(out.tx_hdr));
-        }
-    }
-}
-
-struct TlpDisplay<'a>(&'a TlpWords);
-
-impl std::fmt::Display for TlpDisplay<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match tlp::decode_lenient(self.0) {
-            Ok((t, _)) => write!(f, "{t}"),
-            Err(_) => write!(f, "{}", self.0),
         }
     }
 }

@@ -29,8 +29,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::judge::{judge, take_fault_records, FaultRecord, REQUEST_TIMEOUT};
 use crate::coverage::{self, Coverage};
+use crate::env::exchange::exchange;
 use crate::env::mem::MemTiming;
-use crate::env::tlp_agent::{exchange, Egress};
+use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::hw::rtl_hw::{Background, RtlHw};
 use crate::hw::system::{hw_state, RtlKernel};

@@ -15,8 +15,9 @@ use std::collections::VecDeque;
 
 use crate::check::judge::{take_fault_records, FaultRecord, REQUEST_TIMEOUT};
 use crate::env::csr::{fsts, gcmd, reg};
+use crate::env::exchange::exchange;
 use crate::env::mem::{MemAgent, MemTiming};
-use crate::env::tlp_agent::{exchange, Egress};
+use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::{self, MemRequest};
 

@@ -40,10 +40,12 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::check::judge::{golden_request, judge, take_fault_records, REQUEST_TIMEOUT};
+use crate::dut::waves;
 use crate::env::csr::{gcmd, reg};
+use crate::env::exchange::exchange;
+use crate::env::harness;
 use crate::env::mem::{MemAgent, MemTiming};
-use crate::env::tlp_agent::{exchange, Egress};
-use crate::env::waves;
+use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::hw::rtl_hw::RtlHw;
 use crate::hw::system::{flush_all, RtlKernel};
@@ -2327,11 +2329,11 @@ pub fn run_file_with(path: &Path, opts: &RunOptions) -> Result<VectorReport> {
     run_parsed(&v, opts, &waves::waves_dir(), waves::always_trace())
 }
 
-/// Runs a parsed vector under [`waves::run_test_in`] (waveform of a failing run in `dir`).
+/// Runs a parsed vector under [`harness::run_test_in`] (waveform of a failing run in `dir`).
 pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Result<VectorReport> {
     let out: Mutex<Option<VectorReport>> = Mutex::new(None);
     let name = format!("vector-{}", v.name);
-    waves::run_test_in(dir, traced, &name, v.seed, |env| {
+    harness::run_test_in(dir, traced, &name, v.seed, |env| {
         let rep = run_vector(env, v, opts)?;
         *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep);
         Ok(())
