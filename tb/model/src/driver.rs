@@ -64,6 +64,38 @@ pub struct DriverQuirks {
     pub skip_pasid_flush: bool,
 }
 
+impl DriverQuirks {
+    /// Every bug switch by its command-line and vector name, with what it does.
+    pub const NAMES: &'static [(&'static str, &'static str)] = &[(
+        "skip-pasid-flush",
+        "unmap flushes only the RID's cache tag, not the PASID attachments'",
+    )];
+
+    /// Turns on the bug switch called `name` (one of [`DriverQuirks::NAMES`]).
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "skip-pasid-flush" => self.skip_pasid_flush = true,
+            _ => {
+                let known: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown driver bug `{name}` (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the switches that are on.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.skip_pasid_flush {
+            v.push("skip-pasid-flush");
+        }
+        v
+    }
+}
+
 /// One `qi_submit_sync()` call: the descriptors including the trailing wait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {

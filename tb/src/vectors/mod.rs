@@ -2353,32 +2353,13 @@ pub struct FileResult {
 
 /// Runs every file on `jobs` threads; results in file order.
 pub fn run_files(files: &[PathBuf], opts: &RunOptions, jobs: usize) -> Vec<FileResult> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<FileResult>>> =
-        Mutex::new((0..files.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1).min(files.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(f) = files.get(i) else { break };
-                let result = run_file_with(f, opts).map_err(|e| format!("{e:#}"));
-                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(FileResult {
-                    file: f.clone(),
-                    result,
-                });
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .zip(files)
-        .map(|(r, f)| {
-            r.unwrap_or_else(|| FileResult {
-                file: f.clone(),
-                result: Err("not run".into()),
-            })
-        })
-        .collect()
+    crate::pool::run(
+        files,
+        jobs,
+        |f| FileResult {
+            file: f.clone(),
+            result: run_file_with(f, opts).map_err(|e| format!("{e:#}")),
+        },
+        |_, _, _| {},
+    )
 }

@@ -1,0 +1,349 @@
+//! `iommu-tb`'s command line: the options of every subcommand and the dispatch.
+//! Exit status: 0 when everything passed, 1 when a test failed, 2 for an input error (bad
+//! arguments, an unreadable or malformed vector, a failing build of the run).
+
+mod bench;
+mod seeds;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use iommu_model::driver::DriverQuirks;
+
+use iommu_tb::flows::regress;
+use iommu_tb::pool;
+use seeds::{SeedPlan, WaveOpts};
+
+#[derive(Parser)]
+#[command(
+    name = "iommu-tb",
+    version,
+    about = "Simulate and check the VT-d translation unit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// What one seed does, shared by `regress` and `replay` so a seed replays exactly.
+#[derive(Args, Clone)]
+struct SeedArgs {
+    /// Untranslated-path TLPs per seed.
+    #[arg(long, default_value_t = 300)]
+    tlps: usize,
+    /// Kernel-API operations per seed (each followed by 4 judged requests).
+    #[arg(long, default_value_t = 30)]
+    ops: usize,
+    /// Operation mix on top of the default, e.g. `map=6,unmap=4,sva_bind=0`
+    /// (names: domain_alloc, attach_device, enable_dma_pasid, disable_dma_pasid,
+    /// attach_device_pasid, detach_device_pasid, map, unmap, iotlb_sync, dma_map_single,
+    /// dma_unmap_single, mm_create, mm_map, mm_unmap, sva_bind, sva_unbind).
+    #[arg(long, value_parser = parse_weights)]
+    weights: Option<iommu_model::stimulus::Weights>,
+    /// Make the model's driver deviate from Linux with a bug switch, to watch the checkers
+    /// catch it (repeatable). `skip-pasid-flush`: unmap flushes only the RID's cache tag.
+    #[arg(long = "driver-bug", value_name = "NAME", value_parser = parse_driver_bug)]
+    driver_bugs: Vec<String>,
+    /// Do not shrink failing seeds.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Where shrunk failing seeds are written as YAML vectors (`seed-S.yaml`).
+    #[arg(long, value_name = "DIR", default_value = "target/shrunk")]
+    shrink_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run YAML test vectors (files, or directories of *.yaml), in parallel over cores.
+    Run {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Make the model's driver deviate from Linux in kernel-level vectors (repeatable;
+        /// see `regress --help`), on top of each vector's own `driver_bugs:`.
+        #[arg(long = "driver-bug", value_name = "NAME", value_parser = parse_driver_bug)]
+        driver_bugs: Vec<String>,
+    },
+    /// Random regression: one checked run per seed, in parallel over cores.
+    Regress {
+        /// Number of seeds.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// First seed (seeds are SEED, SEED+1, ...).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (1-based, `K/N`): seed i belongs to shard (i mod N) + 1.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Write a waveform of every run into DIR (default: only failing runs, into target/waves).
+        #[arg(long, value_name = "DIR")]
+        waves: Option<PathBuf>,
+        #[command(flatten)]
+        per_seed: SeedArgs,
+        /// YAML vectors run before the seeds (default: the project's `vectors/`; with
+        /// `--shard`, only shard 1 runs them).
+        #[arg(long, value_name = "DIR")]
+        vectors: Option<PathBuf>,
+        /// Run only the random seeds.
+        #[arg(long)]
+        no_vectors: bool,
+    },
+    /// Re-run one seed of the regression (with a waveform when --waves is given).
+    Replay {
+        /// The seed to run (as printed by `regress`).
+        #[arg(long)]
+        seed: u64,
+        /// Write the seed's waveforms into DIR.
+        #[arg(long, value_name = "DIR")]
+        waves: Option<PathBuf>,
+        #[command(flatten)]
+        per_seed: SeedArgs,
+    },
+    /// Checked TLPs per second (hit-heavy and miss-heavy mixes) through the streaming
+    /// scoreboard, with and without a waveform being written.
+    Bench {
+        #[arg(long, default_value_t = 200_000)]
+        tlps: usize,
+    },
+    /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
+    /// path's latency and throughput.
+    BenchXlate {
+        /// Memory latencies to measure walks at (cycles).
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        latency: Vec<u32>,
+        /// Hits in the throughput stream.
+        #[arg(long, default_value_t = 1_000_000)]
+        hits: u64,
+    },
+    /// Simulation speed of the bridge: the `sim` FuseSoC main's stimulus, driven from Rust.
+    BenchBridge {
+        #[arg(long, default_value_t = 2_000_000)]
+        cycles: u64,
+        /// Trace to this FST file while measuring.
+        #[arg(long, value_name = "FILE")]
+        waves: Option<PathBuf>,
+    },
+    /// The regression with functional coverage (bins and holes); with `--features
+    /// coverage`, also Verilator line/toggle coverage merged into an lcov .info file.
+    Coverage {
+        #[arg(long, default_value_t = 50)]
+        seeds: u64,
+        /// First seed (seeds are SEED, SEED+1, ...).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where the report, the per-seed .dat files and the merged .info go.
+        #[arg(long, value_name = "DIR", default_value = "target/coverage")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        tlps: usize,
+        #[arg(long, default_value_t = 30)]
+        ops: usize,
+    },
+}
+
+fn parse_weights(s: &str) -> Result<iommu_model::stimulus::Weights, String> {
+    iommu_model::stimulus::Weights::parse(s)
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 2/4"))?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: K is not a number"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: N is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("`{s}`: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+fn parse_driver_bug(s: &str) -> Result<String, String> {
+    DriverQuirks::default().enable(s).map(|()| s.to_owned())
+}
+
+impl SeedArgs {
+    /// What one seed runs, from these options.
+    fn plan(&self) -> SeedPlan {
+        let mut quirks = DriverQuirks::default();
+        for b in &self.driver_bugs {
+            // Validated by the argument parser.
+            let _ = quirks.enable(b);
+        }
+        SeedPlan {
+            tlps: self.tlps,
+            kernel: regress::Config {
+                ops: self.ops,
+                weights: self.weights.unwrap_or_default(),
+                quirks,
+                ..regress::Config::default()
+            },
+        }
+    }
+
+    fn shrink_dir(&self) -> Option<&Path> {
+        (!self.no_shrink).then_some(self.shrink_dir.as_path())
+    }
+}
+
+/// Runs vector files; one line per file, a failure with its file, step and waveform.
+fn run_vectors(paths: &[PathBuf], quirks: DriverQuirks) -> Result<(usize, usize)> {
+    use iommu_tb::vectors;
+    let files = vectors::collect(paths)?;
+    let opts = vectors::RunOptions {
+        quirks,
+        ..vectors::RunOptions::default()
+    };
+    let results = vectors::run_files(&files, &opts, pool::jobs_or_cores(None));
+    let mut failed = 0;
+    for r in &results {
+        match &r.result {
+            Ok(rep) => println!(
+                "PASS {} ({} steps, {} TLPs: {} translated, {} in a flush window, faults [{}])",
+                r.file.display(),
+                rep.steps,
+                rep.tlps,
+                rep.translated,
+                rep.in_window,
+                rep.faults
+                    .iter()
+                    .map(|c| format!("{c:#04x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {e}");
+            }
+        }
+    }
+    Ok((results.len() - failed, failed))
+}
+
+fn quirks_of(names: &[String]) -> DriverQuirks {
+    let mut q = DriverQuirks::default();
+    for n in names {
+        // Validated by the argument parser.
+        let _ = q.enable(n);
+    }
+    q
+}
+
+/// Parses the command line, runs the command and prints `N passed, M failed`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res: Result<(usize, usize)> = match cli.cmd {
+        Cmd::Regress {
+            seeds,
+            seed,
+            jobs,
+            shard,
+            waves,
+            per_seed,
+            vectors,
+            no_vectors,
+        } => {
+            let plan = per_seed.plan();
+            let dir = vectors.unwrap_or_else(|| {
+                let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
+                tb.parent().unwrap_or(tb).join("vectors")
+            });
+            let first_shard = shard.map_or(true, |(k, _)| k == 1);
+            let v = if no_vectors || !first_shard {
+                Ok((0, 0))
+            } else {
+                eprintln!("regress: vectors in {}", dir.display());
+                run_vectors(&[dir], plan.kernel.quirks)
+            };
+            v.and_then(|(vp, vf)| {
+                let list = seeds::seed_list(seeds, seed, shard);
+                let jobs = pool::jobs_or_cores(jobs);
+                let shard_txt = shard
+                    .map(|(k, n)| format!(", shard {k}/{n}"))
+                    .unwrap_or_default();
+                let bugs = plan.kernel.quirks.names();
+                eprintln!(
+                    "regress: {} seeds from {seed}{shard_txt}, {jobs} jobs; per seed {} untranslated TLPs and {} kernel operations{}",
+                    list.len(),
+                    plan.tlps,
+                    plan.kernel.ops,
+                    if bugs.is_empty() { String::new() } else { format!("; driver bugs: {}", bugs.join(", ")) }
+                );
+                let (p, f) = seeds::regress(
+                    &list,
+                    jobs,
+                    &WaveOpts::from_arg(waves),
+                    &plan,
+                    per_seed.shrink_dir(),
+                )?;
+                Ok((vp + p, vf + f))
+            })
+        }
+        Cmd::Replay {
+            seed,
+            waves,
+            per_seed,
+        } => Ok(seeds::replay(
+            seed,
+            &WaveOpts::from_arg(waves),
+            &per_seed.plan(),
+            per_seed.shrink_dir(),
+        )),
+        Cmd::Bench { tlps } => bench::checked(tlps).context("bench").map(|()| (1, 0)),
+        Cmd::BenchXlate { latency, hits } => bench::xlate(&latency, hits)
+            .context("bench-xlate")
+            .map(|()| (1, 0)),
+        Cmd::Coverage {
+            seeds,
+            seed,
+            jobs,
+            out,
+            tlps,
+            ops,
+        } => {
+            let plan = SeedPlan {
+                tlps,
+                kernel: regress::Config {
+                    ops,
+                    ..regress::Config::default()
+                },
+            };
+            seeds::coverage(
+                &seeds::seed_list(seeds, seed, None),
+                pool::jobs_or_cores(jobs),
+                &out,
+                &plan,
+            )
+        }
+        Cmd::Run { paths, driver_bugs } => run_vectors(&paths, quirks_of(&driver_bugs)),
+        Cmd::BenchBridge { cycles, waves } => bench::bridge(cycles, waves)
+            .context("bench-bridge")
+            .map(|()| (1, 0)),
+    };
+    match res {
+        Ok((passed, failed)) => {
+            println!("{passed} passed, {failed} failed");
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
