@@ -250,6 +250,16 @@ pub trait IommuOps {
     fn aperture_end(&self, ty: DomainType) -> u64;
     /// `attach_dev`: replaces whatever the RID had (`ty` may be Blocked).
     fn attach_dev(&mut self, id: DomainId, ty: DomainType, dev: Rid) -> Result<(), Errno>;
+    /// Whether `attach_dev` replacing a translating domain passes through the blocked
+    /// state: the old attachment is torn down (and its caches flushed) before the new one
+    /// is installed, so requests in flight may fault as if the RID were blocked. Linux's
+    /// intel-iommu does (`intel_iommu_attach_device()` calls `device_block_translation()`
+    /// first); a driver that replaces entries hitlessly returns `false`. The oracle under
+    /// concurrency ([`crate::oracle::allowed_during`]) reads it through
+    /// [`Kernel::transit`].
+    fn attach_blocks_first(&self) -> bool {
+        false
+    }
     /// `set_dev_pasid` on a PASID that has nothing attached.
     fn set_dev_pasid(
         &mut self,
@@ -368,6 +378,9 @@ pub struct Kernel<O: IommuOps = NoIommu> {
     /// `iommu_global_pasid_ida`.
     global_pasids: BTreeSet<u32>,
     windows: Vec<Window>,
+    /// Intermediate states of the operation in progress ([`Kernel::transit`]); `None`
+    /// while nobody records.
+    transit: Option<Vec<State>>,
     next_seq: u64,
     next_domain: u32,
     next_mm: u32,
@@ -400,6 +413,7 @@ impl<O: IommuOps> Kernel<O> {
             config,
             global_pasids: BTreeSet::new(),
             windows: Vec::new(),
+            transit: None,
             next_seq: 0,
             next_domain: 1,
             next_mm: 1,
@@ -425,6 +439,35 @@ impl<O: IommuOps> Kernel<O> {
     /// Allocated global PASIDs.
     pub fn global_pasids(&self) -> &BTreeSet<u32> {
         &self.global_pasids
+    }
+
+    /// Starts recording the intermediate states the next operations pass through
+    /// (forgetting what was recorded before): the harness calls it, through
+    /// [`crate::oracle::Snapshot::take`], just before it starts an operation that requests
+    /// may race with.
+    pub fn record_transit(&mut self) {
+        self.transit = Some(Vec::new());
+    }
+
+    /// The abstract states the operations since [`Kernel::record_transit`] passed through
+    /// between their start and their end, that neither the state before nor the state
+    /// after shows: the RID blocked while `attach_dev` replaces its domain (when the
+    /// backend [`IommuOps::attach_blocks_first`]), the leaves a failed `iommu_map()` had
+    /// installed before `__iommu_map()` unwound them. Steps that change one leaf or one
+    /// attachment at a time and never undo one are not recorded: a request names one page
+    /// through one attachment, so for it each such step is the state before or the state
+    /// after. Empty when nobody records.
+    pub fn transit(&self) -> &[State] {
+        self.transit.as_deref().unwrap_or(&[])
+    }
+
+    fn note_transit(&mut self, st: impl FnOnce(&State) -> State) {
+        if self.transit.is_some() {
+            let s = st(&self.state);
+            if let Some(t) = self.transit.as_mut() {
+                t.push(s);
+            }
+        }
     }
 
     /// The harness saw every submitted invalidation wait complete: closes every window
@@ -554,6 +597,17 @@ impl<O: IommuOps> Kernel<O> {
         let before = self.state.clone();
         let was = self.translating(dev, None);
         let old = d.rid_domain;
+        if old.is_some() && self.ops.attach_blocks_first() {
+            // device_block_translation(): the old PASID entry is cleared before the new one
+            // is written.
+            self.note_transit(|s| {
+                let mut s = s.clone();
+                if let Some(d) = s.devices.get_mut(&dev) {
+                    d.rid_domain = None;
+                }
+                s
+            });
+        }
         if let Err(e) = self.ops.attach_dev(id, ty, dev) {
             // Like __iommu_group_set_domain_internal(): revert to the old domain; if that
             // fails too, the RID stays blocked.
@@ -708,7 +762,11 @@ impl<O: IommuOps> Kernel<O> {
         while done < size {
             let pg = pick_pgsize(bitmap, iova + done, pa + done, size - done);
             if let Err(e) = self.ops.map_pages(id, iova + done, pa + done, pg, prot) {
-                // Like __iommu_map: undo what was mapped.
+                // Like __iommu_map: undo what was mapped. Until then the leaves mapped so
+                // far translate: a state neither before nor after shows.
+                if done > 0 {
+                    self.note_transit(State::clone);
+                }
                 let _ = self.unmap(id, iova, done);
                 let _ = self.iotlb_sync(id);
                 return Err(e);
