@@ -30,6 +30,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use iommu_model::driver::DriverQuirks;
+use iommu_model::fault::FaultReason;
 use iommu_model::golden::{GoldenHw, Leaf, Outcome, Request};
 use iommu_model::kernel::State;
 use iommu_model::mem::{Mem, MemError, PhysMem, PAGE_SIZE};
@@ -494,6 +495,69 @@ fn first_failure(seeds: std::ops::Range<u64>, oracle: Oracle, check: Check) -> O
         .find_map(|seed| run(seed, OPS, oracle, check).err())
 }
 
+/// The rule the testbench's regression used before [`oracle::allowed_during`]: the
+/// allowed set after the operation with the state before it as one more window, every
+/// outcome of the state before it, and a not-present PASID entry if the device's
+/// attachments changed.
+fn old_testbench_rule(
+    before: &Snapshot,
+    _transit: &[State],
+    after: &Snapshot,
+    req: &Request,
+) -> AllowedSet {
+    let mut allowed = oracle::allowed_from(
+        &after.state,
+        std::iter::once(&before.state).chain(&after.windows),
+        req,
+    );
+    for o in oracle::eval(&before.state, req).iter() {
+        allowed.insert(*o);
+    }
+    let of = |st: &State| {
+        st.devices
+            .get(&req.rid)
+            .map(|d| (d.rid_domain, d.pasids.clone()))
+    };
+    if of(&before.state) != of(&after.state) {
+        allowed.insert(Outcome::Fault(FaultReason::PasidEntryNotPresent));
+    }
+    allowed
+}
+
+/// Ignores the intermediate states ([`iommu_model::kernel::Kernel::transit`]).
+fn ignores_intermediate_states(
+    before: &Snapshot,
+    _transit: &[State],
+    after: &Snapshot,
+    req: &Request,
+) -> AllowedSet {
+    oracle::allowed_across(before, &[], after, req)
+}
+
+#[test]
+fn soundness_check_catches_the_old_testbench_rule() {
+    let old = Oracle {
+        during: old_testbench_rule,
+        ..REAL
+    };
+    let e = first_failure(0..2000, old, Check::Sound)
+        .expect("the property must find the testbench's false alarm");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("during"), "{e}");
+}
+
+#[test]
+fn soundness_check_catches_an_oracle_that_ignores_intermediate_states() {
+    let blind = Oracle {
+        during: ignores_intermediate_states,
+        ..REAL
+    };
+    let e = first_failure(0..2000, blind, Check::Sound)
+        .expect("the property must find the blocked state between teardown and setup");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("during"), "{e}");
+}
+
 #[test]
 fn soundness_check_catches_an_oracle_that_forgets_pre_op_windows() {
     let narrowed = Oracle {
@@ -516,4 +580,135 @@ fn precision_check_catches_an_oracle_that_keeps_closed_windows() {
         .expect("the property must find the over-wide oracle");
     eprintln!("{}", e.lines().next().unwrap_or_default());
     assert!(e.contains("no open window keeps"), "{e}");
+}
+
+// Hand-written cases on the plain golden system.
+
+mod cases {
+    use super::*;
+    use iommu_model::kernel::{DeviceDesc, DomainType, Kernel, Prot, Stage};
+    use iommu_model::sim::{golden_kernel, GoldenExt, GoldenKernel};
+
+    const DEV: u16 = 0x0208;
+
+    fn system(stage: Stage) -> (GoldenKernel, iommu_model::kernel::DomainId) {
+        let mut k = golden_kernel(DriverQuirks::default()).expect("golden system");
+        k.add_device(DeviceDesc {
+            rid: DEV,
+            max_pasids: 0,
+            ats: false,
+        })
+        .expect("probe");
+        let d = k.domain_alloc(DomainType::Paging(stage)).expect("domain");
+        k.attach_device(DEV, d).expect("attach");
+        (k, d)
+    }
+
+    /// The regression's false alarm: `unmap 0x200000` without sync leaves a stale entry;
+    /// `unmap 0x400000` with sync closes its window too, so a request racing that
+    /// operation may still be translated by the stale entry.
+    #[test]
+    fn a_window_open_before_the_operation_stays_open_until_its_wait() {
+        for stage in [Stage::First, Stage::Second] {
+            let (mut k, d) = system(stage);
+            k.map(d, 0x20_0000, 0x2_0000_0000, 0x20_0000, Prot::RW)
+                .unwrap();
+            k.map(d, 0x40_0000, 0x2_0100_0000, 0x1000, Prot::RW)
+                .unwrap();
+            let req = Request::read(DEV, 0x20_08b0, 8);
+            let stale = Outcome::Translated(0x2_0000_08b0);
+            assert_eq!(k.translate_cached(&req).outcome, stale);
+            k.unmap(d, 0x20_0000, 0x20_0000).unwrap();
+            assert_eq!(k.translate_cached(&req).outcome, stale, "window open");
+
+            let before = Snapshot::take(&mut k);
+            k.unmap(d, 0x40_0000, 0x1000).unwrap();
+            k.iotlb_sync(d).unwrap();
+            let during = oracle::allowed_during(&before, &k, &req);
+            assert!(during.contains(&stale), "{stage:?}: {during}");
+            assert_eq!(
+                during,
+                oracle::allowed_across(&before, k.transit(), &Snapshot::of(&k), &req)
+            );
+            let old = old_testbench_rule(&before, k.transit(), &Snapshot::of(&k), &req);
+            assert!(!old.contains(&stale), "the old rule rejected it: {old}");
+            // Once the wait completed: nothing stale, and the cache agrees.
+            assert!(!k.allowed(&req).contains(&stale));
+            assert_eq!(k.translate_cached(&req).outcome, k.translate(&req).outcome);
+        }
+    }
+
+    /// Unmapped without sync, then mapped again to another page: while the sync races,
+    /// both the old and the new page are legal; afterwards only the new one.
+    #[test]
+    fn a_remapped_page_may_show_its_old_frame_until_the_wait() {
+        let (mut k, d) = system(Stage::Second);
+        k.map(d, 0x3000, 0x2_0000_3000, 0x1000, Prot::RW).unwrap();
+        let req = Request::write(DEV, 0x3010, 8);
+        assert_eq!(
+            k.translate_cached(&req).outcome,
+            Outcome::Translated(0x2_0000_3010)
+        );
+        k.unmap(d, 0x3000, 0x1000).unwrap();
+        k.map(d, 0x3000, 0x2_0777_0000, 0x1000, Prot::RW).unwrap();
+        assert_eq!(
+            k.translate_cached(&req).outcome,
+            Outcome::Translated(0x2_0000_3010),
+            "the stale entry still serves"
+        );
+        let before = Snapshot::take(&mut k);
+        k.iotlb_sync(d).unwrap();
+        let during = oracle::allowed_during(&before, &k, &req);
+        assert!(
+            during.contains(&Outcome::Translated(0x2_0000_3010)),
+            "{during}"
+        );
+        assert!(
+            during.contains(&Outcome::Translated(0x2_0777_0010)),
+            "{during}"
+        );
+        assert_eq!(
+            k.allowed(&req),
+            AllowedSet::one(Outcome::Translated(0x2_0777_0010))
+        );
+    }
+
+    /// `intel_iommu_attach_device()` blocks the RID before installing the new domain: the
+    /// kernel records that state, and the oracle allows its fault during the attach only.
+    #[test]
+    fn replacing_a_domain_passes_through_blocked() {
+        let (mut k, d1) = system(Stage::Second);
+        let d2 = k.domain_alloc(DomainType::Identity).unwrap();
+        k.map(d1, 0x1000, 0x2_0000_1000, 0x1000, Prot::RW).unwrap();
+        let req = Request::read(DEV, 0x1008, 8);
+        let before = Snapshot::take(&mut k);
+        assert!(k.transit().is_empty());
+        k.attach_device(DEV, d2).unwrap();
+        assert_eq!(k.transit().len(), 1);
+        assert_eq!(k.transit()[0].devices[&DEV].rid_domain, None);
+        let during = oracle::allowed_during(&before, &k, &req);
+        let blocked = Outcome::Fault(FaultReason::PasidEntryNotPresent);
+        for o in [
+            Outcome::Translated(0x2_0000_1008),
+            Outcome::Translated(0x1008),
+            blocked,
+        ] {
+            assert!(during.contains(&o), "{o} in {during}");
+        }
+        assert!(!k.allowed(&req).contains(&blocked));
+        // A backend that replaces hitlessly records nothing.
+        let mut a = Kernel::abstract_only();
+        a.add_device(DeviceDesc {
+            rid: DEV,
+            max_pasids: 0,
+            ats: false,
+        })
+        .unwrap();
+        let x = a.domain_alloc(DomainType::Identity).unwrap();
+        let y = a.domain_alloc(DomainType::Paging(Stage::Second)).unwrap();
+        a.attach_device(DEV, x).unwrap();
+        Snapshot::take(&mut a);
+        a.attach_device(DEV, y).unwrap();
+        assert!(a.transit().is_empty());
+    }
 }
