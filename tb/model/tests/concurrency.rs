@@ -336,6 +336,9 @@ impl Run {
         let probe = &self.k.ops().hw().observer;
         let transit = self.k.transit();
         for t in &probe.reqs {
+            // A request whose outcomes did not change during the operation is judged by
+            // the check after it (the set during the operation contains the set after it);
+            // the others, with everything they showed at any point, here.
             if check == Check::Sound && t.moved && t.seen.len() > 1 {
                 self.stats.during += 1;
                 let allowed = (oracle.during)(&before, transit, &after, &t.req);

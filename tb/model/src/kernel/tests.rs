@@ -108,3 +108,103 @@ fn async_waits_keep_windows_until_completed() {
     assert_eq!(k.complete_invalidations(), 1);
     assert!(k.windows().is_empty());
 }
+
+/// [`NoIommu`] whose `map_pages` fails from the `fail_at`-th call on, as a driver out of
+/// page-table memory would.
+struct FailingMap {
+    calls: usize,
+    fail_at: usize,
+}
+
+impl IommuOps for FailingMap {
+    fn probe_device(&mut self, d: &DeviceDesc) -> Result<(), Errno> {
+        NoIommu.probe_device(d)
+    }
+    fn domain_alloc(&mut self, id: DomainId, ty: DomainType) -> Result<(), Errno> {
+        NoIommu.domain_alloc(id, ty)
+    }
+    fn domain_free(&mut self, id: DomainId) {
+        NoIommu.domain_free(id)
+    }
+    fn pgsize_bitmap(&self, ty: DomainType) -> u64 {
+        NoIommu.pgsize_bitmap(ty)
+    }
+    fn aperture_end(&self, ty: DomainType) -> u64 {
+        NoIommu.aperture_end(ty)
+    }
+    fn attach_blocks_first(&self) -> bool {
+        true
+    }
+    fn attach_dev(&mut self, id: DomainId, ty: DomainType, dev: Rid) -> Result<(), Errno> {
+        NoIommu.attach_dev(id, ty, dev)
+    }
+    fn set_dev_pasid(&mut self, i: DomainId, t: DomainType, d: Rid, p: u32) -> Result<(), Errno> {
+        NoIommu.set_dev_pasid(i, t, d, p)
+    }
+    fn remove_dev_pasid(&mut self, id: DomainId, dev: Rid, pasid: u32) {
+        NoIommu.remove_dev_pasid(id, dev, pasid)
+    }
+    fn map_pages(&mut self, i: DomainId, v: u64, p: u64, s: u64, r: Prot) -> Result<(), Errno> {
+        self.calls += 1;
+        if self.calls >= self.fail_at {
+            return Err(Errno::ENOMEM);
+        }
+        NoIommu.map_pages(i, v, p, s, r)
+    }
+    fn unmap_pages(&mut self, id: DomainId, iova: u64, pgsize: u64) -> Result<(), Errno> {
+        NoIommu.unmap_pages(id, iova, pgsize)
+    }
+    fn iotlb_sync(&mut self, id: DomainId) -> Result<(), Errno> {
+        NoIommu.iotlb_sync(id)
+    }
+    fn mm_alloc(&mut self, mm: MmId) -> Result<(), Errno> {
+        NoIommu.mm_alloc(mm)
+    }
+    fn mm_free(&mut self, mm: MmId) {
+        NoIommu.mm_free(mm)
+    }
+    fn mm_set_pte(&mut self, m: MmId, v: u64, p: u64, s: u64, r: MmProt) -> Result<(), Errno> {
+        NoIommu.mm_set_pte(m, v, p, s, r)
+    }
+    fn mm_clear_pte(&mut self, mm: MmId, va: u64, pgsize: u64) -> Result<(), Errno> {
+        NoIommu.mm_clear_pte(mm, va, pgsize)
+    }
+    fn mm_invalidate(&mut self, mm: MmId, start: u64, end: u64) -> Result<(), Errno> {
+        NoIommu.mm_invalidate(mm, start, end)
+    }
+}
+
+#[test]
+fn transit_records_what_neither_end_of_an_operation_shows() {
+    let mut k = Kernel::new(
+        FailingMap {
+            calls: 0,
+            fail_at: 3,
+        },
+        KernelConfig::default(),
+    );
+    k.add_device(dev(0)).unwrap();
+    let d = k.domain_alloc(DomainType::Paging(Stage::Second)).unwrap();
+    let e = k.domain_alloc(DomainType::Identity).unwrap();
+    k.attach_device(rid(3, 0, 0), d).unwrap();
+    assert!(k.transit().is_empty(), "nobody records");
+
+    // __iommu_map(): two leaves in, the third fails, the two are unmapped again.
+    k.record_transit();
+    assert_eq!(
+        k.map(d, 0x1000, 0x9000, 0x3000, Prot::RW),
+        Err(Errno::ENOMEM)
+    );
+    assert!(k.state().domains[&d].mappings.is_empty());
+    let t = k.transit();
+    assert_eq!(t.len(), 1);
+    let leaves: Vec<u64> = t[0].domains[&d].mappings.keys().copied().collect();
+    assert_eq!(leaves, vec![0x1000, 0x2000]);
+
+    // device_block_translation() before the new domain; a new recording forgets the old.
+    k.record_transit();
+    k.attach_device(rid(3, 0, 0), e).unwrap();
+    let t = k.transit();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].devices[&rid(3, 0, 0)].rid_domain, None);
+}
