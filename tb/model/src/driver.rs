@@ -827,6 +827,12 @@ impl<H: IommuHw> IommuOps for Driver<H> {
         }
     }
 
+    /// `intel_iommu_attach_device()` calls `device_block_translation()` before
+    /// `dmar_domain_attach_device()` (see [`IommuOps::attach_dev`] below).
+    fn attach_blocks_first(&self) -> bool {
+        true
+    }
+
     /// `intel_iommu_attach_device`: `device_block_translation` first, then the new entry.
     fn attach_dev(&mut self, id: DomainId, ty: DomainType, dev: Rid) -> Result<(), Errno> {
         self.block(dev, NO_PASID)?;

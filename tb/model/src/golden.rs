@@ -683,39 +683,52 @@ impl MaxCache {
     }
 
     /// Applies one invalidation descriptor. Each granularity removes exactly what VT-d
-    /// 6.5.2 guarantees it removes, and nothing more.
-    pub fn apply(&mut self, d: &Descriptor) {
+    /// 6.5.2 guarantees it removes, and nothing more. Returns what it removed.
+    pub fn apply(&mut self, d: &Descriptor) -> Removed {
+        let mut out = Removed::default();
         match *d {
-            Descriptor::ContextCache { gran, sid, fm, .. } => match gran {
-                // Scalable-mode context entries carry no DID, so a domain-selective
-                // invalidation cannot be narrowed.
-                CcGran::Global | CcGran::Domain => self.ctx.clear(),
-                CcGran::Device => {
-                    let mask: u16 = match fm {
-                        0 => 0,
-                        1 => 4,
-                        2 => 6,
-                        _ => 7,
+            Descriptor::ContextCache { gran, sid, fm, .. } => {
+                let mask: u16 = match fm {
+                    0 => 0,
+                    1 => 4,
+                    2 => 6,
+                    _ => 7,
+                };
+                self.ctx.retain(|s, _| {
+                    // Scalable-mode context entries carry no DID, so a domain-selective
+                    // invalidation cannot be narrowed.
+                    let hit = match gran {
+                        CcGran::Global | CcGran::Domain => true,
+                        CcGran::Device => (s & !mask) == (sid & !mask),
                     };
-                    self.ctx.retain(|s, _| (s & !mask) != (sid & !mask));
-                }
-            },
+                    if hit {
+                        out.ctx.push(*s);
+                    }
+                    !hit
+                });
+            }
             Descriptor::Iotlb {
                 gran,
                 did,
                 addr,
                 am,
                 ..
-            } => match gran {
-                IotlbGran::Global => self.iotlb.clear(),
-                IotlbGran::Domain => self.iotlb.retain(|k, _| k.0 != did),
-                IotlbGran::Page => {
-                    let (lo, hi) = range(addr, am);
-                    self.iotlb.retain(|k, e| {
-                        !(k.0 == did && e.pgtt == Pgtt::SecondStage && overlaps(&e.leaf, lo, hi))
-                    });
-                }
-            },
+            } => {
+                let (lo, hi) = range(addr, am);
+                self.iotlb.retain(|k, e| {
+                    let hit = match gran {
+                        IotlbGran::Global => true,
+                        IotlbGran::Domain => k.0 == did,
+                        IotlbGran::Page => {
+                            k.0 == did && e.pgtt == Pgtt::SecondStage && overlaps(&e.leaf, lo, hi)
+                        }
+                    };
+                    if hit {
+                        out.iotlb.push(e.leaf);
+                    }
+                    !hit
+                });
+            }
             Descriptor::PasidIotlb {
                 gran,
                 did,
@@ -730,16 +743,121 @@ impl MaxCache {
                         && k.1 == pasid
                         && e.pgtt != Pgtt::SecondStage
                         && (gran == PiotlbGran::Pasid || overlaps(&e.leaf, lo, hi));
+                    if hit {
+                        out.iotlb.push(e.leaf);
+                    }
                     !hit
                 });
             }
-            Descriptor::PasidCache { gran, did, pasid } => match gran {
-                PcGran::Global => self.pasid.clear(),
-                PcGran::Domain => self.pasid.retain(|_, p| p.did != did),
-                PcGran::Pasid => self.pasid.retain(|k, p| !(p.did == did && k.1 == pasid)),
-            },
+            Descriptor::PasidCache { gran, did, pasid } => {
+                self.pasid.retain(|k, p| {
+                    let hit = match gran {
+                        PcGran::Global => true,
+                        PcGran::Domain => p.did == did,
+                        PcGran::Pasid => p.did == did && k.1 == pasid,
+                    };
+                    if hit {
+                        out.pasid.push(*k);
+                    }
+                    !hit
+                });
+            }
             Descriptor::Wait { .. } => {}
         }
+        out
+    }
+
+    /// Every outcome a translation unit whose caches hold any subset of these entries may
+    /// give for `req` with memory as `mem` holds it now: the context entry and the PASID
+    /// entry each from the cache or from memory, then a matching IOTLB entry or a walk of
+    /// the page tables in memory. A legal implementation may evict any entry at any time
+    /// (VT-d 6.1), so each of these is legal hardware behaviour. Sorted, no duplicates;
+    /// the plain walk ([`translate`]) is always among them.
+    pub fn possible<M: PhysMem + ?Sized>(
+        &self,
+        hw: &HwState,
+        mem: &M,
+        req: &Request,
+    ) -> Vec<Outcome> {
+        let mut out = vec![translate(hw, mem, req).outcome];
+        if malformed(req)
+            || !hw.te
+            || hw.rtaddr & regs::RTADDR_TTM_MASK != regs::RTADDR_TTM_SCALABLE
+        {
+            return out;
+        }
+        let mut ctxs = Vec::with_capacity(2);
+        if let Some(c) = self.ctx.get(&req.rid) {
+            ctxs.push(Ok(*c));
+        }
+        ctxs.push(read_context(hw, mem, req.rid));
+        for ctx in ctxs {
+            let ctx = match ctx {
+                Ok(c) => c,
+                Err(f) => {
+                    out.push(Outcome::Fault(f.0));
+                    continue;
+                }
+            };
+            let pasid = match select_pasid(&ctx, req) {
+                Ok(p) => p,
+                Err(f) => {
+                    out.push(Outcome::Fault(f.0));
+                    continue;
+                }
+            };
+            let mut entries = Vec::with_capacity(2);
+            if let Some(p) = self.pasid.get(&(req.rid, pasid)) {
+                entries.push(Ok(*p));
+            }
+            entries.push(read_pasid_entry(mem, &ctx, pasid));
+            for p in entries {
+                let p = match p {
+                    Ok(p) => p,
+                    Err(f) => {
+                        out.push(Outcome::Fault(f.0));
+                        continue;
+                    }
+                };
+                let (pmr, er) = effective_priv(&ctx, req);
+                if let Err(r) = check_entry_perms(&p, pmr, er) {
+                    out.push(Outcome::Fault(r));
+                    continue;
+                }
+                let tag = iotlb_pasid_tag(p.pgtt, pasid);
+                for size in [PAGE_SIZE, 1 << 21, 1 << 30] {
+                    let key = (p.did, tag, req.addr & !(size - 1));
+                    if let Some(e) = self.iotlb.get(&key) {
+                        if e.pgtt == p.pgtt && e.leaf.size == size {
+                            if let Ok(pa) = check_leaf(&p, &e.leaf, req.addr, req.write, pmr, er) {
+                                out.push(Outcome::Translated(pa));
+                            }
+                        }
+                    }
+                }
+                out.push(finish(mem, &ctx, pasid, &p, req).outcome);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// What one invalidation descriptor removed from a [`MaxCache`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Context entries, by source ID.
+    pub ctx: Vec<u16>,
+    /// PASID entries, by (source ID, PASID).
+    pub pasid: Vec<(u16, u32)>,
+    /// Translations.
+    pub iotlb: Vec<Leaf>,
+}
+
+impl Removed {
+    pub fn is_empty(&self) -> bool {
+        self.ctx.is_empty() && self.pasid.is_empty() && self.iotlb.is_empty()
     }
 }
 
@@ -810,6 +928,28 @@ impl GoldenHw {
     pub fn translate_cached(&mut self, req: &Request) -> Walk {
         self.cache.translate(&self.regs, &self.mem, req)
     }
+
+    /// Executes one queued descriptor, after its round trip through the 256-bit encoding
+    /// the DUT reads: an invalidation is applied to the maximal cache (what it removed is
+    /// returned); a wait with SW=1 writes its status dword (VT-d 6.5.2.8).
+    pub fn execute(&mut self, d: &Descriptor) -> Result<Removed, HwError> {
+        let d = Descriptor::decode(d.encode()).map_err(|e| HwError::Queue(e.to_string()))?;
+        let removed = self.cache.apply(&d);
+        if let Descriptor::Wait {
+            sw: true,
+            status_data,
+            status_addr,
+            ..
+        } = d
+        {
+            let word = status_addr & !7;
+            let shift = (status_addr & 4) * 8;
+            let old = self.mem.read64(word)?;
+            let new = (old & !(0xFFFF_FFFFu64 << shift)) | (u64::from(status_data) << shift);
+            self.mem.write64(word, new)?;
+        }
+        Ok(removed)
+    }
 }
 
 impl IommuHw for GoldenHw {
@@ -836,21 +976,7 @@ impl IommuHw for GoldenHw {
     /// Each descriptor goes through its 256-bit encoding, as the DUT would read it.
     fn submit(&mut self, descs: &[Descriptor]) -> Result<(), HwError> {
         for d in descs {
-            let d = Descriptor::decode(d.encode()).map_err(|e| HwError::Queue(e.to_string()))?;
-            self.cache.apply(&d);
-            if let Descriptor::Wait {
-                sw: true,
-                status_data,
-                status_addr,
-                ..
-            } = d
-            {
-                let word = status_addr & !7;
-                let shift = (status_addr & 4) * 8;
-                let old = self.mem.read64(word)?;
-                let new = (old & !(0xFFFF_FFFFu64 << shift)) | (u64::from(status_data) << shift);
-                self.mem.write64(word, new)?;
-            }
+            self.execute(d)?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod fault;
 pub mod golden;
 pub mod kernel;
 pub mod mem;
+pub mod observe;
 pub mod oracle;
 pub mod qi;
 pub mod regs;

@@ -45,6 +45,8 @@ pub struct Mem {
     alloc_next: u64,
     free: BTreeMap<u32, BTreeSet<u64>>,
     allocated: BTreeMap<u64, u32>,
+    /// Byte ranges written since the last [`Mem::take_journal`], while journaling.
+    journal: Option<Vec<(u64, u64)>>,
 }
 
 impl Default for Mem {
@@ -70,6 +72,7 @@ impl Mem {
             alloc_next: alloc_base & !(PAGE_SIZE - 1),
             free: BTreeMap::new(),
             allocated: BTreeMap::new(),
+            journal: None,
         }
     }
 
@@ -98,9 +101,36 @@ impl Mem {
         Ok(())
     }
 
+    /// Starts (or stops) recording which ranges are written, for an observer that wants to
+    /// look at memory after every write ([`crate::observe`]).
+    pub fn set_journal(&mut self, on: bool) {
+        self.journal = on.then(Vec::new);
+    }
+
+    /// The byte ranges `[start, end)` written since the last call (in order, one per
+    /// [`Mem::write64`] and per zeroed page), emptying the journal.
+    pub fn take_journal(&mut self) -> Vec<(u64, u64)> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Whether anything was written since the last [`Mem::take_journal`].
+    pub fn journal_pending(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| !j.is_empty())
+    }
+
+    fn note(&mut self, start: u64, end: u64) {
+        if let Some(j) = self.journal.as_mut() {
+            j.push((start, end));
+        }
+    }
+
     /// Writes one little-endian 64-bit word. Writes to unbacked addresses fail.
     pub fn write64(&mut self, pa: u64, val: u64) -> Result<(), MemError> {
         self.check(pa)?;
+        self.note(pa, pa + 8);
         let page = pa >> PAGE_SHIFT;
         let idx = ((pa & (PAGE_SIZE - 1)) >> 3) as usize;
         if val == 0 && !self.pages.contains_key(&page) {
@@ -118,7 +148,9 @@ impl Mem {
         while a < end {
             if a & (PAGE_SIZE - 1) == 0 && a.saturating_add(PAGE_SIZE) <= end {
                 self.check(a)?;
-                self.pages.remove(&(a >> PAGE_SHIFT));
+                if self.pages.remove(&(a >> PAGE_SHIFT)).is_some() {
+                    self.note(a, a + PAGE_SIZE);
+                }
                 a += PAGE_SIZE;
             } else {
                 self.write64(a, 0)?;

@@ -8,6 +8,12 @@
 //! flow and check order"); where they depend on how the driver laid out its tables (a
 //! blocked PASID faults in the PASID directory or in the PASID table depending on whether
 //! a neighbour PASID has a table), the set holds every reason Linux's layout can produce.
+//!
+//! Requests that race with an operation (sent while its invalidations execute) are judged
+//! by [`allowed_during`]: a [`Snapshot`] taken before the operation (the state and every
+//! window open then), the intermediate states the operation passes through
+//! ([`crate::kernel::Kernel::transit`]) and the kernel after it. Once the operation's
+//! invalidation wait has completed, [`allowed`] is exact again.
 
 use crate::driver::pasid_dir_entries;
 use crate::fault::FaultReason as F;
@@ -112,6 +118,17 @@ fn malformed(req: &Request) -> bool {
 
 /// What `state` alone allows for `req` (translation enabled, no caching).
 pub fn eval(state: &State, req: &Request) -> AllowedSet {
+    eval_mixed(state, state, req)
+}
+
+/// What a translation unit allows that selects the PASID entry from the attachments of
+/// `att` and reads the page tables as they are in `con`: a PASID entry cached at one
+/// moment leads to the domain's tables as they are later (VT-d 6.2.2: the PASID cache and
+/// the IOTLB are separate caches), and an IOTLB entry filled from `con`'s tables serves a
+/// later request whose PASID entry names the same domain. A domain or mm that `con` does
+/// not know keeps its contents from `att`.
+pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
+    let state = att;
     if malformed(req) {
         return AllowedSet::one(Outcome::Malformed);
     }
@@ -126,7 +143,7 @@ pub fn eval(state: &State, req: &Request) -> AllowedSet {
     if u64::from(pasid >> 6) >= pasid_dir_entries(dev.desc.max_pasids) {
         return fault(F::PasidBeyondDirectory);
     }
-    let Some((_, dom)) = state
+    let Some((id, dom)) = state
         .domain_for(req.rid, req.pasid)
         .filter(|(_, d)| d.ty.translates())
     else {
@@ -150,7 +167,8 @@ pub fn eval(state: &State, req: &Request) -> AllowedSet {
             if a >> 48 != 0 {
                 Outcome::Fault(F::SsBeyondHaw)
             } else {
-                match lookup(&dom.mappings, a, |m| (m.pa, m.size)) {
+                let maps = con.domains.get(&id).map_or(&dom.mappings, |d| &d.mappings);
+                match lookup(maps, a, |m| (m.pa, m.size)) {
                     None => Outcome::Fault(F::SsNotPresent),
                     Some((m, _)) if !req.write && !m.prot.read => Outcome::Fault(F::ReadDenied),
                     Some((m, _)) if req.write && !m.prot.write => Outcome::Fault(F::WriteDenied),
@@ -162,7 +180,8 @@ pub fn eval(state: &State, req: &Request) -> AllowedSet {
             if !canonical {
                 Outcome::Fault(F::NonCanonical)
             } else {
-                match lookup(&dom.mappings, a, |m| (m.pa, m.size)) {
+                let maps = con.domains.get(&id).map_or(&dom.mappings, |d| &d.mappings);
+                match lookup(maps, a, |m| (m.pa, m.size)) {
                     None => Outcome::Fault(F::FsNotPresent),
                     // First-stage leaves are always present (readable) with U/S=1.
                     Some((m, _)) if req.write && !m.prot.write => Outcome::Fault(F::WriteDenied),
@@ -171,7 +190,11 @@ pub fn eval(state: &State, req: &Request) -> AllowedSet {
             }
         }
         DomainType::Sva(mm) => {
-            let maps = state.mms.get(&mm).map(|m| &m.mappings);
+            let maps = con
+                .mms
+                .get(&mm)
+                .or_else(|| state.mms.get(&mm))
+                .map(|m| &m.mappings);
             if !canonical {
                 Outcome::Fault(F::NonCanonical)
             } else {
@@ -197,27 +220,20 @@ fn lookup<T: Copy>(
     (addr < va + size).then(|| (*m, pa + (addr - va)))
 }
 
-/// The current attachments with the domain and mm contents of `before`: IOTLB entries are
-/// tagged by DID and PASID, not by requester, so during a window any attachment of a
-/// domain (even one made after the unmap) may hit the domain's stale entries.
-fn with_old_contents(now: &State, before: &State) -> State {
-    let mut h = now.clone();
-    for (id, d) in h.domains.iter_mut() {
-        if let Some(old) = before.domains.get(id) {
-            d.mappings = old.mappings.clone();
+/// Inserts the translations (never the faults: VT-d caches no fault) of `from` into `s`.
+fn insert_translations(s: &mut AllowedSet, from: AllowedSet) {
+    for o in from.0 {
+        if matches!(o, Outcome::Translated(_)) {
+            s.insert(o);
         }
     }
-    for (id, m) in h.mms.iter_mut() {
-        if let Some(old) = before.mms.get(id) {
-            m.mappings = old.mappings.clone();
-        }
-    }
-    h
 }
 
 /// The allowed set from a current state plus the states before each open stale window:
 /// their translations (faults are never cached) through the old attachments, and through
-/// the current attachments of the same domains.
+/// the current attachments with the window's domain contents (IOTLB entries are tagged by
+/// DID and PASID, not by requester, so during a window any attachment of a domain, even
+/// one made after the unmap, may hit the domain's stale entries).
 pub fn allowed_from<'a>(
     now: &State,
     stale: impl IntoIterator<Item = &'a State>,
@@ -225,14 +241,8 @@ pub fn allowed_from<'a>(
 ) -> AllowedSet {
     let mut s = eval(now, req);
     for st in stale {
-        for o in eval(st, req)
-            .iter()
-            .chain(eval(&with_old_contents(now, st), req).iter())
-        {
-            if matches!(o, Outcome::Translated(_)) {
-                s.insert(*o);
-            }
-        }
+        insert_translations(&mut s, eval(st, req));
+        insert_translations(&mut s, eval_mixed(now, st, req));
     }
     s
 }
@@ -240,4 +250,120 @@ pub fn allowed_from<'a>(
 /// The allowed set for `req` given the kernel's state and its open windows.
 pub fn allowed<O: IommuOps>(k: &Kernel<O>, req: &Request) -> AllowedSet {
     allowed_from(k.state(), k.windows().iter().map(|w| &w.before), req)
+}
+
+/// What the hardware may legally show at one moment between operations: the kernel state
+/// and the state before each stale window open at that moment (an unmap whose
+/// `iotlb_sync` has not run, a flush whose invalidation wait has not completed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub state: State,
+    /// The before-states of the open windows, oldest first ([`Kernel::windows`]).
+    pub windows: Vec<State>,
+}
+
+impl Snapshot {
+    /// The kernel as it is now.
+    pub fn of<O: IommuOps>(k: &Kernel<O>) -> Self {
+        Self {
+            state: k.state().clone(),
+            windows: k.windows().iter().map(|w| w.before.clone()).collect(),
+        }
+    }
+
+    /// [`Snapshot::of`], and starts recording the intermediate states of the operation
+    /// about to begin ([`Kernel::record_transit`]): what a harness calls just before an
+    /// operation whose invalidations requests may race with.
+    pub fn take<O: IommuOps>(k: &mut Kernel<O>) -> Self {
+        k.record_transit();
+        Self::of(k)
+    }
+
+    /// The allowed set at this moment (what [`allowed`] answers for the kernel it was taken
+    /// of).
+    pub fn allowed(&self, req: &Request) -> AllowedSet {
+        allowed_from(&self.state, &self.windows, req)
+    }
+}
+
+/// The oracle under concurrency: what a request may see when the translation unit handles
+/// it while an operation executes, from `before` (taken with [`Snapshot::take`] just
+/// before the operation) to the end of the operation's last invalidation wait, with the
+/// kernel `k` as the operation left it. See [`allowed_across`] for the rule.
+pub fn allowed_during<O: IommuOps>(before: &Snapshot, k: &Kernel<O>, req: &Request) -> AllowedSet {
+    across(
+        before,
+        k.transit(),
+        k.state(),
+        k.windows().iter().map(|w| &w.before),
+        req,
+    )
+}
+
+/// The rule of [`allowed_during`] on explicit states: `before` at the start of the
+/// operation, the intermediate states it passed through ([`Kernel::transit`]) and `after`
+/// at its end. A request in flight during the operation may see any state the hardware
+/// may legally be in between those two moments:
+///
+/// - a fresh walk at any moment: the outcomes (faults included) of `before.state`, of each
+///   intermediate state, and of `after.state`;
+/// - a PASID entry cached at one of those moments walking the tables as they are at a later
+///   one (outcomes of the attachments of the first with the contents of the second);
+/// - every translation cached at one of those moments or at the start of a window open
+///   before or after the operation (`before.windows`, `after.windows`: an unmap whose
+///   flush this very operation submits is only over when the operation's wait completes),
+///   reached through its own attachments or through the attachments of any moment of the
+///   operation. Faults are never cached.
+///
+/// The rule rests on the invalidation wait (VT-d 6.5.2.8 and the contract's ordering
+/// section): a wait descriptor completes only after every invalidation before it took
+/// effect and every translation that began before it has left the unit; Linux's
+/// `qi_submit_sync()` returns only then. Before that completion nothing guarantees a
+/// request does not use an entry the batch removes. After it, [`Snapshot::allowed`] of
+/// `after` is exact again.
+pub fn allowed_across(
+    before: &Snapshot,
+    transit: &[State],
+    after: &Snapshot,
+    req: &Request,
+) -> AllowedSet {
+    across(before, transit, &after.state, after.windows.iter(), req)
+}
+
+fn across<'a>(
+    before: &'a Snapshot,
+    transit: &[State],
+    after: &State,
+    after_windows: impl Iterator<Item = &'a State>,
+    req: &Request,
+) -> AllowedSet {
+    let moments: Vec<&State> = std::iter::once(&before.state)
+        .chain(transit)
+        .chain(std::iter::once(after))
+        .collect();
+    let mut s = AllowedSet::new();
+    // Fresh walks (i == j) and PASID entries cached at moment i walking moment j's tables.
+    for (i, att) in moments.iter().enumerate() {
+        for con in &moments[i..] {
+            for o in eval_mixed(att, con, req).0 {
+                s.insert(o);
+            }
+        }
+    }
+    // Translations cached from older contents (windows before and after) or from any moment
+    // of the operation, through their own or any moment's attachments.
+    for w in before.windows.iter().chain(after_windows) {
+        insert_translations(&mut s, eval(w, req));
+        for att in &moments {
+            insert_translations(&mut s, eval_mixed(att, w, req));
+        }
+    }
+    for con in &moments {
+        for att in &moments {
+            if !std::ptr::eq(*att, *con) {
+                insert_translations(&mut s, eval_mixed(att, con, req));
+            }
+        }
+    }
+    s
 }

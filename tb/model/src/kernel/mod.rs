@@ -16,6 +16,9 @@
 //! existed before may still be used.
 
 pub mod dma;
+mod window;
+
+pub use window::Window;
 
 use crate::mem::PAGE_SIZE;
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,19 +225,6 @@ impl State {
     }
 }
 
-/// A stale window: the state before an operation that removed translations, kept until
-/// the invalidation wait that follows its flush completes.
-#[derive(Clone, Debug)]
-pub struct Window {
-    pub seq: u64,
-    /// For unmaps: the domain whose `iotlb_sync` submits the flush.
-    pub domain: Option<DomainId>,
-    /// The flush has been submitted (only then can its wait complete).
-    pub flushed: bool,
-    pub what: String,
-    pub before: State,
-}
-
 /// The backend the core calls, like `struct iommu_ops` + `struct iommu_domain_ops`.
 /// Methods receive validated arguments only.
 pub trait IommuOps {
@@ -250,6 +240,16 @@ pub trait IommuOps {
     fn aperture_end(&self, ty: DomainType) -> u64;
     /// `attach_dev`: replaces whatever the RID had (`ty` may be Blocked).
     fn attach_dev(&mut self, id: DomainId, ty: DomainType, dev: Rid) -> Result<(), Errno>;
+    /// Whether `attach_dev` replacing a translating domain passes through the blocked
+    /// state: the old attachment is torn down (and its caches flushed) before the new one
+    /// is installed, so requests in flight may fault as if the RID were blocked. Linux's
+    /// intel-iommu does (`intel_iommu_attach_device()` calls `device_block_translation()`
+    /// first); a driver that replaces entries hitlessly returns `false`. The oracle under
+    /// concurrency ([`crate::oracle::allowed_during`]) reads it through
+    /// [`Kernel::transit`].
+    fn attach_blocks_first(&self) -> bool {
+        false
+    }
     /// `set_dev_pasid` on a PASID that has nothing attached.
     fn set_dev_pasid(
         &mut self,
@@ -368,6 +368,9 @@ pub struct Kernel<O: IommuOps = NoIommu> {
     /// `iommu_global_pasid_ida`.
     global_pasids: BTreeSet<u32>,
     windows: Vec<Window>,
+    /// Intermediate states of the operation in progress ([`Kernel::transit`]); `None`
+    /// while nobody records.
+    transit: Option<Vec<State>>,
     next_seq: u64,
     next_domain: u32,
     next_mm: u32,
@@ -400,6 +403,7 @@ impl<O: IommuOps> Kernel<O> {
             config,
             global_pasids: BTreeSet::new(),
             windows: Vec::new(),
+            transit: None,
             next_seq: 0,
             next_domain: 1,
             next_mm: 1,
@@ -418,21 +422,9 @@ impl<O: IommuOps> Kernel<O> {
     pub fn config(&self) -> KernelConfig {
         self.config
     }
-    /// Open stale windows, oldest first.
-    pub fn windows(&self) -> &[Window] {
-        &self.windows
-    }
     /// Allocated global PASIDs.
     pub fn global_pasids(&self) -> &BTreeSet<u32> {
         &self.global_pasids
-    }
-
-    /// The harness saw every submitted invalidation wait complete: closes every window
-    /// whose flush was submitted. Returns how many closed.
-    pub fn complete_invalidations(&mut self) -> usize {
-        let before = self.windows.len();
-        self.windows.retain(|w| !w.flushed);
-        before - self.windows.len()
     }
 
     fn domain(&self, id: DomainId) -> Result<&DomainState, Errno> {
@@ -443,20 +435,6 @@ impl<O: IommuOps> Kernel<O> {
     }
     fn aperture_end(&self, id: DomainId) -> Result<u64, Errno> {
         Ok(self.ops.aperture_end(self.domain(id)?.ty))
-    }
-
-    fn open_window(&mut self, before: State, domain: Option<DomainId>, what: String) {
-        self.next_seq += 1;
-        self.windows.push(Window {
-            seq: self.next_seq,
-            domain,
-            flushed: domain.is_none(),
-            what,
-            before,
-        });
-        if self.config.sync_waits && domain.is_none() {
-            self.complete_invalidations();
-        }
     }
 
     /// Whether requests via (dev, pasid) currently translate.
@@ -554,6 +532,17 @@ impl<O: IommuOps> Kernel<O> {
         let before = self.state.clone();
         let was = self.translating(dev, None);
         let old = d.rid_domain;
+        if old.is_some() && self.ops.attach_blocks_first() {
+            // device_block_translation(): the old PASID entry is cleared before the new one
+            // is written.
+            self.note_transit(|s| {
+                let mut s = s.clone();
+                if let Some(d) = s.devices.get_mut(&dev) {
+                    d.rid_domain = None;
+                }
+                s
+            });
+        }
         if let Err(e) = self.ops.attach_dev(id, ty, dev) {
             // Like __iommu_group_set_domain_internal(): revert to the old domain; if that
             // fails too, the RID stays blocked.
@@ -708,7 +697,11 @@ impl<O: IommuOps> Kernel<O> {
         while done < size {
             let pg = pick_pgsize(bitmap, iova + done, pa + done, size - done);
             if let Err(e) = self.ops.map_pages(id, iova + done, pa + done, pg, prot) {
-                // Like __iommu_map: undo what was mapped.
+                // Like __iommu_map: undo what was mapped. Until then the leaves mapped so
+                // far translate: a state neither before nor after shows.
+                if done > 0 {
+                    self.note_transit(State::clone);
+                }
                 let _ = self.unmap(id, iova, done);
                 let _ = self.iotlb_sync(id);
                 return Err(e);
@@ -992,113 +985,4 @@ impl fmt::Display for DomainType {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dev(max_pasids: u32) -> DeviceDesc {
-        DeviceDesc {
-            rid: rid(3, 0, 0),
-            max_pasids,
-            ats: false,
-        }
-    }
-
-    #[test]
-    fn rid_encoding() {
-        assert_eq!(rid(0x12, 0x1F, 7), 0x12FF);
-        assert_eq!(rid(0, 2, 1), 0x11);
-    }
-
-    #[test]
-    fn global_pasid_allocator_is_lowest_free_and_system_wide() {
-        let mut k = Kernel::abstract_only();
-        k.add_device(dev(4)).unwrap();
-        k.add_device(DeviceDesc {
-            rid: rid(4, 0, 0),
-            max_pasids: 8,
-            ats: false,
-        })
-        .unwrap();
-        assert_eq!(k.alloc_global_pasid(rid(3, 0, 0)), Ok(1));
-        assert_eq!(k.alloc_global_pasid(rid(4, 0, 0)), Ok(2));
-        assert_eq!(k.alloc_global_pasid(rid(3, 0, 0)), Ok(3));
-        assert_eq!(k.alloc_global_pasid(rid(3, 0, 0)), Err(Errno::ENOSPC));
-        assert_eq!(k.alloc_global_pasid(rid(4, 0, 0)), Ok(4));
-        k.free_global_pasid(2).unwrap();
-        assert_eq!(k.free_global_pasid(2), Err(Errno::EINVAL));
-        assert_eq!(k.alloc_global_pasid(rid(3, 0, 0)), Ok(2));
-    }
-
-    #[test]
-    fn map_validation_errors() {
-        let mut k = Kernel::abstract_only();
-        let d = k.domain_alloc(DomainType::Paging(Stage::Second)).unwrap();
-        let id = k.domain_alloc(DomainType::Identity).unwrap();
-        assert_eq!(
-            k.map(d, 0x1001, 0x2000, 0x1000, Prot::RW),
-            Err(Errno::EINVAL)
-        );
-        assert_eq!(k.map(d, 0x1000, 0x2000, 0, Prot::RW), Err(Errno::EINVAL));
-        assert_eq!(
-            k.map(d, 0x1000, 0x2000, 0x1000, Prot::default()),
-            Err(Errno::EINVAL)
-        );
-        assert_eq!(
-            k.map(id, 0x1000, 0x2000, 0x1000, Prot::RW),
-            Err(Errno::EINVAL)
-        );
-        assert_eq!(
-            k.map(d, 1 << 48, 0x2000, 0x1000, Prot::RW),
-            Err(Errno::EFAULT)
-        );
-        k.map(d, 0x1000, 0x2000, 0x2000, Prot::RW).unwrap();
-        assert_eq!(
-            k.map(d, 0x2000, 0x9000, 0x1000, Prot::RW),
-            Err(Errno::EEXIST)
-        );
-        assert_eq!(k.map(d, 0, 0x9000, 0x2000, Prot::RW), Err(Errno::EEXIST));
-        let f = k.domain_alloc(DomainType::Paging(Stage::First)).unwrap();
-        assert_eq!(k.map(f, 1 << 47, 0, 0x1000, Prot::RW), Err(Errno::EFAULT));
-    }
-
-    #[test]
-    fn map_uses_superpages_when_aligned_and_unmap_stops_at_holes() {
-        let mut k = Kernel::abstract_only();
-        let d = k.domain_alloc(DomainType::Paging(Stage::Second)).unwrap();
-        k.map(
-            d,
-            0x20_0000 - 0x1000,
-            0x4020_0000 - 0x1000,
-            0x20_2000,
-            Prot::RW,
-        )
-        .unwrap();
-        let sizes: Vec<u64> = k.state().domains[&d]
-            .mappings
-            .values()
-            .map(|m| m.size)
-            .collect();
-        assert_eq!(sizes, vec![0x1000, 0x20_0000, 0x1000]);
-        // Unmapping 4 KiB inside the 2 MiB leaf removes the whole leaf.
-        assert_eq!(k.unmap(d, 0x20_0000, 0x1000), Ok(0x20_0000));
-        assert_eq!(k.unmap(d, 0x20_0000, 0x1000), Ok(0), "hole: nothing");
-        assert_eq!(k.unmap(d, 0x10_0000, 0x1000), Ok(0));
-        assert_eq!(k.windows().len(), 1, "window open until iotlb_sync");
-        k.iotlb_sync(d).unwrap();
-        assert!(k.windows().is_empty());
-        assert_eq!(k.unmap(d, 0x123, 0x1000), Err(Errno::EINVAL));
-    }
-
-    #[test]
-    fn async_waits_keep_windows_until_completed() {
-        let mut k = Kernel::new(NoIommu, KernelConfig { sync_waits: false });
-        let d = k.domain_alloc(DomainType::Paging(Stage::Second)).unwrap();
-        k.map(d, 0x1000, 0x5000, 0x1000, Prot::RW).unwrap();
-        k.unmap(d, 0x1000, 0x1000).unwrap();
-        assert_eq!(k.complete_invalidations(), 0, "flush not yet submitted");
-        k.iotlb_sync(d).unwrap();
-        assert_eq!(k.windows().len(), 1);
-        assert_eq!(k.complete_invalidations(), 1);
-        assert!(k.windows().is_empty());
-    }
-}
+mod tests;
