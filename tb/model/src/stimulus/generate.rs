@@ -36,6 +36,9 @@ struct Path {
     dom: Option<DomainId>,
 }
 
+/// A leaf a path reaches: (address, size, readable, writable).
+type Target = (u64, u64, bool, bool);
+
 /// The FPD change in progress: set by one operation, cleared by the next.
 #[derive(Clone, Copy, Debug)]
 struct FpdSet {
@@ -496,7 +499,7 @@ impl Stimulus {
     }
 
     /// The leaves reachable through `p`: (address, size, read, write).
-    fn targets(st: &State, p: &Path) -> Vec<(u64, u64, bool, bool)> {
+    fn targets(st: &State, p: &Path) -> Vec<Target> {
         let Some(dom) = p.dom.and_then(|id| st.domains.get(&id)) else {
             return Vec::new();
         };
@@ -535,7 +538,7 @@ impl Stimulus {
     /// A request through a translating path at one of its live leaves (or, for
     /// pass-through, at an address below the host address width).
     fn live_request(&mut self, st: &State) -> Option<Request> {
-        let paths: Vec<(Path, Vec<(u64, u64, bool, bool)>)> = Self::paths(st)
+        let paths: Vec<(Path, Vec<Target>)> = Self::paths(st)
             .into_iter()
             .filter(|p| p.ty.is_some_and(|t| t.translates()))
             .map(|p| (p, Self::targets(st, &p)))
@@ -648,7 +651,7 @@ impl Stimulus {
                 }) {
                     (r.rid, r.pasid) = (p.rid, p.pasid);
                 }
-                r.addr = (self.rng.gen_range(1..0x1_0000u64) << 48) | r.addr;
+                r.addr |= self.rng.gen_range(1..0x1_0000u64) << 48;
             }
             // Nothing mapped there.
             8 => {
