@@ -18,11 +18,13 @@ use crate::kernel::{
     DeviceDesc, DomainId, DomainType, Errno, IommuOps, MmId, MmProt, Prot, Rid, NO_PASID,
 };
 use crate::mem::{Mem, MemError, PhysMem, PAGE_SIZE};
-use crate::qi::{CcGran, Descriptor, IotlbGran, PcGran, PiotlbGran};
+use crate::qi::{Descriptor, IotlbGran, PcGran, PiotlbGran};
 use crate::regs::{self, Caps};
 use crate::tables::{self, context as ce, fs, pasid_dir as pde, pasid_entry as pe, ss};
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
+
+mod maint;
 
 /// `FLPT_DEFAULT_DID`: pass-through and SVA PASID entries.
 pub const FLPT_DEFAULT_DID: u16 = 1;
@@ -186,34 +188,7 @@ impl<H: IommuHw> Driver<H> {
             log: Vec::new(),
             seq: 0,
         };
-        d.hw.set_root_table(d.rtaddr())?;
-        if !caps.esrtps() {
-            d.submit(
-                "set root entry",
-                vec![
-                    Descriptor::ContextCache {
-                        gran: CcGran::Global,
-                        did: 0,
-                        sid: 0,
-                        fm: 0,
-                    },
-                    Descriptor::PasidCache {
-                        gran: PcGran::Global,
-                        did: 0,
-                        pasid: 0,
-                    },
-                    Descriptor::Iotlb {
-                        gran: IotlbGran::Global,
-                        dr: caps.read_drain(),
-                        dw: caps.write_drain(),
-                        did: 0,
-                        addr: 0,
-                        am: 0,
-                        ih: false,
-                    },
-                ],
-            )?;
-        }
+        d.root_entry()?;
         d.hw.enable_translation()?;
         Ok(d)
     }
@@ -969,6 +944,19 @@ impl<H: IommuHw> IommuOps for Driver<H> {
     }
 
     /// `intel_arch_invalidate_secondary_tlbs`: flush every SVA domain of the mm.
+    fn set_fault_processing(
+        &mut self,
+        dev: Rid,
+        at: crate::kernel::FpdAt,
+        disable: bool,
+    ) -> Result<(), Errno> {
+        self.fault_processing(dev, at, disable)
+    }
+
+    fn set_root_entry(&mut self) -> Result<(), Errno> {
+        self.root_entry().map_err(|_| Errno::EBUSY)
+    }
+
     fn mm_invalidate(&mut self, mm: MmId, start: u64, end: u64) -> Result<(), Errno> {
         let doms: Vec<DomainId> = self
             .sva_mm

@@ -39,7 +39,9 @@ struct SeedArgs {
     /// Operation mix on top of the default, e.g. `map=6,unmap=4,sva_bind=0`
     /// (names: domain_alloc, attach_device, enable_dma_pasid, disable_dma_pasid,
     /// attach_device_pasid, detach_device_pasid, map, unmap, iotlb_sync, dma_map_single,
-    /// dma_unmap_single, mm_create, mm_map, mm_unmap, sva_bind, sva_unbind).
+    /// dma_unmap_single, mm_create, mm_map, mm_unmap, sva_bind, sva_unbind, fpd: set the
+    /// fault-processing-disable bit of a context / PASID-directory / PASID entry, cleared by
+    /// the next operation, set_root_entry: SRTP again with the global invalidations).
     #[arg(long, value_parser = parse_weights)]
     weights: Option<iommu_model::stimulus::Weights>,
     /// Make the model's driver deviate from Linux with a bug switch, to watch the checkers

@@ -614,6 +614,10 @@ pub fn to_yaml(sh: &Shrunk) -> String {
                     dev_name(dev),
                     mm.map_or(0, |m| m.0)
                 ),
+                // FPD and root-entry operations have no vector step yet.
+                Op::SetFpd { .. } | Op::SetRootEntry => {
+                    format!("# {} (no vector step for this operation)", a.desc)
+                }
             };
             if line.starts_with('#') {
                 let _ = writeln!(y, "  {line}");

@@ -16,8 +16,10 @@
 //! existed before may still be used.
 
 pub mod dma;
+mod maint;
 mod window;
 
+pub use maint::FpdAt;
 pub use window::Window;
 
 use crate::mem::PAGE_SIZE;
@@ -289,6 +291,17 @@ pub trait IommuOps {
     fn mm_clear_pte(&mut self, mm: MmId, va: u64, pgsize: u64) -> Result<(), Errno>;
     /// `arch_invalidate_secondary_tlbs` for `[start, end)`.
     fn mm_invalidate(&mut self, mm: MmId, start: u64, end: u64) -> Result<(), Errno>;
+    /// Sets (`disable`) or clears the fault-processing-disable bit of one of `dev`'s
+    /// structures and issues the invalidations that make the hardware see it (see
+    /// [`Kernel::set_fault_processing`]). A backend without such structures accepts it.
+    fn set_fault_processing(&mut self, _dev: Rid, _at: FpdAt, _disable: bool) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// `iommu_set_root_entry()` again: SRTP with the same root table, then the global
+    /// invalidations (see [`Kernel::set_root_entry`]).
+    fn set_root_entry(&mut self) -> Result<(), Errno> {
+        Ok(())
+    }
 }
 
 /// A backend with no hardware: the API model alone.
