@@ -9,21 +9,18 @@
 //! outcome must be in the oracle's set.
 //!
 //! Requests are also sent while an operation's invalidations are executing (as DMA goes
-//! on while Linux spins in `qi_submit_sync`). Those may see the state before the operation
-//! (its faults too: a cached PASID entry may still lead to the old tables) or after it, and,
-//! when the operation changes the device's attachments, the blocked state
-//! Linux passes through (PASID entry not present, 0x59); after the wait, the exact check
-//! above applies again.
+//! on while Linux spins in `qi_submit_sync`). Those are judged by the oracle under
+//! concurrency ([`oracle::allowed_during`], rule in the model's README): anything legal
+//! before the operation (every window open then included), after it, or in the states the
+//! driver passes through; after the wait, the exact check above applies again.
 
 use anyhow::{anyhow, bail, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
 use iommu_model::golden::{Outcome, Request};
-use iommu_model::kernel::State;
 use iommu_model::kernel::{Kernel, KernelConfig};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
 use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus, Weights};
-use iommu_model::FaultReason;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -126,16 +123,6 @@ fn outcome_of(req: &MemRequest, got: &[Egress], recs: &[FaultRecord]) -> Result<
             recs.len()
         ),
     }
-}
-
-/// Whether an operation changed which domains `rid` is attached to (RID or any PASID).
-fn attachment_changed(before: &State, after: &State, rid: u16) -> bool {
-    let of = |st: &State| {
-        st.devices
-            .get(&rid)
-            .map(|d| (d.rid_domain, d.pasids.clone()))
-    };
-    of(before) != of(after)
 }
 
 /// Builds the system of one seed: random memory timing and back-pressure.
@@ -333,7 +320,7 @@ fn drive(
     for step in 0..src.ops() {
         // Traffic during the operation's invalidations: judged against the states before
         // and after it (the old translation stays legal until the wait completes).
-        let before = k.state().clone();
+        let before = oracle::Snapshot::take(k);
         let mut bg = Background::default();
         for (n, r) in src.concurrent(k, step).iter().enumerate() {
             bg.pending.push_back(to_tlp(r, 0x80 | n as u16));
@@ -349,21 +336,7 @@ fn drive(
                 .map_err(|e| anyhow!("seed {seed} step {step}, during `{op}`: {e:#}"))
                 .map_err(fail(at))?;
 
-            let mut allowed = oracle::allowed_from(
-                k.state(),
-                std::iter::once(&before).chain(k.windows().iter().map(|w| &w.before)),
-                &req,
-            );
-            // The operation is not over until its wait completes: everything the state
-            // before it gives (faults included, from still-cached structures) stays legal.
-            for o in oracle::eval(&before, &req).iter() {
-                allowed.insert(*o);
-            }
-            if attachment_changed(&before, k.state(), req.rid) {
-                // Linux tears an attachment down before it builds the new one: in between the
-                // device's PASID entry is not present and its DMA is blocked.
-                allowed.insert(Outcome::Fault(FaultReason::PasidEntryNotPresent));
-            }
+            let allowed = oracle::allowed_during(&before, k, &req);
             if let Err(m) = allowed.check(&outcome) {
                 return Err(Failure {
                     error: anyhow!("seed {seed} step {step}, request {tlp_req} sent during `{op}`: {m}\n  operations so far:\n    {}", src.log().join("\n    ")),
