@@ -1,0 +1,863 @@
+//! Running a parsed vector on the DUT.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use iommu_model::driver::{Driver, DriverQuirks};
+use iommu_model::golden::{HwState, Outcome};
+use iommu_model::kernel::{
+    DeviceDesc, DomainId, DomainType, Errno, Kernel, KernelConfig, MmId, MmProt, Rid, Stage,
+};
+use iommu_model::mem::{Mem, PhysMem, PAGE_SIZE};
+use iommu_model::oracle;
+use iommu_model::tables::{self, context as ce, pasid_dir as pde, pasid_entry as pe, ss};
+use iommu_model::FaultReason;
+
+use crate::check::judge::{golden_request, judge, take_fault_records, REQUEST_TIMEOUT};
+use crate::dut::waves;
+use crate::env::csr::{gcmd, reg};
+use crate::env::exchange::exchange;
+use crate::env::harness;
+use crate::env::mem::{MemAgent, MemTiming};
+use crate::env::tlp_agent::Egress;
+use crate::env::Env;
+use crate::hw::rtl_hw::RtlHw;
+use crate::hw::system::{flush_all, RtlKernel};
+use crate::tlp::{self, MemRequest, TlpWords};
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------
+
+/// How vectors run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Driver bug switches (kernel-level vectors).
+    pub quirks: DriverQuirks,
+    pub timing: MemTiming,
+}
+
+/// What a passing vector exercised.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VectorReport {
+    pub name: String,
+    pub file: PathBuf,
+    pub steps: usize,
+    pub tlps: usize,
+    pub translated: usize,
+    /// Fault reasons the DUT produced (recorded or not).
+    pub faults: BTreeSet<u8>,
+    /// TLPs judged by the oracle alone (inside an invalidation window).
+    pub in_window: usize,
+    pub cycles: u64,
+}
+
+/// A value bound to a name while running.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Val {
+    Device(Rid),
+    Domain(DomainId),
+    Pasid(u32),
+    Mm(MmId),
+    Iova(u64),
+}
+
+/// The DUT under a vector: with the kernel and driver, or bare.
+pub(super) enum Sys {
+    Kernel(Box<RtlKernel>),
+    Bare(Box<Env>),
+}
+
+pub(super) struct Runner {
+    sys: Sys,
+    vals: BTreeMap<String, Val>,
+    hw: HwState,
+    /// Hardware was changed behind the kernel's back: the oracle no longer applies.
+    tainted: bool,
+    last_pa: Option<u64>,
+    rep: VectorReport,
+    tag: u16,
+}
+
+pub(super) fn errno_msg(
+    call: &str,
+    got: Result<(), Errno>,
+    want: Option<ErrnoName>,
+) -> Result<bool> {
+    match (got, want) {
+        (Ok(()), None) => Ok(true),
+        (Err(e), Some(w)) if e == w.0 => Ok(false),
+        (Ok(()), Some(w)) => bail!("{call} succeeded; expected {}", w.0),
+        (Err(e), Some(w)) => bail!("{call} returned {e}; expected {}", w.0),
+        (Err(e), None) => bail!("{call} returned {e} ({})", e.to_kernel()),
+    }
+}
+
+impl Runner {
+    fn k(&mut self) -> Result<&mut RtlKernel> {
+        match &mut self.sys {
+            Sys::Kernel(k) => Ok(k),
+            Sys::Bare(_) => bail!("this step needs the kernel (declare `devices:`)"),
+        }
+    }
+
+    fn env(&mut self) -> &mut Env {
+        match &mut self.sys {
+            Sys::Kernel(k) => &mut k.ops_mut().hw_mut().env,
+            Sys::Bare(e) => e,
+        }
+    }
+
+    fn mem(&mut self) -> Result<&mut Mem> {
+        Ok(&mut self.env().mem.as_mut().context("no memory agent")?.mem)
+    }
+
+    fn rd(&mut self, pa: u64) -> Result<u64> {
+        self.mem()?
+            .read64(pa)
+            .map_err(|e| anyhow!("reading {pa:#x}: {e}"))
+    }
+
+    fn get(&self, name: &str) -> Result<Val> {
+        self.vals.get(name).copied().ok_or_else(|| {
+            anyhow!("`{name}` has no value: the call that binds it did not return one")
+        })
+    }
+
+    fn dev(&self, n: &Name<DEVICE>) -> Result<Rid> {
+        match self.get(&n.0)? {
+            Val::Device(r) => Ok(r),
+            v => bail!("`{}` is {v:?}, not a device", n.0),
+        }
+    }
+
+    fn devref(&self, d: &DevRef) -> Result<Rid> {
+        match d {
+            DevRef::Rid(r) => Ok(*r),
+            DevRef::Name(n) => self.dev(&Name(n.clone())),
+        }
+    }
+
+    fn domain(&self, n: &Name<DOMAIN>) -> Result<DomainId> {
+        match self.get(&n.0)? {
+            Val::Domain(d) => Ok(d),
+            v => bail!("`{}` is {v:?}, not a domain", n.0),
+        }
+    }
+
+    fn mm(&self, n: &Name<MM>) -> Result<MmId> {
+        match self.get(&n.0)? {
+            Val::Mm(m) => Ok(m),
+            v => bail!("`{}` is {v:?}, not an mm", n.0),
+        }
+    }
+
+    fn value<const K: u8>(&self, r: &ValRef<K>) -> Result<u64> {
+        match r {
+            ValRef::Num(n) => Ok(*n),
+            ValRef::Name(n, off) => {
+                let base = match self.get(n)? {
+                    Val::Pasid(p) => u64::from(p),
+                    Val::Iova(a) => a,
+                    v => bail!("`{n}` is {v:?}, not a number"),
+                };
+                base.checked_add(*off)
+                    .ok_or_else(|| anyhow!("`{n}+{off:#x}` overflows"))
+            }
+        }
+    }
+
+    fn pasid(&self, r: &PasidRef) -> Result<u32> {
+        let v = self.value(r)?;
+        u32::try_from(v).map_err(|_| anyhow!("PASID {v:#x} does not fit in 32 bits"))
+    }
+
+    fn bind<const K: u8>(&mut self, n: &Option<NewName<K>>, v: Val) {
+        if let Some(n) = n {
+            self.vals.insert(n.0.clone(), v);
+        }
+    }
+
+    fn check_returns<const K: u8>(&self, want: &Option<ValRef<K>>, got: u64) -> Result<()> {
+        if let Some(w) = want {
+            let w = self.value(w)?;
+            ensure!(got == w, "returned {got:#x}; expected {w:#x}");
+        }
+        Ok(())
+    }
+
+    /// Runs one step.
+    fn step(&mut self, s: &Step) -> Result<()> {
+        match s {
+            Step::DomainAlloc(Checked(a)) => {
+                let ty = match a.ty {
+                    DomType::Blocked => DomainType::Blocked,
+                    DomType::Identity => DomainType::Identity,
+                    DomType::Paging => DomainType::Paging(match a.stage {
+                        Some(StageName::First) => Stage::First,
+                        _ => Stage::Second,
+                    }),
+                    DomType::Sva => {
+                        let mm = a.mm.as_ref().context("an sva domain needs `mm:`")?;
+                        DomainType::Sva(self.mm(mm)?)
+                    }
+                };
+                let r = self.k()?.domain_alloc(ty);
+                if errno_msg("domain_alloc", r.map(|_| ()), a.errno)? {
+                    let d = r?;
+                    self.vals.insert(a.name.0.clone(), Val::Domain(d));
+                }
+            }
+            Step::DomainFree(c) => {
+                let d = self.domain(&c.domain)?;
+                let r = self.k()?.domain_free(d);
+                errno_msg("domain_free", r, c.errno)?;
+            }
+            Step::AttachDevice(c) => {
+                let (dev, d) = (self.dev(&c.dev)?, self.domain(&c.domain)?);
+                let r = self.k()?.attach_device(dev, d);
+                errno_msg("attach_device", r, c.errno)?;
+            }
+            Step::AllocGlobalPasid(c) => {
+                let dev = self.dev(&c.dev)?;
+                let r = self.k()?.alloc_global_pasid(dev);
+                if errno_msg("alloc_global_pasid", r.map(|_| ()), c.errno)? {
+                    let p = r?;
+                    self.check_returns(&c.returns, u64::from(p))?;
+                    self.bind(&c.bind, Val::Pasid(p));
+                }
+            }
+            Step::FreeGlobalPasid(c) => {
+                let p = self.pasid(&c.pasid)?;
+                let r = self.k()?.free_global_pasid(p);
+                errno_msg("free_global_pasid", r, c.errno)?;
+            }
+            Step::AttachDevicePasid(c) => {
+                let (dev, d, p) = (
+                    self.dev(&c.dev)?,
+                    self.domain(&c.domain)?,
+                    self.pasid(&c.pasid)?,
+                );
+                let r = self.k()?.attach_device_pasid(d, dev, p);
+                errno_msg("attach_device_pasid", r, c.errno)?;
+            }
+            Step::DetachDevicePasid(c) => {
+                let (dev, d, p) = (
+                    self.dev(&c.dev)?,
+                    self.domain(&c.domain)?,
+                    self.pasid(&c.pasid)?,
+                );
+                let r = self.k()?.detach_device_pasid(d, dev, p);
+                errno_msg("detach_device_pasid", r, c.errno)?;
+            }
+            Step::EnableDmaPasid(c) => {
+                let dev = self.dev(&c.dev)?;
+                let r = self.k()?.enable_dma_pasid(dev);
+                if errno_msg("enable_dma_pasid", r.map(|_| ()), c.errno)? {
+                    let p = r?;
+                    self.check_returns(&c.returns, u64::from(p))?;
+                    self.bind(&c.bind, Val::Pasid(p));
+                }
+            }
+            Step::DisableDmaPasid(c) => {
+                let dev = self.dev(&c.dev)?;
+                let r = self.k()?.disable_dma_pasid(dev);
+                errno_msg("disable_dma_pasid", r, c.errno)?;
+            }
+            Step::Map(c) => {
+                let d = self.domain(&c.domain)?;
+                let r = self.k()?.map(d, c.iova.0, c.pa.0, c.size.0, c.prot.0);
+                errno_msg("map", r, c.errno)?;
+            }
+            Step::Unmap(c) => {
+                let d = self.domain(&c.domain)?;
+                let k = self.k()?;
+                let r = k.unmap(d, c.iova.0, c.size.0);
+                let r = match r {
+                    Ok(n) if c.sync => k.iotlb_sync(d).map(|()| n),
+                    r => r,
+                };
+                if errno_msg("unmap", r.map(|_| ()), c.errno)? {
+                    let n = r?;
+                    if let Some(w) = c.unmapped {
+                        ensure!(n == w.0, "unmapped {n:#x} bytes; expected {:#x}", w.0);
+                    }
+                }
+            }
+            Step::IotlbSync(c) => {
+                let d = self.domain(&c.domain)?;
+                let r = self.k()?.iotlb_sync(d);
+                errno_msg("iotlb_sync", r, c.errno)?;
+            }
+            Step::DmaMapSingle(c) => {
+                let dev = self.dev(&c.dev)?;
+                let r = self.k()?.dma_map_single(dev, c.pa.0, c.size.0, c.dir.dir());
+                if errno_msg("dma_map_single", r.map(|_| ()), c.errno)? {
+                    let a = r?;
+                    self.check_returns(&c.returns, a)?;
+                    self.bind(&c.bind, Val::Iova(a));
+                }
+            }
+            Step::DmaUnmapSingle(c) => {
+                let dev = self.dev(&c.dev)?;
+                let a = self.value(&c.addr)?;
+                let r = self.k()?.dma_unmap_single(dev, a, c.size.0, c.dir.dir());
+                errno_msg("dma_unmap_single", r, c.errno)?;
+            }
+            Step::MmCreate(c) => {
+                let m = self
+                    .k()?
+                    .mm_create()
+                    .map_err(|e| anyhow!("mm_create returned {e}"))?;
+                self.vals.insert(c.bind.0.clone(), Val::Mm(m));
+            }
+            Step::MmDestroy(c) => {
+                let m = self.mm(&c.mm)?;
+                let r = self.k()?.mm_destroy(m);
+                errno_msg("mm_destroy", r, c.errno)?;
+            }
+            Step::MmMap(c) => {
+                let m = self.mm(&c.mm)?;
+                let prot = MmProt {
+                    write: c.prot.write,
+                    exec: c.prot.exec,
+                    user: c.user,
+                };
+                let r = self.k()?.mm_map(m, c.va.0, c.pa.0, c.size.0, prot);
+                errno_msg("mm_map", r, c.errno)?;
+            }
+            Step::MmUnmap(c) => {
+                let m = self.mm(&c.mm)?;
+                let r = self.k()?.mm_unmap(m, c.va.0, c.size.0);
+                if errno_msg("mm_unmap", r.map(|_| ()), c.errno)? {
+                    let n = r?;
+                    if let Some(w) = c.unmapped {
+                        ensure!(n == w.0, "unmapped {n:#x} bytes; expected {:#x}", w.0);
+                    }
+                }
+            }
+            Step::SvaBind(c) => {
+                let (dev, m) = (self.dev(&c.dev)?, self.mm(&c.mm)?);
+                let r = self.k()?.sva_bind(dev, m);
+                if errno_msg("sva_bind", r.map(|_| ()), c.errno)? {
+                    let p = r?;
+                    self.check_returns(&c.returns, u64::from(p))?;
+                    self.bind(&c.bind, Val::Pasid(p));
+                }
+            }
+            Step::SvaUnbind(c) => {
+                let (dev, m) = (self.dev(&c.dev)?, self.mm(&c.mm)?);
+                let r = self.k()?.sva_unbind(dev, m);
+                errno_msg("sva_unbind", r, c.errno)?;
+            }
+            Step::Tlp(Checked(t)) => self.tlp(t)?,
+            Step::Poke(Checked(p)) => {
+                let at = self.locate(&p.at())?;
+                let old = self.rd(at)?;
+                let new = match p.value {
+                    Some(v) => v.0,
+                    None => (old & !p.clear.map_or(0, |c| c.0)) | p.set.map_or(0, |s| s.0),
+                };
+                self.mem()?
+                    .write64(at, new)
+                    .map_err(|e| anyhow!("writing {at:#x}: {e}"))?;
+                self.tainted = true;
+                if p.flush {
+                    self.flush()?;
+                }
+            }
+            Step::Poison(Checked(p)) => {
+                let at = self.locate(&p.at())?;
+                let len = p.len.map_or(8, |l| l.0);
+                self.mem()?.add_error_range(at, at.saturating_add(len));
+                self.tainted = true;
+                self.flush()?;
+            }
+            Step::Heal(_) => {
+                self.mem()?.clear_error_ranges();
+                self.flush()?;
+            }
+            Step::Invalidate(_) => self.flush()?,
+            Step::SetRtaddr(c) => {
+                ensure!(c.ttm.0 <= 3, "TTM is 2 bits");
+                let root = self.k()?.ops().root_table();
+                let rtaddr = root | (c.ttm.0 << 10);
+                let env = self.env();
+                env.write64(reg::RTADDR, rtaddr)?;
+                let sts = env.read32(reg::GSTS)? & (gcmd::TE | gcmd::QIE);
+                env.write32(reg::GCMD, sts | gcmd::SRTP)?;
+                env.poll32(reg::GSTS, gcmd::SRTP, gcmd::SRTP, 1000)?;
+                self.hw.rtaddr = rtaddr;
+                self.tainted = true;
+                self.flush()?;
+            }
+            Step::WriteRegister(Checked(w)) => {
+                self.write_register(w)?;
+                if matches!(self.sys, Sys::Kernel(_)) {
+                    self.tainted = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        flush_all(self.k()?).context("global invalidation")
+    }
+
+    fn write_register(&mut self, w: &RegWrite) -> Result<()> {
+        let (width, off) = w.width();
+        let env = self.env();
+        if width == 64 {
+            env.write64(off, w.value.0)?;
+        } else {
+            env.write32(off, w.value.0 as u32)?;
+        }
+        if off == reg::GCMD {
+            let v = w.value.0 as u32;
+            for bit in [gcmd::TE, gcmd::QIE] {
+                env.poll32(reg::GSTS, bit, v & bit, 1000)
+                    .with_context(|| format!("GCMD {v:#010x}: waiting for GSTS"))?;
+            }
+            let mut rtaddr = None;
+            if v & gcmd::SRTP != 0 {
+                env.poll32(reg::GSTS, gcmd::SRTP, gcmd::SRTP, 1000)
+                    .context("GCMD.SRTP: waiting for GSTS.RTPS")?;
+                rtaddr = Some(env.read64(reg::RTADDR)?);
+            }
+            let te = env.read32(reg::GSTS)? & gcmd::TE != 0;
+            self.hw.te = te;
+            if let Some(r) = rtaddr {
+                self.hw.rtaddr = r;
+            }
+        }
+        Ok(())
+    }
+
+    /// The physical address a locator names, found by reading the structures in memory.
+    fn locate(&mut self, l: &Locator) -> Result<u64> {
+        let qw = l.qw.map_or(0, |q| q.0);
+        if let Some(a) = l.addr {
+            return Ok(a.0);
+        }
+        if let Some(d) = &l.root_entry {
+            let rid = self.devref(d)?;
+            let half = l.qw.map_or(u64::from(rid & 0x80 != 0), |q| q.0);
+            return Ok(self.root_entry(rid) + half * 8);
+        }
+        if let Some(d) = &l.context_entry {
+            let rid = self.devref(d)?;
+            return Ok(self.context_entry(rid)? + qw * 8);
+        }
+        if let Some(x) = &l.pasid_dir_entry {
+            let rid = self.devref(&x.dev)?;
+            let p = self.pasid_or_rid_pasid(rid, x.pasid.as_ref())?;
+            return self.pasid_dir_entry(rid, p);
+        }
+        if let Some(x) = &l.pasid_entry {
+            let rid = self.devref(&x.dev)?;
+            let p = self.pasid_or_rid_pasid(rid, x.pasid.as_ref())?;
+            return Ok(self.pasid_entry(rid, p)? + qw * 8);
+        }
+        if let Some(x) = &l.pte {
+            let rid = self.devref(&x.dev)?;
+            let p = self.pasid_or_rid_pasid(rid, x.pasid.as_ref())?;
+            let addr = self.value(&x.addr)?;
+            let level = x.level.map_or(1, |l| l.0 as u32);
+            return self.pte(rid, p, addr, level);
+        }
+        bail!("no place named")
+    }
+
+    fn root_entry(&self, rid: Rid) -> u64 {
+        (self.hw.rtaddr & !0xFFF) + u64::from(rid >> 8) * 16
+    }
+
+    fn context_entry(&mut self, rid: Rid) -> Result<u64> {
+        let upper = rid & 0x80 != 0;
+        let re = self.rd(self.root_entry(rid) + if upper { 8 } else { 0 })?;
+        ensure!(
+            re & tables::root::PRESENT != 0,
+            "{} has no context table (root entry {re:#x})",
+            show_rid(rid)
+        );
+        Ok((re & tables::ADDR_MASK) + u64::from(rid & 0x7F) * ce::SIZE)
+    }
+
+    fn pasid_or_rid_pasid(&mut self, rid: Rid, p: Option<&PasidRef>) -> Result<u32> {
+        match p {
+            Some(p) => self.pasid(p),
+            None => {
+                let c = self.context_entry(rid)?;
+                Ok((self.rd(c + 8)? & ce::RID_PASID_MASK) as u32)
+            }
+        }
+    }
+
+    fn pasid_dir_entry(&mut self, rid: Rid, pasid: u32) -> Result<u64> {
+        let c = self.context_entry(rid)?;
+        let dir = self.rd(c)? & tables::ADDR_MASK;
+        Ok(dir + u64::from(pasid >> pde::SHIFT) * 8)
+    }
+
+    fn pasid_entry(&mut self, rid: Rid, pasid: u32) -> Result<u64> {
+        let de = self.pasid_dir_entry(rid, pasid)?;
+        let d = self.rd(de)?;
+        ensure!(
+            d & pde::P != 0,
+            "{} PASID {pasid:#x}: the PASID-directory entry is not present",
+            show_rid(rid)
+        );
+        Ok((d & tables::ADDR_MASK) + u64::from(pasid & 0x3F) * pe::SIZE)
+    }
+
+    fn pte(&mut self, rid: Rid, pasid: u32, addr: u64, level: u32) -> Result<u64> {
+        let e = self.pasid_entry(rid, pasid)?;
+        let q0 = self.rd(e)?;
+        let mut table = match (q0 & pe::QW0_PGTT_MASK) >> pe::QW0_PGTT_SHIFT {
+            pe::PGTT_SS => q0 & tables::ADDR_MASK,
+            pe::PGTT_FS => self.rd(e + 16)? & tables::ADDR_MASK,
+            t => bail!(
+                "{} PASID {pasid:#x} has PGTT {t:#05b}: no page table",
+                show_rid(rid)
+            ),
+        };
+        for l in (level + 1..=4).rev() {
+            let x = self.rd(table + tables::level_index(addr, l) * 8)?;
+            ensure!(
+                x & (ss::R | ss::W) != 0 && x & ss::PS == 0,
+                "{addr:#x} has no level-{} table (level-{l} entry {x:#x})",
+                l - 1
+            );
+            table = x & tables::ADDR_MASK;
+        }
+        Ok(table + tables::level_index(addr, level) * 8)
+    }
+
+    fn tlp(&mut self, t: &Tlp) -> Result<()> {
+        let rid = self.devref(&t.dev)?;
+        let (write, addr) = match (&t.read, &t.write) {
+            (Some(a), None) => (false, self.value(a)?),
+            (None, Some(a)) => (true, self.value(a)?),
+            _ => bail!("a TLP has exactly one of `read:` and `write:`"),
+        };
+        let len = t.len.map_or(4, |l| l.0) as u32;
+        self.tag = (self.tag + 1) & 0xFF;
+        let tag = t.tag.map_or(self.tag, |x| x.0 as u16);
+        let mut req = MemRequest::covering(write, rid, tag, addr, len)
+            .map_err(|e| anyhow!("building the TLP: {e}"))?;
+        if let Some(p) = &t.pasid {
+            let p = self.pasid(p)?;
+            ensure!(p <= 0xF_FFFF, "PASID {p:#x} is wider than 20 bits");
+            req = req.with_pasid(p, t.pmr, t.er);
+        }
+        let greq = golden_request(&req);
+        let hw = self.hw;
+        let tainted = self.tainted;
+        let (outcome, recorded) = match &mut self.sys {
+            Sys::Kernel(k) if !k.windows().is_empty() => {
+                ensure!(
+                    !tainted,
+                    "a TLP inside an invalidation window after hardware-level changes has \
+                     no judge (complete the flush with iotlb_sync first)"
+                );
+                self.rep.in_window += 1;
+                let env = &mut k.ops_mut().hw_mut().env;
+                let got = exchange(env, &tlp::encode(&req)?, REQUEST_TIMEOUT)?;
+                (dut_outcome(env, &req, &got)?, true)
+            }
+            Sys::Kernel(k) => {
+                let j = judge(&mut k.ops_mut().hw_mut().env, &hw, &req)?;
+                (j.walk.outcome, j.walk.record)
+            }
+            Sys::Bare(env) => {
+                let j = judge(env, &hw, &req)?;
+                (j.walk.outcome, j.walk.record)
+            }
+        };
+        if let Sys::Kernel(k) = &self.sys {
+            if !tainted {
+                oracle::allowed(k.as_ref(), &greq)
+                    .check(&outcome)
+                    .map_err(|m| anyhow!("request: {req}\n  {m}"))?;
+            }
+        }
+        self.rep.tlps += 1;
+        match outcome {
+            Outcome::Translated(_) => self.rep.translated += 1,
+            Outcome::Fault(r) => {
+                self.rep.faults.insert(r.code());
+            }
+            _ => {}
+        }
+        if let Some(Checked(x)) = &t.expect {
+            self.pinned(x, &outcome, recorded)
+                .map_err(|e| anyhow!("request: {req}\n  {e}"))?;
+        }
+        self.last_pa = match outcome {
+            Outcome::Translated(pa) => Some(pa),
+            _ => None,
+        };
+        Ok(())
+    }
+
+    fn pinned(&self, x: &Expect, got: &Outcome, recorded: bool) -> Result<()> {
+        let ok = match (x, got) {
+            (Expect { pa: Some(p), .. }, Outcome::Translated(pa)) => {
+                ensure!(
+                    *pa == p.0,
+                    "pinned pa {:#x}, the DUT translated to {pa:#x}",
+                    p.0
+                );
+                true
+            }
+            (
+                Expect {
+                    translated: Some(true),
+                    ..
+                },
+                Outcome::Translated(_),
+            ) => true,
+            (
+                Expect {
+                    same_pa_as_previous: Some(true),
+                    ..
+                },
+                Outcome::Translated(pa),
+            ) => {
+                let prev = self.last_pa.context(
+                    "pinned same_pa_as_previous, but the previous TLP did not translate",
+                )?;
+                ensure!(
+                    *pa == prev,
+                    "pinned the previous TLP's pa {prev:#x}, the DUT translated to {pa:#x}"
+                );
+                true
+            }
+            (
+                Expect {
+                    fault: Some(f),
+                    recorded: r,
+                    ..
+                },
+                Outcome::Fault(got),
+            ) => {
+                ensure!(*got == f.0, "pinned fault {}, the DUT faulted {got}", f.0);
+                if let Some(r) = r {
+                    ensure!(
+                        *r == recorded,
+                        "pinned fault {} {}, the DUT {}",
+                        f.0,
+                        if *r { "recorded" } else { "not recorded" },
+                        if recorded {
+                            "recorded it"
+                        } else {
+                            "did not record it"
+                        }
+                    );
+                }
+                true
+            }
+            (
+                Expect {
+                    untranslated: Some(true),
+                    ..
+                },
+                Outcome::Untranslated,
+            ) => true,
+            (
+                Expect {
+                    malformed: Some(true),
+                    ..
+                },
+                Outcome::Malformed,
+            ) => true,
+            _ => false,
+        };
+        ensure!(ok, "pinned {}, the DUT did {got}", describe_expect(x));
+        Ok(())
+    }
+}
+
+pub(super) fn describe_expect(x: &Expect) -> String {
+    if let Some(p) = x.pa {
+        format!("pa {:#x}", p.0)
+    } else if let Some(f) = x.fault {
+        format!("fault {}", f.0)
+    } else if x.translated.is_some() {
+        "a translation".into()
+    } else if x.same_pa_as_previous.is_some() {
+        "the previous TLP's translation".into()
+    } else if x.untranslated.is_some() {
+        "untranslated forwarding".into()
+    } else {
+        "a malformed-request rejection".into()
+    }
+}
+
+/// What the DUT did with a request, as an outcome: the translated address, or the recorded
+/// fault.
+pub(super) fn dut_outcome(env: &mut Env, req: &MemRequest, got: &[Egress]) -> Result<Outcome> {
+    let recs = take_fault_records(env)?;
+    match (got, recs.as_slice()) {
+        ([Egress::Tx(h)], []) => match tlp::decode(&TlpWords::from_port([0; 4], 0, *h))? {
+            tlp::Tlp::Mem(m) => Ok(Outcome::Translated(m.addr)),
+            t => bail!("the DUT forwarded something that is not a request: {t}"),
+        },
+        (_, [r]) if got.iter().all(|e| matches!(e, Egress::Cpl(_))) => {
+            let reason = FaultReason::from_code(r.reason).ok_or_else(|| {
+                anyhow!("the DUT recorded an unknown fault reason {:#04x}", r.reason)
+            })?;
+            Ok(Outcome::Fault(reason))
+        }
+        _ => bail!(
+            "the DUT answered {req} with [{}] and {} fault records",
+            got.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+            recs.len()
+        ),
+    }
+}
+
+/// Builds the system of a vector on the DUT of `env`.
+pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runner> {
+    let (sys, hw, vals) = if v.kernel_level() {
+        let hw = RtlHw::from_env(env.take(), Mem::new(), opts.timing)
+            .map_err(|e| anyhow!("setting up the DUT: {e}"))?;
+        let drv = Driver::new(hw, opts.quirks).map_err(|e| anyhow!("driver init: {e}"))?;
+        let mut k = Kernel::new(drv, KernelConfig::default());
+        let mut vals = BTreeMap::new();
+        for d in &v.devices {
+            let max = u32::try_from(d.max_pasids.0)
+                .map_err(|_| anyhow!("device `{}`: max_pasids too large", d.name.0))?;
+            k.add_device(DeviceDesc {
+                rid: d.rid.0,
+                max_pasids: max,
+                ats: d.ats,
+            })
+            .map_err(|e| anyhow!("adding device `{}` ({}): {e}", d.name.0, show_rid(d.rid.0)))?;
+            vals.insert(d.name.0.clone(), Val::Device(d.rid.0));
+        }
+        let hw = HwState {
+            te: true,
+            rtaddr: k.ops().rtaddr(),
+        };
+        (Sys::Kernel(Box::new(k)), hw, vals)
+    } else {
+        let mut mem = Mem::new();
+        if let Some(m) = &v.memory {
+            if let Some(Checked(img)) = &m.image {
+                for (i, page) in img.pages.iter().enumerate() {
+                    let bytes = &img.data[i * PAGE_SIZE as usize..(i + 1) * PAGE_SIZE as usize];
+                    for (w, chunk) in bytes.chunks_exact(8).enumerate() {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(chunk);
+                        let at = page.0 + 8 * w as u64;
+                        mem.write64(at, u64::from_le_bytes(b))
+                            .map_err(|e| anyhow!("image page {:#x}: {e}", page.0))?;
+                    }
+                }
+            }
+            for p in &m.pokes {
+                for (i, w) in p.value.0.iter().enumerate() {
+                    let at = p.addr.0 + 8 * i as u64;
+                    mem.write64(at, *w)
+                        .map_err(|e| anyhow!("memory poke at {at:#x}: {e}"))?;
+                }
+            }
+            for Checked(r) in &m.errors {
+                let len = r.len.map_or(8, |l| l.0);
+                mem.add_error_range(r.start.0, r.start.0.saturating_add(len));
+            }
+        }
+        let mut e = env.take();
+        let seed = e.dut.seed();
+        e.mem = Some(MemAgent::new(mem, opts.timing, seed));
+        (Sys::Bare(Box::new(e)), HwState::default(), BTreeMap::new())
+    };
+    let mut r = Runner {
+        sys,
+        vals,
+        hw,
+        tainted: false,
+        last_pa: None,
+        rep: VectorReport {
+            name: v.name.clone(),
+            file: v.file.clone(),
+            ..VectorReport::default()
+        },
+        tag: 0,
+    };
+    for (i, w) in v.registers.iter().enumerate() {
+        r.write_register(w)
+            .with_context(|| format!("registers[{i}] ({} <- {:#x})", w.reg.name, w.value.0))?;
+    }
+    Ok(r)
+}
+
+/// Runs a parsed vector on the DUT of `env` (taken over).
+pub fn run_vector(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<VectorReport> {
+    let mut r = setup(env, v, opts)?;
+    let start = r.env().dut.cycle();
+    for (i, s) in v.steps.iter().enumerate() {
+        r.step(s)
+            .with_context(|| format!("step {} of {} (`{}`)", i + 1, v.steps.len(), s.keyword()))?;
+        r.env().check_assertions()?;
+    }
+    r.rep.steps = v.steps.len();
+    r.rep.cycles = r.env().dut.cycle() - start;
+    Ok(r.rep)
+}
+
+/// Parses and runs one file on a fresh DUT seeded from the vector; a failure carries the
+/// path of a waveform of the failing run.
+pub fn run_file(path: &Path) -> Result<VectorReport> {
+    run_file_with(path, &RunOptions::default())
+}
+
+/// [`run_file`] with options.
+pub fn run_file_with(path: &Path, opts: &RunOptions) -> Result<VectorReport> {
+    let v = parse_file(path)?;
+    run_parsed(&v, opts, &waves::waves_dir(), waves::always_trace())
+}
+
+/// Runs a parsed vector under [`harness::run_test_in`] (waveform of a failing run in `dir`).
+pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Result<VectorReport> {
+    let out: Mutex<Option<VectorReport>> = Mutex::new(None);
+    let name = format!("vector-{}", v.name);
+    harness::run_test_in(dir, traced, &name, v.seed, |env| {
+        let rep = run_vector(env, v, opts)?;
+        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep);
+        Ok(())
+    })
+    .map_err(|f| anyhow!("{}: {f}", v.file.display()))?;
+    out.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .context("the vector produced no report")
+}
+
+/// The result of one file of a batch.
+#[derive(Debug)]
+pub struct FileResult {
+    pub file: PathBuf,
+    pub result: Result<VectorReport, String>,
+}
+
+/// Runs every file on `jobs` threads; results in file order.
+pub fn run_files(files: &[PathBuf], opts: &RunOptions, jobs: usize) -> Vec<FileResult> {
+    crate::pool::run(
+        files,
+        jobs,
+        |f| FileResult {
+            file: f.clone(),
+            result: run_file_with(f, opts).map_err(|e| format!("{e:#}")),
+        },
+        |_, _, _| {},
+    )
+}

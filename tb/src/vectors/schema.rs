@@ -1,0 +1,929 @@
+//! The vector document and its steps (the schema `vectors/README.md` documents).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use iommu_model::kernel::dma::DmaDirection;
+use iommu_model::kernel::Rid;
+use iommu_model::mem::PAGE_SIZE;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::env::csr::reg;
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// The document
+// ---------------------------------------------------------------------------------------
+
+/// A parsed vector.
+#[derive(Clone, Debug)]
+pub struct Vector {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub devices: Vec<DeviceDecl>,
+    pub memory: Option<Memory>,
+    pub registers: Vec<RegWrite>,
+    pub steps: Vec<Step>,
+    /// The file it was read from.
+    pub file: PathBuf,
+}
+
+impl Vector {
+    /// Kernel-level (the driver model programs the DUT) rather than hardware-level.
+    pub fn kernel_level(&self) -> bool {
+        !self.devices.is_empty()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVector {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) description: Option<String>,
+    #[serde(default)]
+    pub(super) seed: Option<Num>,
+    #[serde(default)]
+    pub(super) devices: Option<Devices>,
+    #[serde(default)]
+    pub(super) memory: Option<Checked<Memory>>,
+    #[serde(default)]
+    pub(super) registers: Vec<Checked<RegWrite>>,
+    pub(super) steps: Vec<StepIn>,
+}
+
+/// The `devices:` list; reading it makes the vector kernel-level.
+pub(super) struct Devices(pub(super) Vec<DeviceDecl>);
+
+impl<'de> Deserialize<'de> for Devices {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<DeviceDecl>::deserialize(d)?;
+        if !v.is_empty() {
+            with_scope(|sc| {
+                sc.kernel = true;
+                Ok(())
+            })
+            .map_err(de::Error::custom)?;
+        }
+        Ok(Devices(v))
+    }
+}
+
+/// A PCI function the kernel knows (`iommu_probe_device`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDecl {
+    pub name: NewName<DEVICE>,
+    pub rid: RidStr,
+    /// `dev->iommu->max_pasids`; 0 = no PASID capability.
+    #[serde(default = "default_max_pasids")]
+    pub max_pasids: Num,
+    #[serde(default)]
+    pub ats: bool,
+}
+
+pub(super) fn default_max_pasids() -> Num {
+    Num(1 << 20)
+}
+
+/// A requester ID written `bb:dd.f`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RidStr(pub Rid);
+
+impl<'de> Deserialize<'de> for RidStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar(d, |s| parse_rid(&s).map(RidStr))
+    }
+}
+
+/// Hardware-level memory contents.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// 64-bit words: `{addr: A, value: V}` or consecutive words `{addr: A, value: [V0, V1]}`.
+    #[serde(default)]
+    pub pokes: Vec<MemPoke>,
+    /// A binary file of 4 KiB pages and the address of each.
+    #[serde(default)]
+    pub image: Option<Checked<Image>>,
+    /// Address ranges whose reads fail (access-error faults).
+    #[serde(default)]
+    pub errors: Vec<Checked<ErrorRange>>,
+}
+
+impl Check for Memory {
+    fn check(self) -> Result<Self, String> {
+        Ok(self)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemPoke {
+    pub addr: Num,
+    pub value: Words,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRange {
+    pub start: Num,
+    /// Bytes (default one 64-bit word).
+    #[serde(default)]
+    pub len: Option<Num>,
+}
+
+impl Check for ErrorRange {
+    fn check(self) -> Result<Self, String> {
+        if self.len.is_some_and(|l| l.0 == 0) {
+            return Err("`len: 0` covers nothing".into());
+        }
+        Ok(self)
+    }
+}
+
+/// A memory image: page `i` of `file` (relative to the vector) is placed at `pages[i]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub file: String,
+    pub pages: Vec<Num>,
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+impl Check for Image {
+    fn check(mut self) -> Result<Self, String> {
+        let base = with_scope(|sc| Ok(sc.base.clone()))?;
+        let path = base.join(&self.file);
+        self.data = std::fs::read(&path).map_err(|e| format!("image `{}`: {e}", path.display()))?;
+        let want = self.pages.len() as u64 * PAGE_SIZE;
+        if self.data.len() as u64 != want {
+            return Err(format!(
+                "image `{}` has {} bytes; {} pages need {want}",
+                path.display(),
+                self.data.len(),
+                self.pages.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for p in &self.pages {
+            if p.0 & (PAGE_SIZE - 1) != 0 {
+                return Err(format!("page address {:#x} is not 4 KiB aligned", p.0));
+            }
+            if !seen.insert(p.0) {
+                return Err(format!("page {:#x} is listed twice", p.0));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// A register write. Writing GCMD waits, as Linux does, until GSTS shows the TE and QIE
+/// values written and, for SRTP, until GSTS.RTPS is set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegWrite {
+    pub reg: RegName,
+    pub value: Num,
+    #[serde(default)]
+    pub width: Option<Num>,
+}
+
+impl Check for RegWrite {
+    fn check(self) -> Result<Self, String> {
+        match self.width.map(|w| w.0) {
+            None | Some(32) | Some(64) => {}
+            Some(w) => return Err(format!("width {w}: registers are 32 or 64 bits wide")),
+        }
+        if self.width().0 == 32 && self.value.0 > u64::from(u32::MAX) {
+            return Err(format!(
+                "{:#x} does not fit the 32-bit register {}",
+                self.value.0, self.reg.name
+            ));
+        }
+        Ok(self)
+    }
+}
+
+impl RegWrite {
+    /// The register offset and whether the access is 64-bit.
+    pub(super) fn width(&self) -> (u32, u16) {
+        let w = self
+            .width
+            .map_or(if self.reg.wide { 64 } else { 32 }, |w| w.0 as u32);
+        (w, self.reg.offset)
+    }
+}
+
+pub(super) const REGS: [(&str, u16, bool); 14] = [
+    ("VER", reg::VER, false),
+    ("CAP", reg::CAP, true),
+    ("ECAP", reg::ECAP, true),
+    ("GCMD", reg::GCMD, false),
+    ("GSTS", reg::GSTS, false),
+    ("RTADDR", reg::RTADDR, true),
+    ("FSTS", reg::FSTS, false),
+    ("FECTL", reg::FECTL, false),
+    ("IQH", reg::IQH, true),
+    ("IQT", reg::IQT, true),
+    ("IQA", reg::IQA, true),
+    ("ICS", reg::ICS, false),
+    ("IECTL", reg::IECTL, false),
+    ("IQER", reg::IQER, true),
+];
+
+/// A register by name (`RTADDR`) or byte offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegName {
+    pub name: String,
+    pub offset: u16,
+    pub wide: bool,
+}
+
+impl<'de> Deserialize<'de> for RegName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RegName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a register name or offset")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RegName, E> {
+                if v >= 0x1000 || v & 3 != 0 {
+                    return Err(E::custom(format!(
+                        "register offset {v:#x} is not a DW-aligned offset below 0x1000"
+                    )));
+                }
+                Ok(RegName {
+                    name: format!("{v:#x}"),
+                    offset: v as u16,
+                    wide: false,
+                })
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RegName, E> {
+                if s.starts_with(|c: char| c.is_ascii_digit()) {
+                    return self.visit_u64(parse_num(s).map_err(E::custom)?);
+                }
+                REGS.iter()
+                    .find(|r| r.0 == s)
+                    .map(|&(n, offset, wide)| RegName {
+                        name: n.to_owned(),
+                        offset,
+                        wide,
+                    })
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "unknown register `{s}` (one of {}, or a byte offset)",
+                            REGS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                        ))
+                    })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Steps
+// ---------------------------------------------------------------------------------------
+
+/// One step of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Step {
+    DomainAlloc(Checked<DomainAlloc>),
+    DomainFree(DomainOnly),
+    AttachDevice(DevDomain),
+    AllocGlobalPasid(DevReturns<PASID>),
+    FreeGlobalPasid(PasidOnly),
+    AttachDevicePasid(DevDomainPasid),
+    DetachDevicePasid(DevDomainPasid),
+    EnableDmaPasid(DevReturns<PASID>),
+    DisableDmaPasid(DevOnly),
+    Map(MapCall),
+    Unmap(UnmapCall),
+    IotlbSync(DomainOnly),
+    DmaMapSingle(DmaMap),
+    DmaUnmapSingle(DmaUnmap),
+    MmCreate(MmCreate),
+    MmDestroy(MmOnly),
+    MmMap(MmMapCall),
+    MmUnmap(MmUnmapCall),
+    SvaBind(SvaBind),
+    SvaUnbind(DevMm),
+    Tlp(Checked<Tlp>),
+    Poke(Checked<Poke>),
+    Poison(Checked<Poison>),
+    Heal(Empty),
+    Invalidate(Empty),
+    SetRtaddr(SetRtaddr),
+    WriteRegister(Checked<RegWrite>),
+}
+
+impl Step {
+    /// The step's key, e.g. `attach_device_pasid`.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Step::DomainAlloc(_) => "domain_alloc",
+            Step::DomainFree(_) => "domain_free",
+            Step::AttachDevice(_) => "attach_device",
+            Step::AllocGlobalPasid(_) => "alloc_global_pasid",
+            Step::FreeGlobalPasid(_) => "free_global_pasid",
+            Step::AttachDevicePasid(_) => "attach_device_pasid",
+            Step::DetachDevicePasid(_) => "detach_device_pasid",
+            Step::EnableDmaPasid(_) => "enable_dma_pasid",
+            Step::DisableDmaPasid(_) => "disable_dma_pasid",
+            Step::Map(_) => "map",
+            Step::Unmap(_) => "unmap",
+            Step::IotlbSync(_) => "iotlb_sync",
+            Step::DmaMapSingle(_) => "dma_map_single",
+            Step::DmaUnmapSingle(_) => "dma_unmap_single",
+            Step::MmCreate(_) => "mm_create",
+            Step::MmDestroy(_) => "mm_destroy",
+            Step::MmMap(_) => "mm_map",
+            Step::MmUnmap(_) => "mm_unmap",
+            Step::SvaBind(_) => "sva_bind",
+            Step::SvaUnbind(_) => "sva_unbind",
+            Step::Tlp(_) => "tlp",
+            Step::Poke(_) => "poke",
+            Step::Poison(_) => "poison",
+            Step::Heal(_) => "heal",
+            Step::Invalidate(_) => "invalidate",
+            Step::SetRtaddr(_) => "set_rtaddr",
+            Step::WriteRegister(_) => "write_register",
+        }
+    }
+
+    /// Steps a hardware-level vector may use.
+    fn hardware_level(&self) -> bool {
+        matches!(self, Step::Tlp(_) | Step::WriteRegister(_))
+    }
+}
+
+/// Wraps [`Step`] so that a step that does not fit the vector's level is reported at the
+/// step.
+pub(super) struct StepIn(pub(super) Step);
+
+impl<'de> Deserialize<'de> for StepIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StepIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a step: a mapping with one key, e.g. `map: {...}`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepIn, A::Error> {
+                let s = Step::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let kernel = with_scope(|sc| Ok(sc.kernel)).map_err(de::Error::custom)?;
+                if !kernel && !s.hardware_level() {
+                    return Err(de::Error::custom(format!(
+                        "`{}` needs the kernel: declare `devices:` (before `steps:`); \
+                         hardware-level vectors use `memory:`, `registers:`, `tlp` and \
+                         `write_register`",
+                        s.keyword()
+                    )));
+                }
+                Ok(StepIn(s))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// No fields: `heal: {}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomType {
+    Blocked,
+    Identity,
+    Paging,
+    Sva,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    First,
+    Second,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainAlloc {
+    pub name: NewName<DOMAIN>,
+    #[serde(rename = "type")]
+    pub ty: DomType,
+    #[serde(default)]
+    pub stage: Option<StageName>,
+    #[serde(default)]
+    pub mm: Option<Name<MM>>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+impl Check for DomainAlloc {
+    fn check(self) -> Result<Self, String> {
+        match (self.ty, &self.stage, &self.mm) {
+            (DomType::Paging, Some(_), None) | (DomType::Sva, None, Some(_)) => Ok(self),
+            (DomType::Blocked | DomType::Identity, None, None) => Ok(self),
+            (DomType::Paging, _, _) => {
+                Err("a paging domain needs `stage: first|second` (and no `mm:`)".into())
+            }
+            (DomType::Sva, _, _) => Err("an sva domain needs `mm:` (and no `stage:`)".into()),
+            _ => Err("`stage:` and `mm:` belong to paging and sva domains".into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainOnly {
+    pub domain: Name<DOMAIN>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevOnly {
+    pub dev: Name<DEVICE>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasidOnly {
+    pub pasid: PasidRef,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmOnly {
+    pub mm: Name<MM>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevDomain {
+    pub dev: Name<DEVICE>,
+    pub domain: Name<DOMAIN>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevDomainPasid {
+    pub domain: Name<DOMAIN>,
+    pub dev: Name<DEVICE>,
+    pub pasid: PasidRef,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+/// A call on a device that returns a value: bound to `as:`, compared with `returns:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevReturns<const K: u8> {
+    pub dev: Name<DEVICE>,
+    #[serde(default, rename = "as")]
+    pub bind: Option<NewName<K>>,
+    #[serde(default)]
+    pub returns: Option<ValRef<K>>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapCall {
+    pub domain: Name<DOMAIN>,
+    pub iova: Num,
+    pub pa: Num,
+    pub size: Num,
+    pub prot: ProtStr,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+/// `iommu_unmap` (with `sync: false`, `iommu_unmap_fast`: the flush waits for `iotlb_sync`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnmapCall {
+    pub domain: Name<DOMAIN>,
+    pub iova: Num,
+    pub size: Num,
+    #[serde(default = "yes")]
+    pub sync: bool,
+    /// Bytes the call must report unmapped.
+    #[serde(default)]
+    pub unmapped: Option<Num>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DirName {
+    #[default]
+    Bidirectional,
+    ToDevice,
+    FromDevice,
+}
+
+impl DirName {
+    pub(super) fn dir(self) -> DmaDirection {
+        match self {
+            DirName::Bidirectional => DmaDirection::Bidirectional,
+            DirName::ToDevice => DmaDirection::ToDevice,
+            DirName::FromDevice => DmaDirection::FromDevice,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmaMap {
+    pub dev: Name<DEVICE>,
+    pub pa: Num,
+    pub size: Num,
+    #[serde(default)]
+    pub dir: DirName,
+    #[serde(default, rename = "as")]
+    pub bind: Option<NewName<IOVA>>,
+    #[serde(default)]
+    pub returns: Option<Addr>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmaUnmap {
+    pub dev: Name<DEVICE>,
+    pub addr: Addr,
+    pub size: Num,
+    #[serde(default)]
+    pub dir: DirName,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmCreate {
+    #[serde(rename = "as")]
+    pub bind: NewName<MM>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmMapCall {
+    pub mm: Name<MM>,
+    pub va: Num,
+    pub pa: Num,
+    pub size: Num,
+    pub prot: MmProtStr,
+    /// U/S of the CPU page (default: a user page).
+    #[serde(default = "yes")]
+    pub user: bool,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmUnmapCall {
+    pub mm: Name<MM>,
+    pub va: Num,
+    pub size: Num,
+    #[serde(default)]
+    pub unmapped: Option<Num>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvaBind {
+    pub dev: Name<DEVICE>,
+    pub mm: Name<MM>,
+    #[serde(default, rename = "as")]
+    pub bind: Option<NewName<PASID>>,
+    #[serde(default)]
+    pub returns: Option<PasidRef>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevMm {
+    pub dev: Name<DEVICE>,
+    pub mm: Name<MM>,
+    #[serde(default)]
+    pub errno: Option<ErrnoName>,
+}
+
+/// One memory request TLP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tlp {
+    /// A declared device or a requester ID `bb:dd.f`.
+    #[serde(alias = "rid")]
+    pub dev: DevRef,
+    /// The PASID prefix (none: a request without PASID).
+    #[serde(default)]
+    pub pasid: Option<PasidRef>,
+    /// Privileged Mode Requested (prefix bit 23).
+    #[serde(default)]
+    pub pmr: bool,
+    /// Execute Requested (prefix bit 22).
+    #[serde(default)]
+    pub er: bool,
+    #[serde(default)]
+    pub read: Option<Addr>,
+    #[serde(default)]
+    pub write: Option<Addr>,
+    /// Bytes (default 4); the TLP's Length and byte enables cover exactly these bytes.
+    #[serde(default)]
+    pub len: Option<Num>,
+    #[serde(default)]
+    pub tag: Option<Num>,
+    #[serde(default)]
+    pub expect: Option<Checked<Expect>>,
+}
+
+impl Check for Tlp {
+    fn check(self) -> Result<Self, String> {
+        if self.read.is_some() == self.write.is_some() {
+            return Err("a TLP has exactly one of `read: ADDR` and `write: ADDR`".into());
+        }
+        if (self.pmr || self.er) && self.pasid.is_none() {
+            return Err("`pmr` and `er` are bits of the PASID prefix: give `pasid:`".into());
+        }
+        if let Some(ValRef::Num(p)) = self.pasid {
+            if p > 0xF_FFFF {
+                return Err(format!("PASID {p:#x} is wider than 20 bits"));
+            }
+        }
+        if let Some(l) = self.len {
+            if l.0 > 4096 {
+                return Err(format!(
+                    "len {:#x}: a request carries at most 4096 bytes",
+                    l.0
+                ));
+            }
+        }
+        if self.tag.is_some_and(|t| t.0 > 0x3FF) {
+            return Err("tags are 10 bits".into());
+        }
+        Ok(self)
+    }
+}
+
+/// A pinned expectation of a TLP, checked in addition to the golden walker and the oracle.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub pa: Option<Num>,
+    #[serde(default)]
+    pub translated: Option<bool>,
+    #[serde(default)]
+    pub same_pa_as_previous: Option<bool>,
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// With `fault:`: whether the fault is recorded (false: FPD suppresses it).
+    #[serde(default)]
+    pub recorded: Option<bool>,
+    #[serde(default)]
+    pub untranslated: Option<bool>,
+    #[serde(default)]
+    pub malformed: Option<bool>,
+}
+
+impl Check for Expect {
+    fn check(self) -> Result<Self, String> {
+        let n = usize::from(self.pa.is_some())
+            + usize::from(self.translated.is_some())
+            + usize::from(self.same_pa_as_previous.is_some())
+            + usize::from(self.fault.is_some())
+            + usize::from(self.untranslated.is_some())
+            + usize::from(self.malformed.is_some());
+        if n != 1 {
+            return Err(
+                "an expectation names one outcome: `pa:`, `translated: true`, \
+                        `same_pa_as_previous: true`, `fault:`, `untranslated: true` or \
+                        `malformed: true`"
+                    .into(),
+            );
+        }
+        if [
+            self.translated,
+            self.same_pa_as_previous,
+            self.untranslated,
+            self.malformed,
+        ]
+        .contains(&Some(false))
+        {
+            return Err("outcome flags can only be `true`".into());
+        }
+        if self.recorded.is_some() && self.fault.is_none() {
+            return Err("`recorded:` goes with `fault:`".into());
+        }
+        Ok(self)
+    }
+}
+
+/// Which structure a [`Poke`] or [`Poison`] addresses.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryOf {
+    pub dev: DevRef,
+    /// Default: the context entry's RID_PASID (the PASID of requests without a prefix).
+    #[serde(default)]
+    pub pasid: Option<PasidRef>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PteOf {
+    pub dev: DevRef,
+    #[serde(default)]
+    pub pasid: Option<PasidRef>,
+    pub addr: Addr,
+    /// 4 = top level, 1 = 4 KiB leaf table (default 1).
+    #[serde(default)]
+    pub level: Option<Num>,
+}
+
+/// The place of a word: a physical address or a structure the walk of a device uses.
+#[derive(Clone, Debug, Default)]
+pub struct Locator {
+    pub addr: Option<Num>,
+    /// The root entry of the device's bus; `qw` defaults to the half that covers its devfn.
+    pub root_entry: Option<DevRef>,
+    pub context_entry: Option<DevRef>,
+    pub pasid_dir_entry: Option<EntryOf>,
+    pub pasid_entry: Option<EntryOf>,
+    pub pte: Option<PteOf>,
+    /// 64-bit word within the structure (default 0).
+    pub qw: Option<Num>,
+}
+
+/// The locator fields, shared by [`Poke`] and [`Poison`].
+macro_rules! locator_struct {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $v:vis $f:ident: $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[serde(default)]
+            pub addr: Option<Num>,
+            #[serde(default)]
+            pub root_entry: Option<DevRef>,
+            #[serde(default)]
+            pub context_entry: Option<DevRef>,
+            #[serde(default)]
+            pub pasid_dir_entry: Option<EntryOf>,
+            #[serde(default)]
+            pub pasid_entry: Option<EntryOf>,
+            #[serde(default)]
+            pub pte: Option<PteOf>,
+            #[serde(default)]
+            pub qw: Option<Num>,
+            $($(#[$fm])* $v $f: $t,)*
+        }
+
+        impl $name {
+            /// Where the word is.
+            pub fn at(&self) -> Locator {
+                Locator {
+                    addr: self.addr,
+                    root_entry: self.root_entry.clone(),
+                    context_entry: self.context_entry.clone(),
+                    pasid_dir_entry: self.pasid_dir_entry.clone(),
+                    pasid_entry: self.pasid_entry.clone(),
+                    pte: self.pte.clone(),
+                    qw: self.qw,
+                }
+            }
+        }
+    };
+}
+
+impl Locator {
+    fn check(&self) -> Result<(), String> {
+        let n = usize::from(self.addr.is_some())
+            + usize::from(self.root_entry.is_some())
+            + usize::from(self.context_entry.is_some())
+            + usize::from(self.pasid_dir_entry.is_some())
+            + usize::from(self.pasid_entry.is_some())
+            + usize::from(self.pte.is_some());
+        if n != 1 {
+            return Err("name one place: `addr:`, `root_entry:`, `context_entry:`, \
+                        `pasid_dir_entry:`, `pasid_entry:` or `pte:`"
+                .into());
+        }
+        let max_qw = if self.root_entry.is_some() {
+            1
+        } else if self.context_entry.is_some() {
+            3
+        } else if self.pasid_entry.is_some() {
+            7
+        } else {
+            0
+        };
+        if let Some(q) = self.qw {
+            if q.0 > max_qw {
+                return Err(format!(
+                    "qw {} is beyond this structure (0..={max_qw})",
+                    q.0
+                ));
+            }
+        }
+        if let Some(a) = self.addr {
+            if a.0 & 7 != 0 {
+                return Err(format!("{:#x} is not 8-byte aligned", a.0));
+            }
+        }
+        if let Some(p) = &self.pte {
+            if p.level.is_some_and(|l| !(1..=4).contains(&l.0)) {
+                return Err("paging levels are 1-4".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+locator_struct! {
+    /// Changes one 64-bit word of memory, then (by default) invalidates every cache of the
+    /// DUT through its queue, as a driver does after changing a structure.
+    Poke {
+        #[serde(default)]
+        pub value: Option<Num>,
+        #[serde(default)]
+        pub set: Option<Num>,
+        #[serde(default)]
+        pub clear: Option<Num>,
+        #[serde(default = "yes")]
+        pub flush: bool,
+    }
+}
+
+impl Check for Poke {
+    fn check(self) -> Result<Self, String> {
+        self.at().check()?;
+        match (self.value, self.set, self.clear) {
+            (Some(_), None, None) | (None, Some(_), _) | (None, None, Some(_)) => Ok(self),
+            (None, None, None) => Err("give `value:` or `set:`/`clear:`".into()),
+            _ => Err("`value:` replaces the word; it does not go with `set:`/`clear:`".into()),
+        }
+    }
+}
+
+locator_struct! {
+    /// Makes reads of one word (or of `len` bytes at `addr`) fail, then invalidates.
+    Poison {
+        #[serde(default)]
+        pub len: Option<Num>,
+    }
+}
+
+impl Check for Poison {
+    fn check(self) -> Result<Self, String> {
+        self.at().check()?;
+        if self.len.is_some() && self.addr.is_none() {
+            return Err("`len:` goes with `addr:`; structures poison one word".into());
+        }
+        Ok(self)
+    }
+}
+
+/// Reprograms RTADDR with the driver's root table and this TTM, latches it (SRTP) and
+/// invalidates.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRtaddr {
+    pub ttm: Num,
+}
