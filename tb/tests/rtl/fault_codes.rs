@@ -6,12 +6,11 @@
 //! recording: context FPD from 0x45 on, PASID-directory FPD from 0x58 on, PASID-entry FPD
 //! from 0x5B on (and the page walk).
 
-mod common;
 
 use std::collections::BTreeSet;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::{HwState, Outcome};
 use iommu_model::kernel::{rid, DeviceDesc, DomainId, DomainType, MmProt, Rid, Stage};

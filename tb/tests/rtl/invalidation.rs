@@ -4,10 +4,9 @@
 //! not cover must still hit (no memory read): over-invalidation is legal, but a unit that
 //! flushes everything on every page-selective descriptor would be a performance bug.
 
-mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::{DomainId, MmProt, Stage};

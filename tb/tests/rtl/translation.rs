@@ -2,9 +2,8 @@
 //! are written by the VT-d driver model exactly as Linux writes them, and invalidations go
 //! through the DUT's invalidation queue.
 
-mod common;
 
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;

@@ -2,10 +2,9 @@
 //! FRI follow, an overflow sets PFO and drops the fault without touching earlier records,
 //! F is cleared by writing 1, and the fault event interrupt follows FECTL.IM.
 
-mod common;
 
 use anyhow::{ensure, Result};
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;

@@ -2,9 +2,8 @@
 //! (memory request, tx, cpl) and idle gaps on ingress change when things happen, never what
 //! happens. Each request is judged by the golden walker.
 
-mod common;
 
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_tb::env::mem::MemTiming;

@@ -2,10 +2,9 @@
 //! IQER.IQEI and resume when FSTS.IQE is cleared; wait descriptors write status and raise
 //! ICS.IWC; the RTL accepts exactly the descriptors the model's decoder accepts.
 
-mod common;
 
 use anyhow::{ensure, Result};
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::{DriverQuirks, IommuHw};
 use iommu_model::qi::Descriptor;
 use iommu_tb::env::csr::{fsts, gcmd, reg};

@@ -3,9 +3,8 @@
 //! the RID- and PASID-tagged entries (the DUT never returns a translation the golden walker
 //! no longer gives once the flush's wait has completed).
 
-mod common;
 
-use common::*;
+use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;

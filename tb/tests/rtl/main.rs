@@ -1,0 +1,18 @@
+//! The testbench's own tests through the verilated RTL: one binary (it links the simulator
+//! once), one module per topic.
+
+mod coverage;
+mod fault_codes;
+mod invalidation;
+mod iotlb;
+mod queue;
+mod recording;
+mod registers;
+mod regress;
+mod scoreboard;
+mod shrink;
+mod timing;
+mod translation;
+mod untranslated;
+mod vectors;
+mod waves;
