@@ -186,6 +186,19 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
+    /// The record VT-d writes for `req` faulting with `reason`.
+    pub fn of(req: &crate::golden::Request, reason: FaultReason) -> Self {
+        Self {
+            addr: req.addr & !0xFFF,
+            sid: req.rid,
+            pasid: req.pasid,
+            privileged: req.pasid.is_some() && req.pmr,
+            execute: req.pasid.is_some() && req.er,
+            reason: reason.code(),
+            read: !req.write,
+        }
+    }
+
     /// QW0, QW1 with F set.
     pub fn encode(&self) -> [u64; 2] {
         use crate::regs::frcd;
@@ -206,7 +219,9 @@ impl FaultRecord {
         [self.addr & frcd::QW0_ADDR_MASK, q1]
     }
 
-    /// `None` when F is clear (no fault recorded).
+    /// `None` when F is clear (no fault recorded). Bits a record never carries (QW0 11:0,
+    /// QW1 28:16 and 61:60, PASID/PRIV/EXE without PP) are dropped: compare
+    /// `decode(q).encode()` with `q` to see them ([`FaultRecord::stray_bits`]).
     pub fn decode(q: [u64; 2]) -> Option<Self> {
         use crate::regs::frcd;
         if q[1] & frcd::QW1_F == 0 {
@@ -222,6 +237,42 @@ impl FaultRecord {
             reason: ((q[1] & frcd::QW1_FR_MASK) >> frcd::QW1_FR_SHIFT) as u8,
             read: q[1] & frcd::QW1_T != 0,
         })
+    }
+
+    /// The bits of a recorded `q` (F set) that no record carries: zero for a well-formed one.
+    pub fn stray_bits(q: [u64; 2]) -> [u64; 2] {
+        match Self::decode(q) {
+            Some(r) => {
+                let e = r.encode();
+                [q[0] ^ e[0], q[1] ^ e[1]]
+            }
+            None => [0, 0],
+        }
+    }
+}
+
+impl std::fmt::Display for FaultRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = FaultReason::from_code(self.reason)
+            .map_or_else(|| format!("{:#04x}", self.reason), |r| r.to_string());
+        write!(
+            f,
+            "FR {reason} SID {:02x}:{:02x}.{} addr {:#x} {}",
+            self.sid >> 8,
+            (self.sid >> 3) & 0x1f,
+            self.sid & 7,
+            self.addr,
+            if self.read { "read" } else { "write" },
+        )?;
+        match self.pasid {
+            Some(p) => write!(
+                f,
+                " PP=1 PASID {p:#x} PRIV={} EXE={}",
+                u8::from(self.privileged),
+                u8::from(self.execute)
+            ),
+            None => write!(f, " PP=0"),
+        }
     }
 }
 

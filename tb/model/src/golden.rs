@@ -208,15 +208,7 @@ impl Walk {
     /// What the fault recording register must hold after this walk, if anything.
     pub fn fault_record(&self, req: &Request) -> Option<FaultRecord> {
         match self.outcome {
-            Outcome::Fault(r) if self.record => Some(FaultRecord {
-                addr: req.addr & !(PAGE_SIZE - 1),
-                sid: req.rid,
-                pasid: req.pasid,
-                privileged: req.pmr,
-                execute: req.er,
-                reason: r.code(),
-                read: !req.write,
-            }),
+            Outcome::Fault(r) if self.record => Some(FaultRecord::of(req, r)),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod fault;
 pub mod golden;
 pub mod kernel;
+pub mod locate;
 pub mod mem;
 pub mod observe;
 pub mod oracle;

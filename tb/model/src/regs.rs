@@ -1,6 +1,7 @@
-//! Register offsets and bit positions of the DUT, shared with the RTL side (SPEC.md
-//! section 2 "Register file"; VT-d 4.x chapter 11 "Register Descriptions"; Linux
-//! drivers/iommu/intel/iommu.h `DMAR_*_REG`, `cap_*()` and `ecap_*()`).
+//! The register map of the DUT, defined once for the model, the testbench and the vectors
+//! (docs/contract.md section 2.4; VT-d chapter 11 "Register Descriptions"; Linux
+//! drivers/iommu/intel/iommu.h `DMAR_*_REG`, `cap_*()` and `ecap_*()`). The RTL's copy in
+//! `rtl/iommu_pkg.sv` is checked against [`REGISTERS`] by the testbench's register tests.
 //!
 //! [`CAP_VALUE`] and [`ECAP_VALUE`] are what the DUT advertises: exactly the implemented
 //! subset, at the VT-d bit positions. The driver model decodes them with [`Caps`] instead
@@ -19,6 +20,89 @@ pub const IQT: u64 = 0x88;
 pub const IQA: u64 = 0x90;
 pub const ICS: u64 = 0x9C;
 pub const IQER: u64 = 0xB0;
+pub const FEDATA: u64 = 0x3C;
+pub const FEADDR: u64 = 0x40;
+pub const FEUADDR: u64 = 0x44;
+pub const IECTL: u64 = 0xA0;
+pub const IEDATA: u64 = 0xA4;
+pub const IEADDR: u64 = 0xA8;
+pub const IEUADDR: u64 = 0xAC;
+/// Implementation-specific: malformed TLPs rejected at ingress (read-only, 32-bit).
+pub const MALFORMED: u64 = 0x1F0;
+/// Size of the register page; offsets at or above it are outside the register file.
+pub const PAGE: u64 = 0x1000;
+
+/// Access width of a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    W32,
+    W64,
+}
+
+/// One register of the file by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegDef {
+    pub name: &'static str,
+    pub offset: u64,
+    pub width: Width,
+}
+
+const fn r32(name: &'static str, offset: u64) -> RegDef {
+    RegDef {
+        name,
+        offset,
+        width: Width::W32,
+    }
+}
+
+const fn r64(name: &'static str, offset: u64) -> RegDef {
+    RegDef {
+        name,
+        offset,
+        width: Width::W64,
+    }
+}
+
+/// Every named register the DUT implements (the fault recording registers follow at
+/// [`FRCD_OFFSET`], [`FRCD_COUNT`] of them, 16 bytes each).
+pub const REGISTERS: &[RegDef] = &[
+    r32("VER", VER),
+    r64("CAP", CAP),
+    r64("ECAP", ECAP),
+    r32("GCMD", GCMD),
+    r32("GSTS", GSTS),
+    r64("RTADDR", RTADDR),
+    r32("FSTS", FSTS),
+    r32("FECTL", FECTL),
+    r32("FEDATA", FEDATA),
+    r32("FEADDR", FEADDR),
+    r32("FEUADDR", FEUADDR),
+    r64("IQH", IQH),
+    r64("IQT", IQT),
+    r64("IQA", IQA),
+    r32("ICS", ICS),
+    r32("IECTL", IECTL),
+    r32("IEDATA", IEDATA),
+    r32("IEADDR", IEADDR),
+    r32("IEUADDR", IEUADDR),
+    r64("IQER", IQER),
+    r32("MALFORMED", MALFORMED),
+];
+
+/// The register called `name` (case-insensitive).
+pub fn by_name(name: &str) -> Option<&'static RegDef> {
+    REGISTERS.iter().find(|r| r.name.eq_ignore_ascii_case(name))
+}
+
+/// The register at `offset`.
+pub fn by_offset(offset: u64) -> Option<&'static RegDef> {
+    REGISTERS.iter().find(|r| r.offset == offset)
+}
+
+/// Byte offset of fault recording register `i` (the DUT's FRO).
+pub fn frcd(i: u32) -> u64 {
+    FRCD_OFFSET + 16 * u64::from(i)
+}
 
 /// VER: major 1, minor 0 (bits 7:4 major, 3:0 minor).
 pub const VER_VALUE: u32 = 0x10;
@@ -206,6 +290,42 @@ impl Caps {
     }
     pub fn fault_record_offset(&self) -> u64 {
         ((self.cap >> cap::FRO_SHIFT) & cap::FRO_MASK) * 16
+    }
+    /// Byte offset of fault recording register `i`.
+    pub fn fault_record(&self, i: u32) -> u64 {
+        self.fault_record_offset() + 16 * u64::from(i)
+    }
+    /// Number of fault recording registers (`cap_num_fault_regs`: NFR + 1).
+    pub fn num_fault_records(&self) -> u32 {
+        (self.cap >> cap::NFR_SHIFT & 0xFF) as u32 + 1
+    }
+    /// Supported adjusted guest address widths (SAGAW bit field).
+    pub fn sagaw(&self) -> u32 {
+        (self.cap >> cap::SAGAW_SHIFT & 0x1F) as u32
+    }
+    /// Maximum guest address width minus one (MGAW).
+    pub fn mgaw(&self) -> u32 {
+        (self.cap >> cap::MGAW_SHIFT & 0x3F) as u32
+    }
+    /// Second-stage large page support (SLLPS: bit 0 2 MiB, bit 1 1 GiB).
+    pub fn sllps(&self) -> u32 {
+        (self.cap >> cap::SLLPS_SHIFT & 0xF) as u32
+    }
+    /// Number of domain-ID bits encoding (ND).
+    pub fn nd(&self) -> u32 {
+        (self.cap & 7) as u32
+    }
+    pub fn coherent(&self) -> bool {
+        self.ecap & ecap::C != 0
+    }
+    pub fn queued_invalidation(&self) -> bool {
+        self.ecap & ecap::QI != 0
+    }
+    pub fn execute_requests(&self) -> bool {
+        self.ecap & ecap::ERS != 0
+    }
+    pub fn supervisor_requests(&self) -> bool {
+        self.ecap & ecap::SRS != 0
     }
     pub fn dev_tlb(&self) -> bool {
         self.ecap & ecap::DT != 0

@@ -6,93 +6,49 @@
 //! what must leave the unit (the request with the translated address, a UR completion, or
 //! nothing) and which fault record must appear, and compares field by field.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use iommu_model::fault::FaultRecord;
 use iommu_model::golden::{self, HwState, Outcome, Request, Walk};
 use iommu_model::FaultReason;
 
-use crate::env::csr::{reg, Cap};
 use crate::env::exchange::exchange;
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::flows::untranslated::COMPLETER_ID;
-use crate::tlp::{self, MemRequest};
+use crate::tlp::{self, MemRequest, TlpWords};
+use iommu_model::regs::{self, Caps};
 
 /// Cycles one request may take (a full walk is 16 reads, each up to 64 cycles late).
 pub const REQUEST_TIMEOUT: u64 = 4_000;
 
-/// A fault record as the FRCD registers show it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FaultRecord {
-    pub addr: u64,
-    pub sid: u16,
-    pub priv_: bool,
-    pub exe: bool,
-    pub pp: bool,
-    pub reason: u8,
-    pub pasid: u32,
-    pub read: bool,
-}
-
-impl std::fmt::Display for FaultRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let reason = FaultReason::from_code(self.reason)
-            .map_or_else(|| format!("{:#04x}", self.reason), |r| r.to_string());
-        write!(
-            f,
-            "FR {reason} SID {:02x}:{:02x}.{} addr {:#x} {} PP={} PASID {:#x} PRIV={} EXE={}",
-            self.sid >> 8,
-            (self.sid >> 3) & 0x1f,
-            self.sid & 7,
-            self.addr,
-            if self.read { "read" } else { "write" },
-            u8::from(self.pp),
-            self.pasid,
-            u8::from(self.priv_),
-            u8::from(self.exe)
-        )
-    }
-}
-
-impl FaultRecord {
-    /// The record VT-d writes for `req` faulting with `reason`.
-    pub fn expected(req: &MemRequest, reason: FaultReason) -> Self {
-        Self {
-            addr: req.addr & !0xfff,
-            sid: req.requester_id,
-            priv_: req.pasid.is_some_and(|p| p.pmr),
-            exe: req.pasid.is_some_and(|p| p.er),
-            pp: req.pasid.is_some(),
-            reason: reason.code(),
-            pasid: req.pasid.map_or(0, |p| p.pasid),
-            read: !req.is_write,
-        }
-    }
-}
-
 /// Reads and clears every pending fault record (F set), in register order.
 pub fn take_fault_records(env: &mut Env) -> Result<Vec<FaultRecord>> {
-    let cap = Cap::decode(env.read64(reg::CAP)?);
+    let cap = Caps::new(env.read64(regs::CAP)?, 0);
     let mut recs = Vec::new();
     for i in 0..cap.num_fault_records() {
-        let off = cap.frcd_offset(i);
+        let off = cap.fault_record(i);
         let hi = env.read64(off + 8)?;
-        if hi >> 63 == 0 {
+        if hi & regs::frcd::QW1_F == 0 {
             continue;
         }
-        let lo = env.read64(off)?;
-        recs.push(FaultRecord {
-            addr: lo & !0xfff,
-            sid: hi as u16,
-            priv_: hi >> 29 & 1 == 1,
-            exe: hi >> 30 & 1 == 1,
-            pp: hi >> 31 & 1 == 1,
-            reason: (hi >> 32) as u8,
-            pasid: ((hi >> 40) & 0xf_ffff) as u32,
-            read: hi >> 62 & 1 == 1,
-        });
-        env.write64(off + 8, 1 << 63)?;
+        let q = [env.read64(off)?, hi];
+        let stray = FaultRecord::stray_bits(q);
+        if stray != [0, 0] {
+            bail!(
+                "fault recording register {i} holds bits no record carries: QW0 {:#x}, QW1 {:#x} (record {q:x?})",
+                stray[0],
+                stray[1]
+            );
+        }
+        recs.extend(FaultRecord::decode(q));
+        env.write64(off + 8, regs::frcd::QW1_F)?;
     }
     Ok(recs)
+}
+
+/// The fault record VT-d writes for the memory request `req` faulting with `reason`.
+pub fn expected_record(req: &MemRequest, reason: FaultReason) -> FaultRecord {
+    FaultRecord::of(&golden_request(req), reason)
 }
 
 /// The golden walker's view of a memory request TLP.
@@ -167,7 +123,7 @@ pub fn judge(env: &mut Env, hw: &HwState, req: &MemRequest) -> Result<Judged> {
     }
     let recs = take_fault_records(env)?;
     let want_rec = match walk.outcome {
-        Outcome::Fault(r) if walk.record => vec![FaultRecord::expected(req, r)],
+        Outcome::Fault(r) if walk.record => vec![expected_record(req, r)],
         _ => vec![],
     };
     if recs != want_rec {
@@ -185,4 +141,34 @@ pub fn judge(env: &mut Env, hw: &HwState, req: &MemRequest) -> Result<Judged> {
         egress: got,
         cycles,
     })
+}
+
+/// What the DUT did with a request, as an outcome: the translated address, or the
+/// recorded fault.
+pub fn dut_outcome(env: &mut Env, req: &MemRequest, got: &[Egress]) -> Result<Outcome> {
+    let recs = take_fault_records(env)?;
+    outcome_of(req, got, &recs)
+}
+
+pub fn outcome_of(req: &MemRequest, got: &[Egress], recs: &[FaultRecord]) -> Result<Outcome> {
+    match (got, recs) {
+        ([Egress::Tx(h)], []) => match tlp::decode(&TlpWords::from_port([0; 4], 0, *h))? {
+            tlp::Tlp::Mem(m) => Ok(Outcome::Translated(m.addr)),
+            t => bail!("the DUT forwarded something that is not a request: {t}"),
+        },
+        (_, [r]) if got.iter().all(|e| matches!(e, Egress::Cpl(_))) => {
+            let reason = FaultReason::from_code(r.reason).ok_or_else(|| {
+                anyhow!("the DUT recorded an unknown fault reason {:#04x}", r.reason)
+            })?;
+            Ok(Outcome::Fault(reason))
+        }
+        _ => bail!(
+            "the DUT answered {req} with [{}] and {} fault records",
+            got.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+            recs.len()
+        ),
+    }
 }

@@ -17,11 +17,12 @@ use iommu_model::golden::{self, HwState, Outcome};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::check::judge::{expected_egress, golden_request, take_fault_records, FaultRecord};
+use crate::check::judge::{expected_egress, expected_record, golden_request, take_fault_records};
 use crate::env::exchange::drain;
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::{self, MemRequest};
+use iommu_model::fault::FaultRecord;
 
 /// Cycles between a request's acceptance and its answer before the watchdog fires.
 pub const WATCHDOG: u64 = 5_000;
@@ -85,7 +86,7 @@ pub fn check_burst(
             let walk = golden::translate(hw, mem, &golden_request(r));
             let egress = expected_egress(r, &walk.outcome)?.into_iter().next();
             let record = match walk.outcome {
-                Outcome::Fault(f) if walk.record => Some(FaultRecord::expected(r, f)),
+                Outcome::Fault(f) if walk.record => Some(expected_record(r, f)),
                 _ => None,
             };
             expected.push((walk.outcome, egress, record));

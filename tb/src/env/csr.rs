@@ -1,145 +1,116 @@
-//! Register agent: drives the CSR bus of `iommu_top` and names the VT-d registers.
-//!
-//! Offsets and bits follow the VT-d specification as subset by SPEC.md section 2; they must
-//! match `rtl/iommu_pkg.sv`.
+//! Register agent: drives the CSR bus of `iommu_top` (one access at a time, valid/ready,
+//! then the read data or error response). The register map is the model's
+//! ([`iommu_model::regs`]).
 
+use iommu_model::regs::{self, Width};
 use thiserror::Error;
 
-/// Register offsets (bytes).
-pub mod reg {
-    pub const VER: u16 = 0x000;
-    pub const CAP: u16 = 0x008;
-    pub const ECAP: u16 = 0x010;
-    pub const GCMD: u16 = 0x018;
-    pub const GSTS: u16 = 0x01C;
-    pub const RTADDR: u16 = 0x020;
-    pub const FSTS: u16 = 0x034;
-    pub const FECTL: u16 = 0x038;
-    pub const FEDATA: u16 = 0x03C;
-    pub const FEADDR: u16 = 0x040;
-    pub const FEUADDR: u16 = 0x044;
-    pub const IQH: u16 = 0x080;
-    pub const IQT: u16 = 0x088;
-    pub const IQA: u16 = 0x090;
-    pub const ICS: u16 = 0x09C;
-    pub const IECTL: u16 = 0x0A0;
-    pub const IEDATA: u16 = 0x0A4;
-    pub const IEADDR: u16 = 0x0A8;
-    pub const IEUADDR: u16 = 0x0AC;
-    pub const IQER: u16 = 0x0B0;
-    /// Implementation-specific: malformed TLPs rejected at ingress (read-only, 32-bit).
-    pub const MALFORMED: u16 = 0x1F0;
-    /// First fault recording register (CAP.FRO * 16).
-    pub const FRCD: u16 = 0x200;
-}
+use super::Env;
 
-/// GCMD/GSTS bits.
-pub mod gcmd {
-    pub const TE: u32 = 1 << 31;
-    pub const SRTP: u32 = 1 << 30;
-    pub const QIE: u32 = 1 << 26;
-}
-
-/// FSTS bits.
-pub mod fsts {
-    pub const PFO: u32 = 1 << 0;
-    pub const PPF: u32 = 1 << 1;
-    pub const IQE: u32 = 1 << 4;
-}
-
-/// Access width on the CSR bus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Width {
-    W32,
-    W64,
-}
+/// Cycles a CSR access may take before it is reported as hung.
+pub const CSR_TIMEOUT: u32 = 64;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CsrError {
     #[error("CSR {op} at 0x{addr:03x} ({width:?}) answered with an error (misaligned or no register there)")]
     Slave {
         op: &'static str,
-        addr: u16,
+        addr: u64,
         width: Width,
     },
     #[error("CSR {op} at 0x{addr:03x}: no response within {cycles} cycles")]
     Timeout {
         op: &'static str,
-        addr: u16,
+        addr: u64,
         cycles: u32,
     },
     #[error("CSR offset 0x{addr:x} is outside the 4 KiB register page")]
-    OutOfRange { addr: u32 },
+    OutOfRange { addr: u64 },
 }
 
-/// Decoded CAP register fields the driver relies on (VT-d 11.4.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cap {
-    pub nd: u8,
-    pub sagaw: u8,
-    pub mgaw: u8,
-    pub fro: u16,
-    pub sllps: u8,
-    pub psi: bool,
-    pub nfr: u8,
-    pub mamv: u8,
-    pub fl1gp: bool,
-}
-
-impl Cap {
-    pub fn decode(v: u64) -> Self {
-        Self {
-            nd: (v & 0x7) as u8,
-            sagaw: ((v >> 8) & 0x1f) as u8,
-            mgaw: ((v >> 16) & 0x3f) as u8,
-            fro: ((v >> 24) & 0x3ff) as u16,
-            sllps: ((v >> 34) & 0xf) as u8,
-            psi: (v >> 39) & 1 == 1,
-            nfr: ((v >> 40) & 0xff) as u8,
-            mamv: ((v >> 48) & 0x3f) as u8,
-            fl1gp: (v >> 56) & 1 == 1,
+impl Env {
+    fn csr(&mut self, write: bool, addr: u64, width: Width, wdata: u64) -> Result<u64, CsrError> {
+        let op = if write { "write" } else { "read" };
+        if addr >= regs::PAGE {
+            return Err(CsrError::OutOfRange { addr });
+        }
+        self.inp.csr_valid = true;
+        self.inp.csr_write = write;
+        self.inp.csr_addr = addr as u16;
+        self.inp.csr_size64 = width == Width::W64;
+        self.inp.csr_wdata = wdata;
+        let mut waited = 0;
+        loop {
+            let out = self.tick();
+            if out.csr_ready {
+                break;
+            }
+            waited += 1;
+            if waited >= CSR_TIMEOUT {
+                self.inp.csr_valid = false;
+                return Err(CsrError::Timeout {
+                    op,
+                    addr,
+                    cycles: waited,
+                });
+            }
+        }
+        self.inp.csr_valid = false;
+        loop {
+            let out = self.tick();
+            if out.csr_rvalid {
+                if out.csr_error {
+                    return Err(CsrError::Slave { op, addr, width });
+                }
+                return Ok(out.csr_rdata);
+            }
+            waited += 1;
+            if waited >= CSR_TIMEOUT {
+                return Err(CsrError::Timeout {
+                    op,
+                    addr,
+                    cycles: waited,
+                });
+            }
         }
     }
 
-    /// Byte offset of fault recording register `i`.
-    pub fn frcd_offset(&self, i: u16) -> u16 {
-        self.fro * 16 + i * 16
+    pub fn read32(&mut self, addr: u64) -> Result<u32, CsrError> {
+        self.csr(false, addr, Width::W32, 0).map(|v| v as u32)
     }
 
-    pub fn num_fault_records(&self) -> u16 {
-        u16::from(self.nfr) + 1
+    pub fn read64(&mut self, addr: u64) -> Result<u64, CsrError> {
+        self.csr(false, addr, Width::W64, 0)
     }
-}
 
-/// Decoded ECAP register fields (VT-d 11.4.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ecap {
-    pub coherent: bool,
-    pub qi: bool,
-    pub pass_through: bool,
-    pub ers: bool,
-    pub srs: bool,
-    pub pss: u8,
-    pub pasid: bool,
-    pub smts: bool,
-    pub ssts: bool,
-    pub fsts: bool,
-}
+    pub fn write32(&mut self, addr: u64, v: u32) -> Result<(), CsrError> {
+        self.csr(true, addr, Width::W32, u64::from(v)).map(|_| ())
+    }
 
-impl Ecap {
-    pub fn decode(v: u64) -> Self {
-        let b = |n: u32| (v >> n) & 1 == 1;
-        Self {
-            coherent: b(0),
-            qi: b(1),
-            pass_through: b(6),
-            ers: b(30),
-            srs: b(31),
-            pss: ((v >> 35) & 0x1f) as u8,
-            pasid: b(40),
-            smts: b(43),
-            ssts: b(46),
-            fsts: b(47),
+    pub fn write64(&mut self, addr: u64, v: u64) -> Result<(), CsrError> {
+        self.csr(true, addr, Width::W64, v).map(|_| ())
+    }
+
+    /// Polls a 32-bit register until `(value & mask) == want`; returns the cycles it took.
+    pub fn poll32(
+        &mut self,
+        addr: u64,
+        mask: u32,
+        want: u32,
+        max_cycles: u64,
+    ) -> anyhow::Result<u64> {
+        let start = self.dut.cycle();
+        loop {
+            let v = self.read32(addr)?;
+            if v & mask == want {
+                return Ok(self.dut.cycle() - start);
+            }
+            if self.dut.cycle() - start > max_cycles {
+                anyhow::bail!(
+                    "register 0x{addr:03x} = 0x{v:08x}: mask 0x{mask:08x} never reached 0x{want:08x} \
+                     within {max_cycles} cycles"
+                );
+            }
         }
     }
 }

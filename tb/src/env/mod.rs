@@ -15,12 +15,8 @@ pub mod tlp_agent;
 
 use crate::dut::waves::Waves;
 use crate::dut::{Dut, DutIn, DutOut};
-use crate::env::csr::{CsrError, Width};
 use crate::env::mem::MemAgent;
 use crate::env::tlp_agent::TlpAgent;
-
-/// Cycles a CSR access may take before it is reported as hung.
-pub const CSR_TIMEOUT: u32 = 64;
 
 #[derive(Debug)]
 pub struct Env {
@@ -101,93 +97,6 @@ impl Env {
     pub fn idle(&mut self, n: u32) {
         for _ in 0..n {
             self.tick();
-        }
-    }
-
-    fn csr(&mut self, write: bool, addr: u16, width: Width, wdata: u64) -> Result<u64, CsrError> {
-        let op = if write { "write" } else { "read" };
-        if addr >= 0x1000 {
-            return Err(CsrError::OutOfRange {
-                addr: u32::from(addr),
-            });
-        }
-        self.inp.csr_valid = true;
-        self.inp.csr_write = write;
-        self.inp.csr_addr = addr;
-        self.inp.csr_size64 = width == Width::W64;
-        self.inp.csr_wdata = wdata;
-        let mut waited = 0;
-        loop {
-            let out = self.tick();
-            if out.csr_ready {
-                break;
-            }
-            waited += 1;
-            if waited >= CSR_TIMEOUT {
-                self.inp.csr_valid = false;
-                return Err(CsrError::Timeout {
-                    op,
-                    addr,
-                    cycles: waited,
-                });
-            }
-        }
-        self.inp.csr_valid = false;
-        loop {
-            let out = self.tick();
-            if out.csr_rvalid {
-                if out.csr_error {
-                    return Err(CsrError::Slave { op, addr, width });
-                }
-                return Ok(out.csr_rdata);
-            }
-            waited += 1;
-            if waited >= CSR_TIMEOUT {
-                return Err(CsrError::Timeout {
-                    op,
-                    addr,
-                    cycles: waited,
-                });
-            }
-        }
-    }
-
-    pub fn read32(&mut self, addr: u16) -> Result<u32, CsrError> {
-        self.csr(false, addr, Width::W32, 0).map(|v| v as u32)
-    }
-
-    pub fn read64(&mut self, addr: u16) -> Result<u64, CsrError> {
-        self.csr(false, addr, Width::W64, 0)
-    }
-
-    pub fn write32(&mut self, addr: u16, v: u32) -> Result<(), CsrError> {
-        self.csr(true, addr, Width::W32, u64::from(v)).map(|_| ())
-    }
-
-    pub fn write64(&mut self, addr: u16, v: u64) -> Result<(), CsrError> {
-        self.csr(true, addr, Width::W64, v).map(|_| ())
-    }
-
-    /// Polls a 32-bit register until `(value & mask) == want`; returns the cycles it took.
-    pub fn poll32(
-        &mut self,
-        addr: u16,
-        mask: u32,
-        want: u32,
-        max_cycles: u64,
-    ) -> anyhow::Result<u64> {
-        let start = self.dut.cycle();
-        loop {
-            let v = self.read32(addr)?;
-            if v & mask == want {
-                return Ok(self.dut.cycle() - start);
-            }
-            if self.dut.cycle() - start > max_cycles {
-                anyhow::bail!(
-                    "register 0x{addr:03x} = 0x{v:08x}: mask 0x{mask:08x} never reached 0x{want:08x} \
-                     within {max_cycles} cycles"
-                );
-            }
         }
     }
 

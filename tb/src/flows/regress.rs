@@ -14,7 +14,7 @@
 //! before the operation (every window open then included), after it, or in the states the
 //! driver passes through; after the wait, the exact check above applies again.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
 use iommu_model::golden::{Outcome, Request};
 use iommu_model::kernel::{Kernel, KernelConfig};
@@ -24,15 +24,14 @@ use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus, Weights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::check::judge::{judge, take_fault_records, FaultRecord, REQUEST_TIMEOUT};
+use crate::check::judge::{dut_outcome, judge, outcome_of, REQUEST_TIMEOUT};
 use crate::coverage::{self, Coverage};
 use crate::env::exchange::exchange;
 use crate::env::mem::MemTiming;
-use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::hw::rtl_hw::{Background, RtlHw};
 use crate::hw::system::{hw_state, RtlKernel};
-use crate::tlp::{self, MemRequest, PasidPrefix, TlpWords};
+use crate::tlp::{self, MemRequest, PasidPrefix};
 
 /// Shape of one seed.
 #[derive(Clone, Copy, Debug)]
@@ -94,35 +93,6 @@ pub fn to_tlp(req: &Request, tag: u16) -> MemRequest {
         er: req.er,
     });
     m
-}
-
-/// What the DUT did with a request, as an outcome: the translated address, or the
-/// recorded fault.
-fn dut_outcome(env: &mut Env, req: &MemRequest, got: &[Egress]) -> Result<Outcome> {
-    let recs = take_fault_records(env)?;
-    outcome_of(req, got, &recs)
-}
-
-fn outcome_of(req: &MemRequest, got: &[Egress], recs: &[FaultRecord]) -> Result<Outcome> {
-    match (got, recs) {
-        ([Egress::Tx(h)], []) => match tlp::decode(&TlpWords::from_port([0; 4], 0, *h))? {
-            tlp::Tlp::Mem(m) => Ok(Outcome::Translated(m.addr)),
-            t => bail!("DUT forwarded something that is not a request: {t}"),
-        },
-        (_, [r]) if got.iter().all(|e| matches!(e, Egress::Cpl(_))) => {
-            let reason = iommu_model::FaultReason::from_code(r.reason)
-                .ok_or_else(|| anyhow!("DUT recorded an unknown fault reason {:#04x}", r.reason))?;
-            Ok(Outcome::Fault(reason))
-        }
-        _ => bail!(
-            "DUT answered {req} with [{}] and {} fault records",
-            got.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-            recs.len()
-        ),
-    }
 }
 
 /// Builds the system of one seed: random memory timing and back-pressure.

@@ -14,11 +14,11 @@ use anyhow::{anyhow, bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::env::csr::reg;
 use crate::env::Env;
 use crate::tlp::{
     self, At, Completion, CplStatus, DecodeError, MemRequest, PasidPrefix, Tlp, TlpWords,
 };
+use iommu_model::regs;
 
 /// Completer ID of the DUT (the `CompleterId` parameter of `iommu_top`).
 pub const COMPLETER_ID: u16 = 0x0000;
@@ -367,7 +367,7 @@ pub fn run(env: &mut Env, seed: u64, cfg: &Config) -> Result<Report> {
     if env.out.tx_valid || env.out.cpl_valid {
         bail!("the DUT still offers a TLP after every expected one was seen");
     }
-    let counted = env.read32(reg::MALFORMED)?;
+    let counted = env.read32(regs::MALFORMED)?;
     if counted as usize != malformed {
         bail!("MALFORMED counter reads {counted}, but {malformed} malformed requests were sent");
     }

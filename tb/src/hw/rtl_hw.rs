@@ -13,13 +13,14 @@ use iommu_model::qi::Descriptor;
 
 use std::collections::VecDeque;
 
-use crate::check::judge::{take_fault_records, FaultRecord, REQUEST_TIMEOUT};
-use crate::env::csr::{fsts, gcmd, reg};
+use crate::check::judge::{take_fault_records, REQUEST_TIMEOUT};
 use crate::env::exchange::exchange;
 use crate::env::mem::{MemAgent, MemTiming};
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::{self, MemRequest};
+use iommu_model::fault::FaultRecord;
+use iommu_model::regs;
 
 /// Device traffic that runs while the driver waits for its invalidations, as DMA does
 /// while Linux spins in `qi_submit_sync`: each request is sent and answered while the DUT
@@ -67,12 +68,13 @@ impl RtlHw {
         let iq_base = mem.alloc_page()?;
         let seed = env.dut.seed();
         env.mem = Some(MemAgent::new(mem, timing, seed));
-        env.write64(reg::IQT, 0).map_err(csr_err)?;
-        env.write64(reg::IQA, iq_base | (1 << 11))
+        env.write64(regs::IQT, 0).map_err(csr_err)?;
+        env.write64(regs::IQA, iq_base | (1 << 11))
             .map_err(csr_err)?;
-        let sts = env.read32(reg::GSTS).map_err(csr_err)? & (gcmd::TE | gcmd::QIE);
-        env.write32(reg::GCMD, sts | gcmd::QIE).map_err(csr_err)?;
-        env.poll32(reg::GSTS, gcmd::QIE, gcmd::QIE, 1000)
+        let sts = env.read32(regs::GSTS).map_err(csr_err)? & (regs::GCMD_TE | regs::GCMD_QIE);
+        env.write32(regs::GCMD, sts | regs::GCMD_QIE)
+            .map_err(csr_err)?;
+        env.poll32(regs::GSTS, regs::GCMD_QIE, regs::GCMD_QIE, 1000)
             .map_err(csr_err)?;
         Ok(Self {
             env,
@@ -93,17 +95,17 @@ impl RtlHw {
     }
 
     fn set_gcmd_bit(&mut self, bit: u32) -> Result<(), HwError> {
-        let sts = self.env.read32(reg::GSTS).map_err(csr_err)? & (gcmd::TE | gcmd::QIE);
-        self.env.write32(reg::GCMD, sts | bit).map_err(csr_err)?;
+        let sts = self.env.read32(regs::GSTS).map_err(csr_err)? & (regs::GCMD_TE | regs::GCMD_QIE);
+        self.env.write32(regs::GCMD, sts | bit).map_err(csr_err)?;
         self.env
-            .poll32(reg::GSTS, bit, bit, 1000)
+            .poll32(regs::GSTS, bit, bit, 1000)
             .map_err(|e| HwError::Queue(e.to_string()))?;
         Ok(())
     }
 
     /// Queues descriptors without waiting (for tests of the queue itself).
     pub fn queue(&mut self, descs: &[[u64; 4]]) -> Result<(), HwError> {
-        let head = self.env.read64(reg::IQH).map_err(csr_err)? >> 5;
+        let head = self.env.read64(regs::IQH).map_err(csr_err)? >> 5;
         for qw in descs {
             let next = (self.iq_tail + 1) % IQ_ENTRIES;
             if next == head {
@@ -116,7 +118,7 @@ impl RtlHw {
             self.iq_tail = next;
         }
         self.env
-            .write64(reg::IQT, self.iq_tail << 5)
+            .write64(regs::IQT, self.iq_tail << 5)
             .map_err(csr_err)?;
         Ok(())
     }
@@ -146,7 +148,7 @@ impl RtlHw {
 
     /// Re-reads the tail after software (a test) moved the queue by other means.
     pub fn resync_tail(&mut self) -> Result<(), HwError> {
-        self.iq_tail = (self.env.read64(reg::IQT).map_err(csr_err)? >> 5) % IQ_ENTRIES;
+        self.iq_tail = (self.env.read64(regs::IQT).map_err(csr_err)? >> 5) % IQ_ENTRIES;
         Ok(())
     }
 }
@@ -157,20 +159,20 @@ impl IommuHw for RtlHw {
     }
 
     fn read_cap(&mut self) -> u64 {
-        self.env.read64(reg::CAP).unwrap_or(0)
+        self.env.read64(regs::CAP).unwrap_or(0)
     }
 
     fn read_ecap(&mut self) -> u64 {
-        self.env.read64(reg::ECAP).unwrap_or(0)
+        self.env.read64(regs::ECAP).unwrap_or(0)
     }
 
     fn set_root_table(&mut self, rtaddr: u64) -> Result<(), HwError> {
-        self.env.write64(reg::RTADDR, rtaddr).map_err(csr_err)?;
-        self.set_gcmd_bit(gcmd::SRTP)
+        self.env.write64(regs::RTADDR, rtaddr).map_err(csr_err)?;
+        self.set_gcmd_bit(regs::GCMD_SRTP)
     }
 
     fn enable_translation(&mut self) -> Result<(), HwError> {
-        self.set_gcmd_bit(gcmd::TE)
+        self.set_gcmd_bit(regs::GCMD_TE)
     }
 
     fn submit(&mut self, descs: &[Descriptor]) -> Result<(), HwError> {
@@ -219,10 +221,10 @@ impl IommuHw for RtlHw {
             let waited = self.env.dut.cycle() - start;
             if waited >= next_check {
                 next_check = waited + 256;
-                let f = self.env.read32(reg::FSTS).map_err(csr_err)?;
-                if f & fsts::IQE != 0 {
-                    let iqer = self.env.read64(reg::IQER).map_err(csr_err)?;
-                    let iqh = self.env.read64(reg::IQH).map_err(csr_err)?;
+                let f = self.env.read32(regs::FSTS).map_err(csr_err)?;
+                if f & regs::FSTS_IQE != 0 {
+                    let iqer = self.env.read64(regs::IQER).map_err(csr_err)?;
+                    let iqh = self.env.read64(regs::IQH).map_err(csr_err)?;
                     return Err(HwError::Queue(format!(
                         "FSTS.IQE set (IQER.IQEI {}), IQH at descriptor {}",
                         iqer & 0xf,

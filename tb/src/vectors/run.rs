@@ -10,22 +10,20 @@ use iommu_model::golden::{HwState, Outcome};
 use iommu_model::kernel::{
     DeviceDesc, DomainId, DomainType, Errno, Kernel, KernelConfig, MmId, MmProt, Rid, Stage,
 };
+use iommu_model::locate;
 use iommu_model::mem::{Mem, PhysMem, PAGE_SIZE};
 use iommu_model::oracle;
-use iommu_model::tables::{self, context as ce, pasid_dir as pde, pasid_entry as pe, ss};
-use iommu_model::FaultReason;
 
-use crate::check::judge::{golden_request, judge, take_fault_records, REQUEST_TIMEOUT};
+use crate::check::judge::{dut_outcome, golden_request, judge, REQUEST_TIMEOUT};
 use crate::dut::waves;
-use crate::env::csr::{gcmd, reg};
 use crate::env::exchange::exchange;
 use crate::env::harness;
 use crate::env::mem::{MemAgent, MemTiming};
-use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::hw::rtl_hw::RtlHw;
 use crate::hw::system::{flush_all, RtlKernel};
-use crate::tlp::{self, MemRequest, TlpWords};
+use crate::tlp::{self, MemRequest};
+use iommu_model::regs;
 
 use super::*;
 
@@ -387,10 +385,10 @@ impl Runner {
                 let root = self.k()?.ops().root_table();
                 let rtaddr = root | (c.ttm.0 << 10);
                 let env = self.env();
-                env.write64(reg::RTADDR, rtaddr)?;
-                let sts = env.read32(reg::GSTS)? & (gcmd::TE | gcmd::QIE);
-                env.write32(reg::GCMD, sts | gcmd::SRTP)?;
-                env.poll32(reg::GSTS, gcmd::SRTP, gcmd::SRTP, 1000)?;
+                env.write64(regs::RTADDR, rtaddr)?;
+                let sts = env.read32(regs::GSTS)? & (regs::GCMD_TE | regs::GCMD_QIE);
+                env.write32(regs::GCMD, sts | regs::GCMD_SRTP)?;
+                env.poll32(regs::GSTS, regs::GCMD_SRTP, regs::GCMD_SRTP, 1000)?;
                 self.hw.rtaddr = rtaddr;
                 self.tainted = true;
                 self.flush()?;
@@ -417,19 +415,19 @@ impl Runner {
         } else {
             env.write32(off, w.value.0 as u32)?;
         }
-        if off == reg::GCMD {
+        if off == regs::GCMD {
             let v = w.value.0 as u32;
-            for bit in [gcmd::TE, gcmd::QIE] {
-                env.poll32(reg::GSTS, bit, v & bit, 1000)
+            for bit in [regs::GCMD_TE, regs::GCMD_QIE] {
+                env.poll32(regs::GSTS, bit, v & bit, 1000)
                     .with_context(|| format!("GCMD {v:#010x}: waiting for GSTS"))?;
             }
             let mut rtaddr = None;
-            if v & gcmd::SRTP != 0 {
-                env.poll32(reg::GSTS, gcmd::SRTP, gcmd::SRTP, 1000)
+            if v & regs::GCMD_SRTP != 0 {
+                env.poll32(regs::GSTS, regs::GCMD_SRTP, regs::GCMD_SRTP, 1000)
                     .context("GCMD.SRTP: waiting for GSTS.RTPS")?;
-                rtaddr = Some(env.read64(reg::RTADDR)?);
+                rtaddr = Some(env.read64(regs::RTADDR)?);
             }
-            let te = env.read32(reg::GSTS)? & gcmd::TE != 0;
+            let te = env.read32(regs::GSTS)? & regs::GCMD_TE != 0;
             self.hw.te = te;
             if let Some(r) = rtaddr {
                 self.hw.rtaddr = r;
@@ -447,95 +445,43 @@ impl Runner {
         if let Some(d) = &l.root_entry {
             let rid = self.devref(d)?;
             let half = l.qw.map_or(u64::from(rid & 0x80 != 0), |q| q.0);
-            return Ok(self.root_entry(rid) + half * 8);
+            return Ok(self.locator()?.root_entry(rid) + half * 8);
         }
         if let Some(d) = &l.context_entry {
             let rid = self.devref(d)?;
-            return Ok(self.context_entry(rid)? + qw * 8);
+            return Ok(self.locator()?.context_entry(rid)? + qw * 8);
         }
         if let Some(x) = &l.pasid_dir_entry {
             let rid = self.devref(&x.dev)?;
             let p = self.pasid_or_rid_pasid(rid, x.pasid.as_ref())?;
-            return self.pasid_dir_entry(rid, p);
+            return Ok(self.locator()?.pasid_dir_entry(rid, p)?);
         }
         if let Some(x) = &l.pasid_entry {
             let rid = self.devref(&x.dev)?;
             let p = self.pasid_or_rid_pasid(rid, x.pasid.as_ref())?;
-            return Ok(self.pasid_entry(rid, p)? + qw * 8);
+            return Ok(self.locator()?.pasid_entry(rid, p)? + qw * 8);
         }
         if let Some(x) = &l.pte {
             let rid = self.devref(&x.dev)?;
             let p = self.pasid_or_rid_pasid(rid, x.pasid.as_ref())?;
             let addr = self.value(&x.addr)?;
             let level = x.level.map_or(1, |l| l.0 as u32);
-            return self.pte(rid, p, addr, level);
+            return Ok(self.locator()?.pte(rid, p, addr, level)?);
         }
         bail!("no place named")
     }
 
-    fn root_entry(&self, rid: Rid) -> u64 {
-        (self.hw.rtaddr & !0xFFF) + u64::from(rid >> 8) * 16
-    }
-
-    fn context_entry(&mut self, rid: Rid) -> Result<u64> {
-        let upper = rid & 0x80 != 0;
-        let re = self.rd(self.root_entry(rid) + if upper { 8 } else { 0 })?;
-        ensure!(
-            re & tables::root::PRESENT != 0,
-            "{} has no context table (root entry {re:#x})",
-            show_rid(rid)
-        );
-        Ok((re & tables::ADDR_MASK) + u64::from(rid & 0x7F) * ce::SIZE)
+    /// The structures in the DUT's memory, found from the vector's RTADDR.
+    fn locator(&mut self) -> Result<locate::Locator<'_, Mem>> {
+        let rtaddr = self.hw.rtaddr;
+        Ok(locate::Locator::new(&*self.mem()?, rtaddr))
     }
 
     fn pasid_or_rid_pasid(&mut self, rid: Rid, p: Option<&PasidRef>) -> Result<u32> {
         match p {
             Some(p) => self.pasid(p),
-            None => {
-                let c = self.context_entry(rid)?;
-                Ok((self.rd(c + 8)? & ce::RID_PASID_MASK) as u32)
-            }
+            None => Ok(self.locator()?.rid_pasid(rid)?),
         }
-    }
-
-    fn pasid_dir_entry(&mut self, rid: Rid, pasid: u32) -> Result<u64> {
-        let c = self.context_entry(rid)?;
-        let dir = self.rd(c)? & tables::ADDR_MASK;
-        Ok(dir + u64::from(pasid >> pde::SHIFT) * 8)
-    }
-
-    fn pasid_entry(&mut self, rid: Rid, pasid: u32) -> Result<u64> {
-        let de = self.pasid_dir_entry(rid, pasid)?;
-        let d = self.rd(de)?;
-        ensure!(
-            d & pde::P != 0,
-            "{} PASID {pasid:#x}: the PASID-directory entry is not present",
-            show_rid(rid)
-        );
-        Ok((d & tables::ADDR_MASK) + u64::from(pasid & 0x3F) * pe::SIZE)
-    }
-
-    fn pte(&mut self, rid: Rid, pasid: u32, addr: u64, level: u32) -> Result<u64> {
-        let e = self.pasid_entry(rid, pasid)?;
-        let q0 = self.rd(e)?;
-        let mut table = match (q0 & pe::QW0_PGTT_MASK) >> pe::QW0_PGTT_SHIFT {
-            pe::PGTT_SS => q0 & tables::ADDR_MASK,
-            pe::PGTT_FS => self.rd(e + 16)? & tables::ADDR_MASK,
-            t => bail!(
-                "{} PASID {pasid:#x} has PGTT {t:#05b}: no page table",
-                show_rid(rid)
-            ),
-        };
-        for l in (level + 1..=4).rev() {
-            let x = self.rd(table + tables::level_index(addr, l) * 8)?;
-            ensure!(
-                x & (ss::R | ss::W) != 0 && x & ss::PS == 0,
-                "{addr:#x} has no level-{} table (level-{l} entry {x:#x})",
-                l - 1
-            );
-            table = x & tables::ADDR_MASK;
-        }
-        Ok(table + tables::level_index(addr, level) * 8)
     }
 
     fn tlp(&mut self, t: &Tlp) -> Result<()> {
@@ -696,32 +642,6 @@ pub(super) fn describe_expect(x: &Expect) -> String {
         "untranslated forwarding".into()
     } else {
         "a malformed-request rejection".into()
-    }
-}
-
-/// What the DUT did with a request, as an outcome: the translated address, or the recorded
-/// fault.
-pub(super) fn dut_outcome(env: &mut Env, req: &MemRequest, got: &[Egress]) -> Result<Outcome> {
-    let recs = take_fault_records(env)?;
-    match (got, recs.as_slice()) {
-        ([Egress::Tx(h)], []) => match tlp::decode(&TlpWords::from_port([0; 4], 0, *h))? {
-            tlp::Tlp::Mem(m) => Ok(Outcome::Translated(m.addr)),
-            t => bail!("the DUT forwarded something that is not a request: {t}"),
-        },
-        (_, [r]) if got.iter().all(|e| matches!(e, Egress::Cpl(_))) => {
-            let reason = FaultReason::from_code(r.reason).ok_or_else(|| {
-                anyhow!("the DUT recorded an unknown fault reason {:#04x}", r.reason)
-            })?;
-            Ok(Outcome::Fault(reason))
-        }
-        _ => bail!(
-            "the DUT answered {req} with [{}] and {} fault records",
-            got.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-            recs.len()
-        ),
     }
 }
 

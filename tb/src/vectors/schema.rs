@@ -11,7 +11,7 @@ use iommu_model::mem::PAGE_SIZE;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::env::csr::reg;
+use iommu_model::regs;
 
 use super::*;
 
@@ -213,7 +213,7 @@ impl Check for RegWrite {
 
 impl RegWrite {
     /// The register offset and whether the access is 64-bit.
-    pub(super) fn width(&self) -> (u32, u16) {
+    pub(super) fn width(&self) -> (u32, u64) {
         let w = self
             .width
             .map_or(if self.reg.wide { 64 } else { 32 }, |w| w.0 as u32);
@@ -221,28 +221,11 @@ impl RegWrite {
     }
 }
 
-pub(super) const REGS: [(&str, u16, bool); 14] = [
-    ("VER", reg::VER, false),
-    ("CAP", reg::CAP, true),
-    ("ECAP", reg::ECAP, true),
-    ("GCMD", reg::GCMD, false),
-    ("GSTS", reg::GSTS, false),
-    ("RTADDR", reg::RTADDR, true),
-    ("FSTS", reg::FSTS, false),
-    ("FECTL", reg::FECTL, false),
-    ("IQH", reg::IQH, true),
-    ("IQT", reg::IQT, true),
-    ("IQA", reg::IQA, true),
-    ("ICS", reg::ICS, false),
-    ("IECTL", reg::IECTL, false),
-    ("IQER", reg::IQER, true),
-];
-
 /// A register by name (`RTADDR`) or byte offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegName {
     pub name: String,
-    pub offset: u16,
+    pub offset: u64,
     pub wide: bool,
 }
 
@@ -255,14 +238,14 @@ impl<'de> Deserialize<'de> for RegName {
                 f.write_str("a register name or offset")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RegName, E> {
-                if v >= 0x1000 || v & 3 != 0 {
+                if v >= regs::PAGE || v & 3 != 0 {
                     return Err(E::custom(format!(
                         "register offset {v:#x} is not a DW-aligned offset below 0x1000"
                     )));
                 }
                 Ok(RegName {
                     name: format!("{v:#x}"),
-                    offset: v as u16,
+                    offset: v,
                     wide: false,
                 })
             }
@@ -270,17 +253,22 @@ impl<'de> Deserialize<'de> for RegName {
                 if s.starts_with(|c: char| c.is_ascii_digit()) {
                     return self.visit_u64(parse_num(s).map_err(E::custom)?);
                 }
-                REGS.iter()
-                    .find(|r| r.0 == s)
-                    .map(|&(n, offset, wide)| RegName {
-                        name: n.to_owned(),
-                        offset,
-                        wide,
+                regs::REGISTERS
+                    .iter()
+                    .find(|r| r.name == s)
+                    .map(|r| RegName {
+                        name: r.name.to_owned(),
+                        offset: r.offset,
+                        wide: r.width == regs::Width::W64,
                     })
                     .ok_or_else(|| {
                         E::custom(format!(
                             "unknown register `{s}` (one of {}, or a byte offset)",
-                            REGS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                            regs::REGISTERS
+                                .iter()
+                                .map(|r| r.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ))
                     })
             }

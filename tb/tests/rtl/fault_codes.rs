@@ -6,25 +6,22 @@
 //! recording: context FPD from 0x45 on, PASID-directory FPD from 0x58 on, PASID-entry FPD
 //! from 0x5B on (and the page walk).
 
-
 use std::collections::BTreeSet;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::{HwState, Outcome};
 use iommu_model::kernel::{rid, DeviceDesc, DomainId, DomainType, MmProt, Rid, Stage};
+use iommu_model::locate::Locator;
 use iommu_model::mem::{Mem, PhysMem};
 use iommu_model::regs;
-use iommu_model::tables::{
-    self, context as ce, fs, level_index, pasid_dir as pde, pasid_entry as pe, ss,
-};
+use iommu_model::tables::{self, context as ce, fs, pasid_dir as pde, pasid_entry as pe, ss};
 use iommu_model::FaultReason::{self, *};
 use iommu_tb::check::judge::{judge, Judged};
 use iommu_tb::dut::waves::Waves;
-use iommu_tb::env::csr::{gcmd, reg};
 use iommu_tb::env::mem::MemTiming;
 use iommu_tb::env::tlp_agent::Egress;
+use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, Env, TestFailure};
 
@@ -214,55 +211,47 @@ impl Bench {
     /// invalidates (CAP.ESRTPS is clear).
     fn set_rtaddr(&mut self, rtaddr: u64) -> Result<()> {
         let e = env(&mut self.k);
-        e.write64(reg::RTADDR, rtaddr)?;
-        let sts = e.read32(reg::GSTS)? & (gcmd::TE | gcmd::QIE);
-        e.write32(reg::GCMD, sts | gcmd::SRTP)?;
-        e.poll32(reg::GSTS, gcmd::SRTP, gcmd::SRTP, 1000)?;
+        e.write64(regs::RTADDR, rtaddr)?;
+        let sts = e.read32(regs::GSTS)? & (regs::GCMD_TE | regs::GCMD_QIE);
+        e.write32(regs::GCMD, sts | regs::GCMD_SRTP)?;
+        e.poll32(regs::GSTS, regs::GCMD_SRTP, regs::GCMD_SRTP, 1000)?;
         self.hw = Some(HwState { te: true, rtaddr });
         self.flush()
     }
 
-    // --- Where the structures are, read from memory with the layouts of tables.rs. ---
+    // --- Where the structures are: found in memory from RTADDR down. ---
 
-    fn root_entry(&self, rid: Rid) -> u64 {
-        let upper = rid & 0x80 != 0;
-        self.k.ops().root_table() + u64::from(rid >> 8) * 16 + if upper { 8 } else { 0 }
+    fn loc(&mut self) -> Locator<'_, Mem> {
+        let rtaddr = self
+            .hw
+            .map_or_else(|| hw_state(&self.k).rtaddr, |h| h.rtaddr);
+        Locator::new(&*self.mem(), rtaddr)
+    }
+
+    fn root_entry(&mut self, rid: Rid) -> u64 {
+        self.loc().root_half(rid)
     }
 
     fn context_entry(&mut self, rid: Rid) -> Result<u64> {
-        let re = self.root_entry(rid);
-        let r = self.rd(re)?;
-        ensure!(
-            r & tables::root::PRESENT != 0,
-            "no context table for {rid:#06x}"
-        );
-        Ok((r & tables::ADDR_MASK) + u64::from(rid & 0x7F) * ce::SIZE)
+        Ok(self.loc().context_entry(rid)?)
     }
 
     /// The PASID a request of `via` selects: its prefix, else the context's RID_PASID.
     fn pasid_of(&mut self, via: Via) -> Result<u32> {
         match via.pasid {
             Some(p) => Ok(p),
-            None => {
-                let c = self.context_entry(via.rid)?;
-                Ok((self.rd(c + 8)? & ce::RID_PASID_MASK) as u32)
-            }
+            None => Ok(self.loc().rid_pasid(via.rid)?),
         }
     }
 
     fn pasid_dir_entry(&mut self, via: Via) -> Result<u64> {
         let pasid = self.pasid_of(via)?;
-        let c = self.context_entry(via.rid)?;
-        let dir = self.rd(c)? & tables::ADDR_MASK;
-        Ok(dir + u64::from(pasid >> pde::SHIFT) * 8)
+        Ok(self.loc().pasid_dir_entry(via.rid, pasid)?)
     }
 
     fn pasid_entry(&mut self, via: Via) -> Result<u64> {
         let pasid = self.pasid_of(via)?;
-        let de = self.pasid_dir_entry(via)?;
-        let d = self.rd(de)?;
-        ensure!(d & pde::P != 0, "no PASID table for {via:?}");
-        let e = (d & tables::ADDR_MASK) + u64::from(pasid & 0x3F) * pe::SIZE;
+        let e = self.loc().pasid_entry(via.rid, pasid)?;
         if let Some(drv) = self.k.ops().pasid_entry_addr(via.rid, pasid) {
             ensure!(
                 drv == e,
@@ -274,22 +263,8 @@ impl Bench {
 
     /// The paging entry at `level` (4 = top) that maps `addr` for `via`.
     fn pte(&mut self, via: Via, addr: u64, level: u32) -> Result<u64> {
-        let e = self.pasid_entry(via)?;
-        let q0 = self.rd(e)?;
-        let mut table = match (q0 & pe::QW0_PGTT_MASK) >> pe::QW0_PGTT_SHIFT {
-            pe::PGTT_SS => q0 & tables::ADDR_MASK,
-            pe::PGTT_FS => self.rd(e + 16)? & tables::ADDR_MASK,
-            t => bail!("PASID entry of {via:?} has PGTT {t:#05b}: no page table"),
-        };
-        for l in (level + 1..=4).rev() {
-            let x = self.rd(table + level_index(addr, l) * 8)?;
-            ensure!(
-                x != 0 && x & ss::PS == 0,
-                "{addr:#x} has no level-{l} table below it (entry {x:#x})"
-            );
-            table = x & tables::ADDR_MASK;
-        }
-        Ok(table + level_index(addr, level) * 8)
+        let pasid = self.pasid_of(via)?;
+        Ok(self.loc().pte(via.rid, pasid, addr, level)?)
     }
 
     // --- Judging. ---

@@ -4,15 +4,14 @@
 //! not cover must still hit (no memory read): over-invalidation is legal, but a unit that
 //! flushes everything on every page-selective descriptor would be a performance bug.
 
-
 use anyhow::{ensure, Context, Result};
-use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::{DomainId, MmProt, Stage};
 use iommu_model::mem::PhysMem;
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PiotlbGran};
 use iommu_tb::env::mem::MemTiming;
+use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
 

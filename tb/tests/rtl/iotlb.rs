@@ -3,12 +3,11 @@
 //! the RID- and PASID-tagged entries (the DUT never returns a translation the golden walker
 //! no longer gives once the flush's wait has completed).
 
-
-use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
 use iommu_tb::env::mem::MemTiming;
+use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
 

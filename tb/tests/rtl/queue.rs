@@ -2,14 +2,13 @@
 //! IQER.IQEI and resume when FSTS.IQE is cleared; wait descriptors write status and raise
 //! ICS.IWC; the RTL accepts exactly the descriptors the model's decoder accepts.
 
-
 use anyhow::{ensure, Result};
-use iommu_tb::hw::system::*;
 use iommu_model::driver::{DriverQuirks, IommuHw};
 use iommu_model::qi::Descriptor;
-use iommu_tb::env::csr::{fsts, gcmd, reg};
+use iommu_model::regs;
 use iommu_tb::env::mem::MemTiming;
 use iommu_tb::hw::rtl_hw::RtlHw;
+use iommu_tb::hw::system::*;
 use iommu_tb::{run_test, TestFailure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,9 +31,9 @@ fn wait_desc(status: u64, data: u32, intr: bool) -> [u64; 4] {
 /// Runs until FSTS.IQE is set or `max` cycles pass; returns (IQE, IQEI, IQH index).
 fn settle(hw: &mut RtlHw, max: u32) -> Result<(bool, u64, u64)> {
     hw.env.idle(max);
-    let iqe = hw.env.read32(reg::FSTS)? & fsts::IQE != 0;
-    let iqei = hw.env.read64(reg::IQER)? & 0xf;
-    let iqh = hw.env.read64(reg::IQH)? >> 5;
+    let iqe = hw.env.read32(regs::FSTS)? & regs::FSTS_IQE != 0;
+    let iqei = hw.env.read64(regs::IQER)? & 0xf;
+    let iqh = hw.env.read64(regs::IQH)? >> 5;
     Ok((iqe, iqei, iqh))
 }
 
@@ -57,7 +56,7 @@ fn queue_errors_stop_and_resume() -> Result<(), TestFailure> {
             ([0x6 | (1 << 4), 0, 0, 0], 4),
         ];
         for (n, (bad, iqei)) in cases.into_iter().enumerate() {
-            let head_before = hw.env.read64(reg::IQH)? >> 5;
+            let head_before = hw.env.read64(regs::IQH)? >> 5;
             hw.queue(&[bad, wait_desc(status, n as u32 + 10, false)])?;
             let (iqe, got_iqei, iqh) = settle(hw, 200)?;
             ensure!(iqe, "case {n}: {bad:x?} did not set FSTS.IQE");
@@ -74,11 +73,11 @@ fn queue_errors_stop_and_resume() -> Result<(), TestFailure> {
                 "case {n}: the wait after the bad descriptor ran"
             );
             // Software replaces the bad descriptor (as Linux does with a wait) and clears IQE.
-            let at = (hw.env.read64(reg::IQA)? & !0xfff) + iqh * 32;
+            let at = (hw.env.read64(regs::IQA)? & !0xfff) + iqh * 32;
             for (i, w) in wait_desc(status, 0xaaa, false).iter().enumerate() {
                 hw.mem().write64(at + 8 * i as u64, *w)?;
             }
-            hw.env.write32(reg::FSTS, fsts::IQE)?;
+            hw.env.write32(regs::FSTS, regs::FSTS_IQE)?;
             let (iqe, _, _) = settle(hw, 200)?;
             ensure!(!iqe, "case {n}: the queue stopped again");
             ensure!(
@@ -95,25 +94,26 @@ fn fetch_error_and_bad_tail() -> Result<(), TestFailure> {
     run_test("queue_fetch_error", 32, |tb| {
         let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let hw = hw(&mut k);
-        let base = hw.env.read64(reg::IQA)? & !0xfff;
+        let base = hw.env.read64(regs::IQA)? & !0xfff;
         hw.mem().add_error_range(base, base + 0x1000);
-        let tail = hw.env.read64(reg::IQT)?;
-        hw.env.write64(reg::IQT, (tail + 0x20) & 0xfe0)?;
+        let tail = hw.env.read64(regs::IQT)?;
+        hw.env.write64(regs::IQT, (tail + 0x20) & 0xfe0)?;
         let (iqe, iqei, _) = settle(hw, 200)?;
         ensure!(iqe && iqei == 2, "fetch error: IQE {iqe} IQEI {iqei}");
         hw.mem().clear_error_ranges();
         // Disable and re-enable QI to start from an empty queue, then an invalid tail.
-        hw.env.write32(reg::GCMD, gcmd::TE)?;
-        hw.env.write32(reg::FSTS, fsts::IQE)?;
-        hw.env.poll32(reg::GSTS, gcmd::QIE, 0, 200)?;
-        hw.env.write64(reg::IQT, 0)?;
-        hw.env.write32(reg::GCMD, gcmd::TE | gcmd::QIE)?;
-        hw.env.poll32(reg::GSTS, gcmd::QIE, gcmd::QIE, 200)?;
+        hw.env.write32(regs::GCMD, regs::GCMD_TE)?;
+        hw.env.write32(regs::FSTS, regs::FSTS_IQE)?;
+        hw.env.poll32(regs::GSTS, regs::GCMD_QIE, 0, 200)?;
+        hw.env.write64(regs::IQT, 0)?;
+        hw.env.write32(regs::GCMD, regs::GCMD_TE | regs::GCMD_QIE)?;
+        hw.env
+            .poll32(regs::GSTS, regs::GCMD_QIE, regs::GCMD_QIE, 200)?;
         ensure!(
-            hw.env.read64(reg::IQH)? == 0,
+            hw.env.read64(regs::IQH)? == 0,
             "IQH resets when QI is disabled"
         );
-        hw.env.write64(reg::IQT, 0x30)?; // bit 4 set with 256-bit descriptors
+        hw.env.write64(regs::IQT, 0x30)?; // bit 4 set with 256-bit descriptors
         let (iqe, iqei, _) = settle(hw, 50)?;
         ensure!(iqe && iqei == 1, "invalid tail: IQE {iqe} IQEI {iqei}");
         Ok(())
@@ -126,8 +126,8 @@ fn wait_writes_status_and_raises_iwc() -> Result<(), TestFailure> {
         let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let hw = hw(&mut k);
         let status = hw.mem().alloc_page()? + 0x44; // upper half of a 64-bit word
-        hw.env.write32(reg::IECTL, 0)?; // unmask
-        ensure!(hw.env.read32(reg::ICS)? == 0);
+        hw.env.write32(regs::IECTL, 0)?; // unmask
+        ensure!(hw.env.read32(regs::ICS)? == 0);
         hw.queue(&[wait_desc(status, 0x1234_5678, true)])?;
         settle(hw, 50)?;
         use iommu_model::mem::PhysMem;
@@ -136,13 +136,13 @@ fn wait_writes_status_and_raises_iwc() -> Result<(), TestFailure> {
             word >> 32 == 0x1234_5678 && word as u32 == 0,
             "status word {word:#x}: wrong half or data"
         );
-        ensure!(hw.env.read32(reg::ICS)? == 1, "ICS.IWC not set");
+        ensure!(hw.env.read32(regs::ICS)? == 1, "ICS.IWC not set");
         ensure!(
             hw.env.out.inv_irq,
             "invalidation-completion interrupt not raised"
         );
-        hw.env.write32(reg::ICS, 1)?;
-        ensure!(hw.env.read32(reg::ICS)? == 0, "ICS.IWC is RW1C");
+        hw.env.write32(regs::ICS, 1)?;
+        ensure!(hw.env.read32(regs::ICS)? == 0, "ICS.IWC is RW1C");
         ensure!(!hw.env.out.inv_irq);
         Ok(())
     })
@@ -218,12 +218,12 @@ fn rtl_accepts_exactly_what_the_model_decodes() -> Result<(), TestFailure> {
                 ensure!(iqei == 3 || iqei == 4, "IQEI {iqei} for {d:#x?}");
                 rejected += 1;
                 // Replace the bad descriptor with a no-op wait and resume.
-                let iqh = hw.env.read64(reg::IQH)? >> 5;
-                let at = (hw.env.read64(reg::IQA)? & !0xfff) + iqh * 32;
+                let iqh = hw.env.read64(regs::IQH)? >> 5;
+                let at = (hw.env.read64(regs::IQA)? & !0xfff) + iqh * 32;
                 for (i, w) in wait_desc(status + 0x900, 0, false).iter().enumerate() {
                     hw.mem().write64(at + 8 * i as u64, *w)?;
                 }
-                hw.env.write32(reg::FSTS, fsts::IQE)?;
+                hw.env.write32(regs::FSTS, regs::FSTS_IQE)?;
                 settle(hw, 60)?;
                 ensure!(
                     status_word(hw, status + 0x800)? == n,

@@ -2,16 +2,18 @@
 //! FRI follow, an overflow sets PFO and drops the fault without touching earlier records,
 //! F is cleared by writing 1, and the fault event interrupt follows FECTL.IM.
 
-
 use anyhow::{ensure, Result};
-use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
+use iommu_model::fault::FaultRecord;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
-use iommu_tb::check::judge::{expected_egress, golden_request, take_fault_records, FaultRecord};
-use iommu_tb::env::csr::{fsts, reg, Cap};
+use iommu_model::regs::{self, Caps};
+use iommu_tb::check::judge::{
+    expected_egress, expected_record, golden_request, take_fault_records,
+};
 use iommu_tb::env::exchange::exchange;
 use iommu_tb::env::mem::MemTiming;
+use iommu_tb::hw::system::*;
 use iommu_tb::tlp::{self, MemRequest};
 use iommu_tb::{run_test, TestFailure};
 
@@ -30,7 +32,7 @@ fn fault_without_clearing(k: &mut RtlKernel, req: &MemRequest) -> Result<FaultRe
         got == expected_egress(req, &walk.outcome)?,
         "wrong egress {got:?}"
     );
-    Ok(FaultRecord::expected(req, r))
+    Ok(expected_record(req, r))
 }
 
 #[test]
@@ -39,9 +41,9 @@ fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
         let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
         let (_d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;
         let e = env(&mut k);
-        let cap = Cap::decode(e.read64(reg::CAP)?);
+        let cap = Caps::new(e.read64(regs::CAP)?, 0);
         let n = u64::from(cap.num_fault_records());
-        e.write32(reg::FECTL, 0)?; // unmask the fault event
+        e.write32(regs::FECTL, 0)?; // unmask the fault event
         ensure!(!e.out.fault_irq);
         // n + 2 distinct faults (unmapped IOVAs), alternately with and without PASID.
         let mut want = Vec::new();
@@ -55,9 +57,9 @@ fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
             want.push(fault_without_clearing(&mut k, &r)?);
         }
         let e = env(&mut k);
-        let st = e.read32(reg::FSTS)?;
+        let st = e.read32(regs::FSTS)?;
         ensure!(
-            st & fsts::PPF != 0 && st & fsts::PFO != 0,
+            st & regs::FSTS_PPF != 0 && st & regs::FSTS_PFO != 0,
             "FSTS {st:#x}: PPF and PFO expected"
         );
         ensure!(
@@ -73,9 +75,9 @@ fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
             "records {recs:#?}\nexpected {:#?}",
             &want[..n as usize]
         );
-        let st = e.read32(reg::FSTS)?;
+        let st = e.read32(regs::FSTS)?;
         ensure!(
-            st & fsts::PPF == 0 && st & fsts::PFO != 0,
+            st & regs::FSTS_PPF == 0 && st & regs::FSTS_PFO != 0,
             "after clearing F: FSTS {st:#x}"
         );
         // While PFO is set, new faults are dropped.
@@ -86,8 +88,8 @@ fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
             take_fault_records(e)?.is_empty(),
             "a fault was recorded while PFO was set"
         );
-        e.write32(reg::FSTS, fsts::PFO)?;
-        ensure!(e.read32(reg::FSTS)? == 0);
+        e.write32(regs::FSTS, regs::FSTS_PFO)?;
+        ensure!(e.read32(regs::FSTS)? == 0);
         ensure!(
             !e.out.fault_irq,
             "interrupt still pending with nothing to report"
@@ -95,8 +97,8 @@ fn records_fill_in_order_and_overflow_sets_pfo() -> Result<(), TestFailure> {
         // Recording resumes in the next register after the last one written.
         let w = fault_without_clearing(&mut k, &r)?;
         let e = env(&mut k);
-        let st = e.read32(reg::FSTS)?;
-        ensure!(st & fsts::PPF != 0, "PPF after a new fault");
+        let st = e.read32(regs::FSTS)?;
+        ensure!(st & regs::FSTS_PPF != 0, "PPF after a new fault");
         let fri = u64::from((st >> 8) & 0xff);
         ensure!(fri == n % n, "FRI {fri}: the ring wraps to record 0");
         ensure!(take_fault_records(e)? == vec![w]);
@@ -112,7 +114,10 @@ fn masked_fault_event_sets_ip_only() -> Result<(), TestFailure> {
         let r = MemRequest::write(DEV, 0, 0x6000_0000, 1);
         fault_without_clearing(&mut k, &r)?;
         let e = env(&mut k);
-        ensure!(e.read32(reg::FECTL)? == 0xc000_0000, "FECTL: IM and IP set");
+        ensure!(
+            e.read32(regs::FECTL)? == 0xc000_0000,
+            "FECTL: IM and IP set"
+        );
         ensure!(!e.out.fault_irq, "masked: no interrupt");
         let recs = take_fault_records(e)?;
         ensure!(

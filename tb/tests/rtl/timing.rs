@@ -2,11 +2,10 @@
 //! (memory request, tx, cpl) and idle gaps on ingress change when things happen, never what
 //! happens. Each request is judged by the golden walker.
 
-
-use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_tb::env::mem::MemTiming;
+use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
 use rand::{Rng, SeedableRng};

@@ -2,12 +2,11 @@
 //! are written by the VT-d driver model exactly as Linux writes them, and invalidations go
 //! through the DUT's invalidation queue.
 
-
-use iommu_tb::hw::system::*;
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
 use iommu_tb::env::mem::MemTiming;
+use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
 

@@ -50,7 +50,7 @@ fn failing_test_reports_a_waveform_that_shows_it() {
     // A folder of its own: other runs of the suite may be writing the shared waves folder.
     let dir = std::env::temp_dir().join(format!("iommu-tb-waves-test-{}", std::process::id()));
     let err = run_test_in(&dir, false, "deliberately_failing", 0xfa11, |env| {
-        env.write64(iommu_tb::env::csr::reg::RTADDR, 0x5000_0400)?;
+        env.write64(iommu_model::regs::RTADDR, 0x5000_0400)?;
         env.idle(200);
         anyhow::bail!("deliberate failure at cycle {}", env.dut.cycle())
     })
