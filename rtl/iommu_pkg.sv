@@ -1,5 +1,5 @@
 // Shared types, register map and fault codes of the VT-d scalable-mode translation unit.
-// Bit positions follow the Intel VT-d specification (scalable mode) and ../SPEC.md section 2.
+// Bit positions follow the Intel VT-d specification (scalable mode) and docs/contract.md section 2.
 package iommu_pkg;
 
   // ---------------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ package iommu_pkg;
   localparam logic [1:0] TtmScalable = 2'b01;
 
   // ---------------------------------------------------------------------------------------
-  // Scalable-mode fault reasons (VT-d 7.1.3, the subset of ../SPEC.md section 2)
+  // Scalable-mode fault reasons (VT-d 7.1.3, the subset of docs/contract.md section 2)
   // ---------------------------------------------------------------------------------------
   typedef enum logic [7:0] {
     FrNone          = 8'h00,  // not a fault: used as "no fault" inside the pipeline
@@ -168,7 +168,7 @@ package iommu_pkg;
     logic          er;          // execute requested
   } mem_req_t;
 
-  // One primary fault record (FRCD, ../SPEC.md section 2).
+  // One primary fault record (FRCD, docs/contract.md section 2).
   typedef struct packed {
     logic [63:12]  addr;        // faulting page address
     rid_t          sid;         // source ID (requester ID)

@@ -74,7 +74,7 @@ module iommu_qi
   assign tail_bad = iqt_i[4] || ({1'b0, tail} >= entries);
 
   // ---------------------------------------------------------------------------------------
-  // Descriptor decode (fields as ../SPEC.md and VT-d 6.5.2)
+  // Descriptor decode (fields as docs/contract.md and VT-d 6.5.2)
   // ---------------------------------------------------------------------------------------
   logic [3:0] typ;
   logic [1:0] gran;

@@ -1,5 +1,5 @@
 // TLP ingress decode (combinational): recognises memory requests, extracts the PASID
-// end-to-end prefix, applies the malformed-request rules of ../SPEC.md section 3 and
+// end-to-end prefix, applies the malformed-request rules of docs/contract.md section 3 and
 // computes what a UR completion for the request must carry (PCIe Byte Count and Lower
 // Address rules for memory reads).
 module iommu_tlp_decode

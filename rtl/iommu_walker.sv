@@ -1,6 +1,6 @@
 // Translation walker: root entry -> scalable-mode context entry -> PASID directory entry ->
 // PASID table entry, then the first-stage (IA-32e) or second-stage 4-level page walk, with
-// every architected check in the order of ../SPEC.md "Translation flow and check order"
+// every architected check in the order of docs/contract.md "Translation flow and check order"
 // (the first fault wins). One memory read at a time through `mem_*`.
 //
 // Given a cached PASID-entry result (info_valid_i) it starts at the permission checks.

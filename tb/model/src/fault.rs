@@ -1,5 +1,5 @@
 //! Scalable-mode fault reasons (VT-d 4.x, section 7.1.3 and Appendix A "Non-Recoverable
-//! Fault Reason Encodings"), restricted to the set SPEC.md section 2 lists. The `u8` value
+//! Fault Reason Encodings"), restricted to the set docs/contract.md section 2 lists. The `u8` value
 //! of each variant is the FR field written to the fault recording register (FRCD bits
 //! 39:32 of QW1).
 
@@ -166,7 +166,7 @@ mod tests {
     }
 }
 
-/// One primary fault record as the fault recording register holds it (SPEC.md section 2,
+/// One primary fault record as the fault recording register holds it (docs/contract.md section 2,
 /// VT-d 11.4.14 FRCD_REG).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultRecord {

@@ -1,7 +1,7 @@
 //! Golden walker: a software VT-d scalable-mode translation of one request, and the
 //! maximal cache.
 //!
-//! The walker follows SPEC.md section 2 "Translation flow and check order" (VT-d 4.x
+//! The walker follows docs/contract.md section 2 "Translation flow and check order" (VT-d 4.x
 //! chapter 3 "DMA Remapping" and section 7.1.3 for the fault reasons): root entry by bus,
 //! scalable-mode context entry by devfn, PASID directory and table entry, then the
 //! first-stage (IA-32e, VT-d 3.6), second-stage (VT-d 3.7) or pass-through translation.

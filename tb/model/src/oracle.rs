@@ -1,10 +1,10 @@
 //! The abstract oracle: for one request, the SET of outcomes the kernel layer's state
-//! allows (SPEC.md section 1 "The oracle"). It never looks at memory or at the driver:
+//! allows (docs/contract.md section 1 "The oracle"). It never looks at memory or at the driver:
 //! the answer comes from who is attached where and what is mapped, plus the stale windows
 //! between an operation that removed translations and the completion of the invalidation
 //! wait after its flush, during which the old translation is also allowed.
 //!
-//! Fault reasons are exact where the kernel state decides them (SPEC.md section 2 "Translation
+//! Fault reasons are exact where the kernel state decides them (docs/contract.md section 2 "Translation
 //! flow and check order"); where they depend on how the driver laid out its tables (a
 //! blocked PASID faults in the PASID directory or in the PASID table depending on whether
 //! a neighbour PASID has a table), the set holds every reason Linux's layout can produce.

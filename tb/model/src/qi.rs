@@ -1,6 +1,6 @@
 //! Queued-invalidation descriptors, 256-bit form (VT-d 4.x section 6.5.2; Linux
 //! drivers/iommu/intel/iommu.h `QI_*` macros and dmar.c `qi_flush_*()`). Only the types
-//! SPEC.md section 2 implements are representable: 1 context-cache, 2 IOTLB, 5
+//! docs/contract.md section 2 implements are representable: 1 context-cache, 2 IOTLB, 5
 //! invalidation wait, 6 PASID-based IOTLB, 7 PASID cache. Anything else decodes to
 //! [`QiError::UnknownType`], which the DUT reports as FSTS.IQE.
 

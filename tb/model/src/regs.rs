@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn qemu_reference_values_decode() {
-        // QEMU 10 with scalable mode and first stage (SPEC.md section 2).
+        // QEMU 10 with scalable mode and first stage (docs/contract.md section 2).
         let q = Caps::new(0x01d2008c222f0606, 0x0000890000f00f4a);
         assert!(q.scalable() && q.first_stage());
         assert!(q.fl1gp());

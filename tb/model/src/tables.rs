@@ -1,4 +1,4 @@
-//! Bit layouts of the in-memory structures (SPEC.md section 2 "In-memory structures";
+//! Bit layouts of the in-memory structures (docs/contract.md section 2 "In-memory structures";
 //! VT-d 4.x sections 9.1-9.9; Linux drivers/iommu/intel/{iommu.h,pasid.h}). Shared by the
 //! driver model, which writes them, and the golden walker, which reads them.
 

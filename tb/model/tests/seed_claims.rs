@@ -1,4 +1,4 @@
-//! The claims of the seed (SPEC.md section 1), each a named test, run through all three
+//! The claims of the seed (docs/contract.md section 1), each a named test, run through all three
 //! layers: kernel model -> VT-d driver model -> golden walker, judged by the oracle.
 
 use iommu_model::driver::DriverQuirks;

@@ -1,4 +1,4 @@
-//! The golden walker against hand-written tables: every SPEC.md fault code, the check
+//! The golden walker against hand-written tables: every docs/contract.md fault code, the check
 //! order (first fault wins) and FPD. Independent of the kernel and driver layers.
 
 use iommu_model::fault::FaultReason as F;

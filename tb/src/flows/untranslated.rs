@@ -1,6 +1,6 @@
 //! Checked random traffic through the untranslated path (GSTS.TES = 0).
 //!
-//! With translation disabled VT-d forwards requests unchanged; SPEC.md section 3 still
+//! With translation disabled VT-d forwards requests unchanged; docs/contract.md section 3 still
 //! rejects malformed memory requests (no forwarding, a UR completion for a non-posted one,
 //! nothing for a posted one). Every expectation here comes from the TLP codec ([`crate::tlp`]):
 //! the generator builds well-formed and malformed TLPs, the codec decides what each one is,
@@ -116,7 +116,7 @@ pub fn random_request(rng: &mut ChaCha8Rng) -> MemRequest {
     }
 }
 
-/// Breaks `req` in one of the ways SPEC.md section 3 calls malformed and returns its wire form.
+/// Breaks `req` in one of the ways docs/contract.md section 3 calls malformed and returns its wire form.
 pub fn malformed_words(rng: &mut ChaCha8Rng, mut req: MemRequest) -> Result<TlpWords> {
     let words = match rng.gen_range(0..6) {
         0 => {

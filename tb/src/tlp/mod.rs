@@ -62,7 +62,7 @@
 //!
 //! # Malformed memory requests
 //!
-//! The checks of SPEC section 3, in the order [`decode`] applies them (the first one that
+//! The checks of docs/contract.md section 3, in the order [`decode`] applies them (the first one that
 //! fires is reported):
 //!
 //! 1. prefixes, in wire order: a prefix other than PASID ([`Malformed::UnknownPrefix`]),

@@ -419,7 +419,7 @@ pub fn byte_enables_valid(first_be: u8, last_be: u8, length_dw: u16, addr: u64) 
         && matches!(last_be, 0b1111 | 0b0111 | 0b0011 | 0b0001)
 }
 
-/// Why a memory request is malformed (SPEC section 3). The translation unit neither
+/// Why a memory request is malformed (docs/contract.md section 3). The translation unit neither
 /// translates nor forwards such a request and records no fault; a non-posted one gets a
 /// UR completion ([`ur_completion`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]

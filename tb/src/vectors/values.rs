@@ -273,7 +273,7 @@ impl<'de> Deserialize<'de> for Fault {
                 .map(Fault)
                 .ok_or_else(|| {
                     format!(
-                        "{n:#x} is not a fault reason of SPEC.md (one of {})",
+                        "{n:#x} is not a fault reason of docs/contract.md (one of {})",
                         FaultReason::ALL
                             .iter()
                             .map(|r| format!("{:#04x}", r.code()))

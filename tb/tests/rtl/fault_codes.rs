@@ -1,4 +1,4 @@
-//! Every scalable-mode fault reason of SPEC.md section 2, produced by the DUT on tables the
+//! Every scalable-mode fault reason of docs/contract.md section 2, produced by the DUT on tables the
 //! driver model wrote and then damaged on purpose (or by requests that cannot translate),
 //! each judged by the golden walker on the same memory: the walker must name the intended
 //! reason, and the judge compares the DUT's egress (UR completion for reads, nothing for

@@ -1,5 +1,5 @@
 //! Every YAML vector in `vectors/` runs on the RTL and passes; together they produce every
-//! fault reason of SPEC.md; the unmap-flush vector catches the driver bug that skips the
+//! fault reason of docs/contract.md; the unmap-flush vector catches the driver bug that skips the
 //! PASID-tagged flush; malformed vector files are rejected with file, line and column.
 
 use std::collections::BTreeSet;
