@@ -957,6 +957,15 @@ impl<H: IommuHw> IommuOps for Driver<H> {
         self.root_entry().map_err(|_| Errno::EBUSY)
     }
 
+    fn inject_memory_error(&mut self, dev: Rid, at: crate::kernel::MemErrAt) -> Result<(), Errno> {
+        self.poison(dev, at)
+    }
+
+    fn clear_memory_errors(&mut self) -> Result<(), Errno> {
+        self.unpoison();
+        Ok(())
+    }
+
     fn mm_invalidate(&mut self, mm: MmId, start: u64, end: u64) -> Result<(), Errno> {
         let doms: Vec<DomainId> = self
             .sva_mm

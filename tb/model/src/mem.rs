@@ -81,13 +81,21 @@ impl Mem {
         self.ram_top
     }
 
-    /// Makes reads of `[start, end)` fail (a poisoned or unclaimed range on the bus).
+    /// Makes reads of `[start, end)` fail (a poisoned or unclaimed range on the bus). What
+    /// reads return changes, so a journal counts it as a write of the range.
     pub fn add_error_range(&mut self, start: u64, end: u64) {
         self.error_ranges.push((start, end));
+        if let Some(j) = &mut self.journal {
+            j.push((start, end));
+        }
     }
 
-    /// Removes every error range.
+    /// Removes every error range (journaled as writes of the ranges, like
+    /// [`Mem::add_error_range`]).
     pub fn clear_error_ranges(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.extend(self.error_ranges.iter().copied());
+        }
         self.error_ranges.clear();
     }
 

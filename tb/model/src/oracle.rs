@@ -18,7 +18,7 @@
 use crate::driver::pasid_dir_entries;
 use crate::fault::FaultReason as F;
 use crate::golden::{Outcome, Request};
-use crate::kernel::{DomainType, IommuOps, Kernel, Stage, State};
+use crate::kernel::{DomainType, IommuOps, Kernel, MemErrScope, Stage, State};
 use crate::mem::PAGE_SIZE;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -132,6 +132,17 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
     if malformed(req) {
         return AllowedSet::one(Outcome::Malformed);
     }
+    // Memory errors on structure pages, in the order the walk reads them.
+    let poisoned = |s: MemErrScope| state.mem_errors.contains(&s);
+    if poisoned(MemErrScope::Root) {
+        return fault(F::RootAccess);
+    }
+    if poisoned(MemErrScope::ContextTable {
+        bus: (req.rid >> 8) as u8,
+        upper: req.rid & 0x80 != 0,
+    }) {
+        return fault(F::ContextAccess);
+    }
     let Some(dev) = state.devices.get(&req.rid) else {
         // No context entry: the bus has no context table, or the slot is empty.
         return faults(&[F::RootNotPresent, F::ContextNotPresent]);
@@ -142,6 +153,18 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
     let pasid = req.pasid.unwrap_or(0);
     if u64::from(pasid >> 6) >= pasid_dir_entries(dev.desc.max_pasids) {
         return fault(F::PasidBeyondDirectory);
+    }
+    if poisoned(MemErrScope::PasidDir {
+        rid: req.rid,
+        page: pasid >> 15,
+    }) {
+        return fault(F::PasidDirAccess);
+    }
+    if poisoned(MemErrScope::PasidTable {
+        rid: req.rid,
+        dir: pasid >> 6,
+    }) {
+        return fault(F::PasidEntryAccess);
     }
     let Some((id, dom)) = state
         .domain_for(req.rid, req.pasid)
@@ -158,6 +181,11 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
     }
     let a = req.addr;
     let canonical = matches!(a >> 47, 0 | 0x1_FFFF);
+    // A poisoned page of the domain's page table that the walk of `a` reads.
+    let table_poisoned = con.mem_errors.iter().any(|e| {
+        matches!(*e, MemErrScope::PageTable { domain, base, size, .. }
+            if domain == id && (size >= 1 << 48 || a & !(size - 1) == base))
+    });
     let outcome = match dom.ty {
         // Filtered out above.
         DomainType::Blocked => Outcome::Fault(F::PasidEntryNotPresent),
@@ -166,6 +194,8 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
         DomainType::Paging(Stage::Second) => {
             if a >> 48 != 0 {
                 Outcome::Fault(F::SsBeyondHaw)
+            } else if table_poisoned {
+                Outcome::Fault(F::SsAccess)
             } else {
                 let maps = con.domains.get(&id).map_or(&dom.mappings, |d| &d.mappings);
                 match lookup(maps, a, |m| (m.pa, m.size)) {
@@ -179,6 +209,8 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
         DomainType::Paging(Stage::First) => {
             if !canonical {
                 Outcome::Fault(F::NonCanonical)
+            } else if table_poisoned {
+                Outcome::Fault(F::FsAccess)
             } else {
                 let maps = con.domains.get(&id).map_or(&dom.mappings, |d| &d.mappings);
                 match lookup(maps, a, |m| (m.pa, m.size)) {

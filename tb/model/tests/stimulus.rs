@@ -96,9 +96,11 @@ fn most_judged_requests_translate_and_every_reachable_fault_shows_up() {
     );
     assert!(pct >= 50, "only {pct}% of {} requests translated", s.judged);
     // Every reason the Linux-like tables can produce, through the RID and a PASID
-    // (0x45, 0x46, 0x5C, 0x5D and 0x81 need a PASID).
+    // (0x45, 0x46, 0x5C, 0x5D and 0x81 need a PASID), the access errors of memory errors
+    // on structure pages included.
     let both = [
-        0x39, 0x41, 0x51, 0x59, 0x71, 0x79, 0x80, 0x83, 0x84, 0x85, 0x86,
+        0x38, 0x39, 0x40, 0x41, 0x50, 0x51, 0x58, 0x59, 0x70, 0x71, 0x78, 0x79, 0x80, 0x83, 0x84,
+        0x85, 0x86,
     ];
     let pasid_only = [0x45, 0x46, 0x5C, 0x5D, 0x81];
     let mut missing = Vec::new();
@@ -141,10 +143,16 @@ fn most_judged_requests_translate_and_every_reachable_fault_shows_up() {
 
 #[test]
 fn zero_weights_leave_the_new_operations_out() {
-    let w = Weights::parse("fpd=0,set_root_entry=0").unwrap();
+    let w = Weights::parse("fpd=0,set_root_entry=0,mem_error=0").unwrap();
     let s = run(0..40, w);
     assert_eq!(s.suppressed, 0);
     assert!(!s.descs.iter().any(|d| d.ends_with("ctx Device")));
+    let access = [0x38, 0x40, 0x50, 0x58, 0x70, 0x78];
+    assert!(
+        !s.faults.iter().any(|(c, _)| access.contains(c)),
+        "an access error without memory errors: {:?}",
+        s.faults
+    );
 }
 
 fn system() -> GoldenKernel {

@@ -614,8 +614,11 @@ pub fn to_yaml(sh: &Shrunk) -> String {
                     dev_name(dev),
                     mm.map_or(0, |m| m.0)
                 ),
-                // FPD and root-entry operations have no vector step yet.
-                Op::SetFpd { .. } | Op::SetRootEntry => {
+                // FPD, root-entry and memory-error operations have no vector step yet.
+                Op::SetFpd { .. }
+                | Op::SetRootEntry
+                | Op::MemError { .. }
+                | Op::ClearMemErrors => {
                     format!("# {} (no vector step for this operation)", a.desc)
                 }
             };

@@ -2,7 +2,8 @@
 //! translates: fault-processing-disable bits and `iommu_set_root_entry()`.
 
 use super::{Driver, HwError, IommuHw};
-use crate::kernel::{Errno, FpdAt, Rid};
+use crate::kernel::{Errno, FpdAt, MemErrAt, Rid};
+use crate::locate::{LocateError, Locator};
 use crate::qi::{CcGran, Descriptor, IotlbGran, PcGran};
 use crate::tables::{context as ce, pasid_dir as pde, pasid_entry as pe};
 use std::collections::BTreeSet;
@@ -17,9 +18,15 @@ impl<H: IommuHw> Driver<H> {
         if self.caps.esrtps() {
             return Ok(());
         }
+        self.flush_everything("set root entry")
+    }
+
+    /// Global context-cache, PASID-cache and IOTLB invalidations, waited for: the hardware
+    /// forgets every cached structure and translation.
+    fn flush_everything(&mut self, reason: &str) -> Result<(), HwError> {
         let (dr, dw) = (self.caps.read_drain(), self.caps.write_drain());
         self.submit(
-            "set root entry",
+            reason,
             vec![
                 Descriptor::ContextCache {
                     gran: CcGran::Global,
@@ -176,5 +183,37 @@ impl<H: IommuHw> Driver<H> {
                 self.pasid_flush_caches(did, pasid, pgtt).map_err(busy)
             }
         }
+    }
+}
+
+impl<H: IommuHw> Driver<H> {
+    /// Poisons the 4 KiB page that holds `dev`'s structure `at` (found in memory from the
+    /// root table down, as the hardware finds it), then flushes every cache so the next
+    /// walk reads it.
+    pub(super) fn poison(&mut self, dev: Rid, at: MemErrAt) -> Result<(), Errno> {
+        let rtaddr = self.rtaddr();
+        let entry = {
+            let loc = Locator::new(&*self.hw.mem(), rtaddr);
+            match at {
+                MemErrAt::RootTable => Ok(loc.root_entry(dev)),
+                MemErrAt::ContextTable => loc.context_entry(dev),
+                MemErrAt::PasidDir => loc.pasid_dir_entry(dev, 0),
+                MemErrAt::PasidTable(dir) => loc.pasid_entry(dev, dir << 6),
+                MemErrAt::PageTable { pasid, level, addr } => loc.pte(dev, pasid, addr, level),
+            }
+        }
+        .map_err(|e| match e {
+            LocateError::Read { .. } => Errno::EFAULT,
+            _ => Errno::ENOENT,
+        })?;
+        let page = entry & !0xFFF;
+        self.hw.mem().add_error_range(page, page + 0x1000);
+        self.flush_everything("memory error injected")
+            .map_err(|_| Errno::EBUSY)
+    }
+
+    /// Ends every injected memory error.
+    pub(super) fn unpoison(&mut self) {
+        self.hw.mem().clear_error_ranges();
     }
 }

@@ -19,7 +19,7 @@ pub mod dma;
 mod maint;
 mod window;
 
-pub use maint::FpdAt;
+pub use maint::{FpdAt, MemErrAt, MemErrScope};
 pub use window::Window;
 
 use crate::mem::PAGE_SIZE;
@@ -213,6 +213,8 @@ pub struct State {
     pub devices: BTreeMap<Rid, DeviceState>,
     pub domains: BTreeMap<DomainId, DomainState>,
     pub mms: BTreeMap<MmId, MmState>,
+    /// Memory errors injected on structure pages ([`Kernel::inject_memory_error`]).
+    pub mem_errors: Vec<MemErrScope>,
 }
 
 impl State {
@@ -300,6 +302,15 @@ pub trait IommuOps {
     /// `iommu_set_root_entry()` again: SRTP with the same root table, then the global
     /// invalidations (see [`Kernel::set_root_entry`]).
     fn set_root_entry(&mut self) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// Poisons the page holding one of `dev`'s structures and flushes the hardware's caches
+    /// (see [`Kernel::inject_memory_error`]). A backend without such structures accepts it.
+    fn inject_memory_error(&mut self, _dev: Rid, _at: MemErrAt) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// Ends every injected memory error.
+    fn clear_memory_errors(&mut self) -> Result<(), Errno> {
         Ok(())
     }
 }

@@ -11,8 +11,8 @@ use super::{Bindings, DmaRef, DomainArg, DomainRef, MmRef, Op, PasidRef, Weights
 use crate::golden::Request;
 use crate::kernel::dma::DmaDirection;
 use crate::kernel::{
-    rid, DeviceDesc, DomainId, DomainType, Errno, FpdAt, IommuOps, Kernel, MmProt, Prot, Stage,
-    State,
+    rid, DeviceDesc, DomainId, DomainType, Errno, FpdAt, IommuOps, Kernel, MemErrAt, MmProt, Prot,
+    Stage, State,
 };
 
 /// 1 GiB-aligned IOVAs and VAs that 1 GiB mappings go to.
@@ -68,6 +68,9 @@ pub struct Stimulus {
     /// The next operation's kind, and for FPD its device.
     upcoming: Option<(usize, u16)>,
     fpd: Option<FpdSet>,
+    /// A memory error is injected: the next operation ends it. Holds the request that
+    /// probes it, until that request is drawn.
+    poisoned: Option<Option<Request>>,
     /// Recent requests that translated when generated, to be repeated (IOTLB hits).
     recent: Vec<Request>,
     pub log: Vec<String>,
@@ -89,6 +92,7 @@ impl Stimulus {
             hot: Vec::new(),
             upcoming: None,
             fpd: None,
+            poisoned: None,
             recent: Vec::new(),
             log: Vec::new(),
         };
@@ -197,6 +201,9 @@ impl Stimulus {
 
     /// The next random operation for `k`'s current state (not applied).
     pub fn next_op<O: IommuOps>(&mut self, k: &Kernel<O>) -> Op {
+        if self.poisoned.is_some() {
+            return Op::ClearMemErrors;
+        }
         if let Some(f) = self.fpd {
             return Op::SetFpd {
                 dev: f.dev,
@@ -370,6 +377,10 @@ impl Stimulus {
                     disable: true,
                 }
             }
+            kind::MEM_ERROR => match self.mem_error_target(k.state()) {
+                Some((dev, at)) => Op::MemError { dev, at },
+                None => Op::SetRootEntry,
+            },
             // FPD with a window open (its probe could not be judged exactly) re-programs
             // the root entry instead.
             kind::FPD | kind::SET_ROOT_ENTRY => Op::SetRootEntry,
@@ -407,6 +418,67 @@ impl Stimulus {
         .into_iter()
         .find(|&(need, _, wt)| need && wt > 0)
         .map(|(_, kind, _)| kind)
+    }
+
+    /// Where a memory error goes: mostly a structure on a translating path (a page of its
+    /// page table at a live address, its PASID table or directory), sometimes the context
+    /// table of its bus or the root table.
+    fn mem_error_target(&mut self, st: &State) -> Option<(u16, MemErrAt)> {
+        let paths: Vec<Path> = Self::paths(st)
+            .into_iter()
+            .filter(|p| p.ty.is_some_and(|t| t.translates()))
+            .collect();
+        let p = self.pick(&paths)?;
+        let pasid = p.pasid.unwrap_or(0);
+        let paging = matches!(p.ty, Some(DomainType::Paging(_)));
+        let targets = Self::targets(st, &p);
+        let at = match self.rng.gen_range(0..10) {
+            0 => MemErrAt::RootTable,
+            1 | 2 => MemErrAt::ContextTable,
+            3 | 4 => MemErrAt::PasidDir,
+            5 | 6 => MemErrAt::PasidTable(pasid >> 6),
+            _ if paging && !targets.is_empty() => {
+                let (va, size, _, _) = targets[self.rng.gen_range(0..targets.len())];
+                let leaf_level = match size {
+                    s if s >= 1 << 30 => 3,
+                    s if s >= 1 << 21 => 2,
+                    _ => 1,
+                };
+                MemErrAt::PageTable {
+                    pasid,
+                    level: self.rng.gen_range(leaf_level..=4),
+                    addr: va + self.rng.gen_range(0..size.min(1 << 21) / 8) * 8,
+                }
+            }
+            _ => MemErrAt::PasidTable(pasid >> 6),
+        };
+        Some((p.rid, at))
+    }
+
+    /// The request that reads the page a memory error at `at` of `dev` poisons.
+    fn mem_error_probe(&mut self, st: &State, dev: u16, at: MemErrAt) -> Request {
+        let mut r = Request::read(dev, UNMAPPED, 8);
+        r.write = self.rng.gen_bool(0.5);
+        let pasids = st
+            .devices
+            .get(&dev)
+            .map_or(0, |d| d.desc.max_pasids.min(1 << 15));
+        match at {
+            MemErrAt::RootTable | MemErrAt::ContextTable => {}
+            MemErrAt::PasidDir if pasids > 1 && self.rng.gen_bool(0.5) => {
+                r.pasid = Some(self.rng.gen_range(1..pasids));
+            }
+            MemErrAt::PasidDir => {}
+            MemErrAt::PasidTable(dir) => {
+                let p = (dir << 6) | self.rng.gen_range(0..64);
+                r.pasid = (p != 0 && p < pasids.max(1)).then_some(p);
+            }
+            MemErrAt::PageTable { pasid, addr, .. } => {
+                r.pasid = (pasid != 0).then_some(pasid);
+                r.addr = addr;
+            }
+        }
+        r
     }
 
     /// Which of `dev`'s structures gets FPD: its context entry, or the directory entry or
@@ -447,6 +519,10 @@ impl Stimulus {
             Op::MmMap { va, .. } if ok => self.hot.push(va),
             _ => {}
         }
+        self.poisoned = match *op {
+            Op::MemError { dev, at } if ok => Some(Some(self.mem_error_probe(k.state(), dev, at))),
+            _ => None,
+        };
         self.fpd = match *op {
             Op::SetFpd {
                 dev,
@@ -727,6 +803,9 @@ impl Stimulus {
     /// address through any path, or aimed at a fault.
     pub fn request<O: IommuOps>(&mut self, k: &Kernel<O>) -> Request {
         let st = k.state();
+        if let Some(probe) = self.poisoned.as_mut().and_then(Option::take) {
+            return probe;
+        }
         if let Some(f) = self.fpd.as_mut() {
             if f.probe {
                 f.probe = false;

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use crate::kernel::dma::DmaDirection;
-use crate::kernel::{DomainId, DomainType, Errno, FpdAt, IommuOps, Kernel, MmId, MmProt, Prot};
+use crate::kernel::{
+    DomainId, DomainType, Errno, FpdAt, IommuOps, Kernel, MemErrAt, MmId, MmProt, Prot,
+};
 
 mod generate;
 mod weights;
@@ -152,6 +154,14 @@ pub enum Op {
     /// `iommu_set_root_entry()` with the root table in use ([`Kernel::set_root_entry`]):
     /// SRTP and the global invalidations.
     SetRootEntry,
+    /// Reads of the page holding one of the device's structures fail
+    /// ([`Kernel::inject_memory_error`]).
+    MemError {
+        dev: u16,
+        at: MemErrAt,
+    },
+    /// Every injected memory error ends ([`Kernel::clear_memory_errors`]).
+    ClearMemErrors,
 }
 
 /// What the symbolic references of a sequence stand for on one kernel.
@@ -399,6 +409,17 @@ pub fn apply_detailed<O: IommuOps>(op: &Op, k: &mut Kernel<O>, b: &mut Bindings)
         Op::SetRootEntry => {
             let r = k.set_root_entry();
             (format!("set_root_entry = {r:?}"), Some(r.map(|()| 0)))
+        }
+        Op::MemError { dev, at } => {
+            let r = k.inject_memory_error(dev, at);
+            (
+                format!("inject_memory_error({dev:#x}, {at:?}) = {r:?}"),
+                Some(r.map(|()| 0)),
+            )
+        }
+        Op::ClearMemErrors => {
+            let r = k.clear_memory_errors();
+            (format!("clear_memory_errors = {r:?}"), Some(r.map(|()| 0)))
         }
     };
     Applied {

@@ -4,11 +4,14 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 /// Relative frequency of each kind of operation in a generated sequence. The default mix
-/// (22 in all) favours map/unmap and RID attach; a weight of 0 leaves a kind out.
+/// (23 in all) favours map/unmap and RID attach; a weight of 0 leaves a kind out.
 ///
 /// `fpd` sets the fault-processing-disable bit of a context, PASID-directory or PASID-table
 /// entry through the driver (the generator clears it again with the next operation);
-/// `set_root_entry` re-programs the root table in use (SRTP and the global invalidations).
+/// `set_root_entry` re-programs the root table in use (SRTP and the global invalidations);
+/// `mem_error` makes reads of one translation-structure page fail (root, context,
+/// PASID-directory, PASID or page table), as an uncorrectable memory error would, until the
+/// next operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Weights {
     pub domain_alloc: u32,
@@ -29,6 +32,7 @@ pub struct Weights {
     pub sva_unbind: u32,
     pub fpd: u32,
     pub set_root_entry: u32,
+    pub mem_error: u32,
 }
 
 impl Default for Weights {
@@ -52,6 +56,7 @@ impl Default for Weights {
             sva_unbind: 1,
             fpd: 1,
             set_root_entry: 1,
+            mem_error: 1,
         }
     }
 }
@@ -76,11 +81,12 @@ pub(crate) mod kind {
     pub const SVA_UNBIND: usize = 15;
     pub const FPD: usize = 16;
     pub const SET_ROOT_ENTRY: usize = 17;
+    pub const MEM_ERROR: usize = 18;
 }
 
 impl Weights {
     /// Every kind with its name and weight, in the order the generator numbers them.
-    pub fn entries(&self) -> [(&'static str, u32); 18] {
+    pub fn entries(&self) -> [(&'static str, u32); 19] {
         [
             ("domain_alloc", self.domain_alloc),
             ("attach_device", self.attach_device),
@@ -100,6 +106,7 @@ impl Weights {
             ("sva_unbind", self.sva_unbind),
             ("fpd", self.fpd),
             ("set_root_entry", self.set_root_entry),
+            ("mem_error", self.mem_error),
         ]
     }
 
@@ -123,6 +130,7 @@ impl Weights {
             "sva_unbind" => &mut self.sva_unbind,
             "fpd" => &mut self.fpd,
             "set_root_entry" => &mut self.set_root_entry,
+            "mem_error" => &mut self.mem_error,
             _ => return None,
         })
     }
@@ -187,8 +195,8 @@ mod tests {
     fn picks_follow_the_weights() {
         let w = Weights::default();
         let mut r = ChaCha8Rng::seed_from_u64(9);
-        let mut n = [0u32; 18];
-        for _ in 0..22_000 {
+        let mut n = [0u32; 19];
+        for _ in 0..23_000 {
             n[w.pick(&mut r)] += 1;
         }
         for (i, (name, wt)) in w.entries().iter().enumerate() {
