@@ -25,7 +25,7 @@
 //! - **fault** = fault reason x path. A PASID prefix is needed for 0x45 and 0x5C; the
 //!   driver never sets the context's RID_PRIV, so 0x5D needs one too. Left out, because
 //!   no kernel/driver sequence produces them (vectors and the directed tests of
-//!   `tests/fault_codes.rs` reach them with hand-written tables and poisoned memory):
+//!   `tb/tests/rtl/fault_codes.rs` reach them with hand-written tables):
 //!   0x30 (the driver always writes TTM=01b), the reserved-bit and invalid-PGTT faults
 //!   0x3A, 0x42, 0x52, 0x5A, 0x5B, 0x72, 0x7A (Linux writes no reserved bit), 0x82 (Linux never
 //!   sets ERE, so an execute request stops at 0x5C first); through the RID also 0x46
