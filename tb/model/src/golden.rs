@@ -590,7 +590,9 @@ pub struct IotlbEntry {
 pub struct MaxCache {
     ctx: BTreeMap<u16, CtxInfo>,
     pasid: BTreeMap<(u16, u32), PasidInfo>,
-    iotlb: BTreeMap<(u16, u32, u64), IotlbEntry>,
+    /// Keyed by (DID, PASID tag, page base, page size): entries of different sizes at one
+    /// base coexist, as they may in a real IOTLB (a stale 2 MiB entry beside a new 4 KiB one).
+    iotlb: BTreeMap<(u16, u32, u64, u64), IotlbEntry>,
 }
 
 impl MaxCache {
@@ -649,9 +651,9 @@ impl MaxCache {
         }
         let tag = iotlb_pasid_tag(p.pgtt, pasid);
         for size in [PAGE_SIZE, 1 << 21, 1 << 30] {
-            let key = (p.did, tag, req.addr & !(size - 1));
+            let key = (p.did, tag, req.addr & !(size - 1), size);
             if let Some(e) = self.iotlb.get(&key) {
-                if e.pgtt == p.pgtt && e.leaf.size == size {
+                if e.pgtt == p.pgtt {
                     if let Ok(pa) = check_leaf(&p, &e.leaf, req.addr, req.write, pmr, er) {
                         return Walk {
                             outcome: Outcome::Translated(pa),
@@ -668,8 +670,10 @@ impl MaxCache {
         if let (Outcome::Translated(_), Some(leaf)) = (w.outcome, w.leaf) {
             self.ctx.insert(req.rid, ctx);
             self.pasid.insert((req.rid, pasid), p);
-            self.iotlb
-                .insert((p.did, tag, leaf.va), IotlbEntry { pgtt: p.pgtt, leaf });
+            self.iotlb.insert(
+                (p.did, tag, leaf.va, leaf.size),
+                IotlbEntry { pgtt: p.pgtt, leaf },
+            );
         }
         w
     }
@@ -818,9 +822,9 @@ impl MaxCache {
                 }
                 let tag = iotlb_pasid_tag(p.pgtt, pasid);
                 for size in [PAGE_SIZE, 1 << 21, 1 << 30] {
-                    let key = (p.did, tag, req.addr & !(size - 1));
+                    let key = (p.did, tag, req.addr & !(size - 1), size);
                     if let Some(e) = self.iotlb.get(&key) {
-                        if e.pgtt == p.pgtt && e.leaf.size == size {
+                        if e.pgtt == p.pgtt {
                             if let Ok(pa) = check_leaf(&p, &e.leaf, req.addr, req.write, pmr, er) {
                                 out.push(Outcome::Translated(pa));
                             }

@@ -512,3 +512,52 @@ fn second_stage_entries_are_shared_by_every_pasid_of_a_did() {
         Outcome::Fault(F::SsNotPresent)
     );
 }
+
+/// A stale 2 MiB entry and a new 4 KiB entry at the same base coexist in the maximal cache,
+/// as they may in a real IOTLB (size is part of the tag): until the flush, the rest of the
+/// old 2 MiB page still translates through the stale entry.
+#[test]
+fn a_stale_superpage_entry_survives_a_new_small_page_at_its_base() {
+    let mut k = golden_kernel(DriverQuirks::default()).unwrap();
+    k.add_device(DeviceDesc {
+        rid: dev(),
+        max_pasids: 0,
+        ats: false,
+    })
+    .unwrap();
+    let d = k.domain_alloc(DomainType::Paging(Stage::Second)).unwrap();
+    k.attach_device(dev(), d).unwrap();
+    let base = 0x4000_0000;
+    let read_only = Prot {
+        read: true,
+        write: false,
+    };
+    k.map(d, base, 0x2_0000_0000, 1 << 21, read_only).unwrap();
+    let far = Request::read(dev(), base + 0x1f_f8b0, 8);
+    assert_eq!(
+        k.translate_cached(&far).outcome,
+        Outcome::Translated(0x2_001f_f8b0)
+    );
+    // Unmap without sync: the read-only 2 MiB entry stays cached; a write to a new 4 KiB
+    // page at the same base cannot use it, walks, and fills an entry of its own.
+    assert_eq!(k.unmap(d, base, 1 << 21), Ok(1 << 21));
+    k.map(d, base, 0x3_0000_0000, 0x1000, Prot::RW).unwrap();
+    let near = Request::write(dev(), base + 0x8b0, 8);
+    assert_eq!(
+        k.translate_cached(&near).outcome,
+        Outcome::Translated(0x3_0000_08b0)
+    );
+    assert_eq!(
+        k.translate_cached(&far).outcome,
+        Outcome::Translated(0x2_001f_f8b0),
+        "the stale 2 MiB entry is still there"
+    );
+    assert!(k
+        .allowed(&far)
+        .contains(&Outcome::Translated(0x2_001f_f8b0)));
+    k.iotlb_sync(d).unwrap();
+    assert_eq!(
+        k.translate_cached(&far).outcome,
+        Outcome::Fault(F::SsNotPresent)
+    );
+}
