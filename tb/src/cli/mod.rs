@@ -201,6 +201,8 @@ impl SeedArgs {
 }
 
 /// Runs vector files; one line per file, a failure with its file, step and waveform.
+/// Vectors that cannot be read or contradict the oracle (input errors) are listed as
+/// `ERROR` and make the command an input error (exit status 2).
 fn run_vectors(paths: &[PathBuf], quirks: DriverQuirks) -> Result<(usize, usize)> {
     use iommu_tb::vectors;
     let files = vectors::collect(paths)?;
@@ -209,28 +211,42 @@ fn run_vectors(paths: &[PathBuf], quirks: DriverQuirks) -> Result<(usize, usize)
         ..vectors::RunOptions::default()
     };
     let results = vectors::run_files(&files, &opts, pool::jobs_or_cores(None));
-    let mut failed = 0;
+    let (mut failed, mut input) = (0, 0);
     for r in &results {
         match &r.result {
+            Ok(rep) if rep.caught.is_some() => println!(
+                "PASS {} (failed as `expect_failure:` requires)",
+                r.file.display()
+            ),
             Ok(rep) => println!(
-                "PASS {} ({} steps, {} TLPs: {} translated, {} in a flush window, faults [{}])",
+                "PASS {} ({} steps, {} TLPs: {} translated, {} in a flush window, {} during a call, faults [{}])",
                 r.file.display(),
                 rep.steps,
                 rep.tlps,
                 rep.translated,
                 rep.in_window,
+                rep.during,
                 rep.faults
                     .iter()
                     .map(|c| format!("{c:#04x}"))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
+            Err(e) if r.input_error => {
+                input += 1;
+                println!("ERROR {e}");
+            }
             Err(e) => {
                 failed += 1;
                 println!("FAIL {e}");
             }
         }
     }
+    anyhow::ensure!(
+        input == 0,
+        "{input} vector(s) in error (the vector, not the DUT, is wrong); {} passed, {failed} failed",
+        results.len() - failed - input
+    );
     Ok((results.len() - failed, failed))
 }
 

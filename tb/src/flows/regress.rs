@@ -95,8 +95,9 @@ pub fn to_tlp(req: &Request, tag: u16) -> MemRequest {
     m
 }
 
-/// Builds the system of one seed: random memory timing and back-pressure.
-pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<RtlKernel> {
+/// The random memory timing and TLP-port back-pressure of one seed: memory timing, then
+/// the TLP agent's idle-gap, egress-ready and completion-ready percentages.
+pub fn seed_timing(seed: u64) -> (MemTiming, [u32; 3]) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7197_11e5);
     let max = [1u32, 2, 8, 32, 64][rng.gen_range(0..5)];
     let timing = MemTiming {
@@ -104,14 +105,25 @@ pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<Rtl
         max_latency: max,
         ready_pct: rng.gen_range(50..=100),
     };
+    let ports = [
+        rng.gen_range(0..40),
+        rng.gen_range(50..=100),
+        rng.gen_range(50..=100),
+    ];
+    (timing, ports)
+}
+
+/// Builds the system of one seed: random memory timing and back-pressure.
+pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<RtlKernel> {
+    let (timing, [gap, tx, cpl]) = seed_timing(seed);
     let hw = RtlHw::from_env(env.take(), Mem::new(), timing)?;
     let drv = Driver::new(hw, quirks)?;
     let mut k = Kernel::new(drv, KernelConfig::default());
     Stimulus::add_devices(&mut k).map_err(|e| anyhow!("adding devices: {e:?}"))?;
     let e = &mut k.ops_mut().hw_mut().env;
-    e.tlp.gap_pct = rng.gen_range(0..40);
-    e.tlp.tx_ready_pct = rng.gen_range(50..=100);
-    e.tlp.cpl_ready_pct = rng.gen_range(50..=100);
+    e.tlp.gap_pct = gap;
+    e.tlp.tx_ready_pct = tx;
+    e.tlp.cpl_ready_pct = cpl;
     Ok(k)
 }
 

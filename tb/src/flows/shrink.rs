@@ -7,7 +7,10 @@
 //! replay still fails at the same request with the same kind of failure, within a bound on
 //! replays. The result is written as a kernel-level vector (`vectors/README.md`) whose last
 //! TLP pins what the golden walker (or the oracle) says, and the vector is run through the
-//! vector runner to confirm that it fails too.
+//! vector runner to confirm that it fails too. The vector carries what the replay had: the
+//! seed's memory timing and back-pressure (`timing:`), the driver bug switches
+//! (`driver_bugs:`), each request's tag, and the requests sent while an operation's
+//! invalidations executed as a `during:` step of that operation.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,6 +46,8 @@ pub struct Shrunk {
     /// The final replay's error.
     pub error: String,
     pub replays: usize,
+    /// The driver bug switches of the run (written as `driver_bugs:`).
+    pub quirks: DriverQuirks,
     /// The replay bound stopped shrinking early.
     pub bound_hit: bool,
     pub elapsed: Duration,
@@ -346,6 +351,7 @@ pub fn shrink(seed: u64, cfg: &Config, max_replays: usize) -> Result<Option<Shru
         kind: s.kind,
         error: format!("{:#}", f.error),
         replays: s.replays + 1,
+        quirks: cfg.quirks,
         bound_hit,
         elapsed: t0.elapsed(),
     }))
@@ -391,8 +397,10 @@ fn errno(r: &Result<u64, iommu_model::kernel::Errno>) -> String {
     }
 }
 
-fn tlp_line(r: &Request, expect: Option<&Outcome>) -> String {
-    let mut s = format!("  - tlp: {{dev: {}", dev_ref(r.rid));
+/// The fields of a `tlp` step for a request of the regression: an 8-byte request with the
+/// tag the regression gives it (`tag`; writes carry tag 0), as [`regress::to_tlp`] builds it.
+fn tlp_fields(r: &Request, tag: u16, expect: Option<&Outcome>) -> String {
+    let mut s = format!("{{dev: {}", dev_ref(r.rid));
     if let Some(p) = r.pasid {
         let _ = write!(s, ", pasid: {p:#x}");
         if r.pmr {
@@ -404,10 +412,10 @@ fn tlp_line(r: &Request, expect: Option<&Outcome>) -> String {
     }
     let _ = write!(
         s,
-        ", {}: {:#x}, len: {}",
+        ", {}: {:#x}, len: 8, tag: {:#x}",
         if r.write { "write" } else { "read" },
         r.addr,
-        r.len
+        if r.write { 0 } else { tag }
     );
     match expect {
         Some(Outcome::Translated(pa)) => {
@@ -450,6 +458,17 @@ pub fn to_yaml(sh: &Shrunk) -> String {
             .join("; ")
     );
     let _ = writeln!(y, "seed: {:#x}", sh.seed);
+    let bugs = sh.quirks.names();
+    if !bugs.is_empty() {
+        let _ = writeln!(y, "driver_bugs: [{}]", bugs.join(", "));
+    }
+    let (t, [gap, tx, cpl]) = regress::seed_timing(sh.seed);
+    let _ = writeln!(
+        y,
+        "timing: {{min_latency: {}, max_latency: {}, mem_ready_pct: {}, tlp_gap_pct: {gap}, \
+         tx_ready_pct: {tx}, cpl_ready_pct: {cpl}}}",
+        t.min_latency, t.max_latency, t.ready_pct
+    );
     let _ = writeln!(y, "devices:");
     for (r, max) in DEVS {
         let _ = writeln!(
@@ -478,12 +497,15 @@ pub fn to_yaml(sh: &Shrunk) -> String {
             FailPos::Request { step, n: m } => !c && step == i && m == n,
             FailPos::Op { .. } => false,
         };
-        let mut failing_conc = None;
+        // Requests offered during the operation, up to the failing one (the regression
+        // judges them in order after the operation and stops at the first failure).
+        let mut conc: Vec<String> = Vec::new();
         for (n, r) in t.concurrent.iter().enumerate() {
-            if fail_here(true, n) {
-                failing_conc = Some(*r);
-            } else {
-                let _ = writeln!(y, "{}", tlp_line(r, None));
+            let fails = fail_here(true, n);
+            let exp = fails.then_some(sh.expected.as_ref()).flatten();
+            conc.push(tlp_fields(r, 0x80 | n as u16, exp));
+            if fails {
+                break;
             }
         }
         let Some(a) = sh.applied.get(i) else { break };
@@ -549,7 +571,13 @@ pub fn to_yaml(sh: &Shrunk) -> String {
                     let mut l = format!(
                         "unmap: {{domain: d{d}, iova: {iova:#x}, size: {size:#x}, sync: false{e}}}"
                     );
-                    if sync {
+                    if sync && !conc.is_empty() && a.result.is_ok() {
+                        // One call, so that the requests run during both of its parts.
+                        let se = errno(&a.sync.unwrap_or(Ok(())).map(|()| 0));
+                        l = format!(
+                            "unmap: {{domain: d{d}, iova: {iova:#x}, size: {size:#x}, sync: true{se}}}"
+                        );
+                    } else if sync {
                         let se = errno(&a.sync.unwrap_or(Ok(())).map(|()| 0));
                         let _ = write!(l, "\n  - iotlb_sync: {{domain: d{d}{se}}}");
                     }
@@ -624,22 +652,43 @@ pub fn to_yaml(sh: &Shrunk) -> String {
             };
             if line.starts_with('#') {
                 let _ = writeln!(y, "  {line}");
+                if !conc.is_empty() {
+                    let _ = writeln!(
+                        y,
+                        "  # {} requests sent during it have no vector form",
+                        conc.len()
+                    );
+                }
             } else {
-                let _ = writeln!(y, "  - {line}");
+                let calls: Vec<&str> = line.split("\n  - ").collect();
+                let (last, first) = calls.split_last().unwrap_or((&"", &[]));
+                for c in first {
+                    let _ = writeln!(y, "  - {c}");
+                }
+                if conc.is_empty() {
+                    let _ = writeln!(y, "  - {last}");
+                } else {
+                    let _ = writeln!(y, "  - during:");
+                    let _ = writeln!(y, "      {last}");
+                    let _ = writeln!(y, "      tlps:");
+                    for c in &conc {
+                        let _ = writeln!(y, "        - {c}");
+                    }
+                }
             }
-        }
-        if let Some(r) = failing_conc {
+        } else if !conc.is_empty() {
             let _ = writeln!(
                 y,
-                "  # sent while the operation above was executing its invalidations"
+                "  # {} requests offered during `{}` were not sent (it submitted nothing)",
+                conc.len(),
+                a.desc
             );
-            let _ = writeln!(y, "{}", tlp_line(&r, sh.expected.as_ref()));
         }
         for (n, r) in t.requests.iter().enumerate() {
             let exp = fail_here(false, n)
                 .then_some(sh.expected.as_ref())
                 .flatten();
-            let _ = writeln!(y, "{}", tlp_line(r, exp));
+            let _ = writeln!(y, "  - tlp: {}", tlp_fields(r, (n as u16) & 0xff, exp));
         }
     }
     y
@@ -660,6 +709,9 @@ pub fn write_vector(sh: &Shrunk, dir: &Path, quirks: DriverQuirks) -> Result<(Pa
             "{}: the vector passes; it does not reproduce the failure",
             path.display()
         ),
+        Err(e) if vectors::is_input_error(&e) => {
+            bail!("{}: the written vector is not valid: {e:#}", path.display())
+        }
         Err(e) => Ok((path, format!("{e:#}"))),
     }
 }

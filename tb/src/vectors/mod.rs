@@ -18,13 +18,18 @@
 //! fields, image files) and reports `file:line:column: message`. Failures while running name
 //! the file and the step.
 
+mod concurrent;
+mod during;
 mod names;
 mod parse;
 mod run;
 mod schema;
 mod values;
 
+pub use concurrent::*;
+pub use during::*;
 use names::*;
+pub use names::{locate, Seg};
 pub use parse::*;
 pub use run::*;
 pub use schema::*;

@@ -1,6 +1,5 @@
 //! Parsing a vector file: YAML to a checked [`Vector`], errors with `file:line:column`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -20,21 +19,12 @@ pub(super) fn name_seed(name: &str) -> u64 {
 
 /// Reads a vector from text; `file` names it in errors and image paths are relative to
 /// `base`.
+///
+/// Three passes: serde_yaml reads the typed schema (no context: names are strings), a pass
+/// over the parsed vector in document order checks that names are bound before use and
+/// that steps fit the vector's level ([`check`]), and images are loaded. Errors of the later
+/// passes are placed with [`locate`].
 pub fn parse_str(text: &str, file: &Path, base: &Path) -> Result<Vector, VectorError> {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            SCOPE.with(|s| *s.borrow_mut() = None);
-        }
-    }
-    SCOPE.with(|s| {
-        *s.borrow_mut() = Some(Scope {
-            names: BTreeMap::new(),
-            base: base.to_owned(),
-            kernel: false,
-        })
-    });
-    let _reset = Reset;
     let raw: RawVector = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         VectorError::Parse {
@@ -44,8 +34,17 @@ pub fn parse_str(text: &str, file: &Path, base: &Path) -> Result<Vector, VectorE
             message: strip_location(&e.to_string()),
         }
     })?;
-    let devices = raw.devices.map(|d| d.0).unwrap_or_default();
-    if !devices.is_empty() && (raw.memory.is_some() || !raw.registers.is_empty()) {
+    let at = |path: &[Seg], message: String| {
+        let (line, column) = locate(text, path);
+        VectorError::Parse {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    let kernel = !raw.devices.is_empty();
+    if kernel && (raw.memory.is_some() || !raw.registers.is_empty()) {
         return Err(VectorError::Invalid {
             file: file.to_owned(),
             message: "a kernel-level vector (with `devices:`) changes hardware with steps \
@@ -54,16 +53,58 @@ pub fn parse_str(text: &str, file: &Path, base: &Path) -> Result<Vector, VectorE
                 .into(),
         });
     }
+    if !kernel && !raw.driver_bugs.is_empty() {
+        return Err(at(
+            &[Seg::Key("driver_bugs")],
+            "`driver_bugs:` switch bugs of the model's driver: a kernel-level vector \
+             (with `devices:`) needs them"
+                .into(),
+        ));
+    }
+    check(&raw).map_err(|(path, m)| at(&path, m))?;
+    let mut memory = raw.memory.map(|m| m.0);
+    if let Some(Checked(img)) = memory.as_mut().and_then(|m| m.image.as_mut()) {
+        img.load(base)
+            .map_err(|m| at(&[Seg::Key("memory"), Seg::Key("image")], m))?;
+    }
     Ok(Vector {
         seed: raw.seed.map_or_else(|| name_seed(&raw.name), |s| s.0),
         name: raw.name,
         description: raw.description,
-        devices,
-        memory: raw.memory.map(|m| m.0),
+        devices: raw.devices,
+        memory,
         registers: raw.registers.into_iter().map(|r| r.0).collect(),
+        driver_bugs: raw.driver_bugs.into_iter().map(|b| b.0).collect(),
+        timing: raw.timing.map(|t| t.0),
+        expect_failure: raw.expect_failure,
         steps: raw.steps.into_iter().map(|s| s.0).collect(),
         file: file.to_owned(),
+        source: text.to_owned(),
     })
+}
+
+/// The checks that need context, in document order: every name is bound before it is
+/// used, with the right kind, and bound once; steps fit the vector's level. An error
+/// carries the path of the offending node.
+pub(super) fn check(raw: &RawVector) -> Result<(), (Vec<Seg>, String)> {
+    let mut scope = Scope::default();
+    scope.check(&[Seg::Key("devices")], &raw.devices)?;
+    let kernel = !raw.devices.is_empty();
+    for (i, StepIn(s)) in raw.steps.iter().enumerate() {
+        let at = [Seg::Key("steps"), Seg::Index(i)];
+        if !kernel && !s.hardware_level() {
+            return Err((
+                at.to_vec(),
+                format!(
+                    "`{}` needs the kernel: declare `devices:`; hardware-level vectors use \
+                     `memory:`, `registers:`, `tlp` and `write_register`",
+                    s.keyword()
+                ),
+            ));
+        }
+        scope.check(&at, s)?;
+    }
+    Ok(())
 }
 
 /// serde_yaml appends " at line L column C"; the location is reported in front instead.

@@ -51,7 +51,29 @@ pub struct VectorReport {
     pub faults: BTreeSet<u8>,
     /// TLPs judged by the oracle alone (inside an invalidation window).
     pub in_window: usize,
+    /// TLPs sent while a `during:` call executed (judged by the oracle under concurrency).
+    pub during: usize,
     pub cycles: u64,
+    /// The vector has `expect_failure:` and the run failed with it: the failure message.
+    pub caught: Option<String>,
+}
+
+/// A mistake in a vector rather than a failure of the DUT: a malformed file, a pinned
+/// outcome the oracle forbids, a TLP nothing can judge. [`is_input_error`] finds it in an
+/// error's chain; the CLI exits 2 for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+/// Whether `e` is (or was caused by) an input error: the vector, not the DUT, is wrong.
+pub fn is_input_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.is::<InputError>() || c.is::<VectorError>())
+}
+
+/// An [`InputError`] as an `anyhow::Error`.
+pub(super) fn input(msg: impl Into<String>) -> anyhow::Error {
+    InputError(msg.into()).into()
 }
 
 /// A value bound to a name while running.
@@ -71,13 +93,13 @@ pub(super) enum Sys {
 }
 
 pub(super) struct Runner {
-    sys: Sys,
+    pub(super) sys: Sys,
     vals: BTreeMap<String, Val>,
     hw: HwState,
     /// Hardware was changed behind the kernel's back: the oracle no longer applies.
-    tainted: bool,
-    last_pa: Option<u64>,
-    rep: VectorReport,
+    pub(super) tainted: bool,
+    pub(super) last_pa: Option<u64>,
+    pub(super) rep: VectorReport,
     tag: u16,
 }
 
@@ -96,14 +118,14 @@ pub(super) fn errno_msg(
 }
 
 impl Runner {
-    fn k(&mut self) -> Result<&mut RtlKernel> {
+    pub(super) fn k(&mut self) -> Result<&mut RtlKernel> {
         match &mut self.sys {
             Sys::Kernel(k) => Ok(k),
             Sys::Bare(_) => bail!("this step needs the kernel (declare `devices:`)"),
         }
     }
 
-    fn env(&mut self) -> &mut Env {
+    pub(super) fn env(&mut self) -> &mut Env {
         match &mut self.sys {
             Sys::Kernel(k) => &mut k.ops_mut().hw_mut().env,
             Sys::Bare(e) => e,
@@ -122,7 +144,9 @@ impl Runner {
 
     fn get(&self, name: &str) -> Result<Val> {
         self.vals.get(name).copied().ok_or_else(|| {
-            anyhow!("`{name}` has no value: the call that binds it did not return one")
+            input(format!(
+                "`{name}` has no value: the call that binds it did not return one"
+            ))
         })
     }
 
@@ -188,8 +212,8 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs one step.
-    fn step(&mut self, s: &Step) -> Result<()> {
+    /// Runs one step (`at`: its path in the document, for `during:`).
+    pub(super) fn step(&mut self, s: &Step, at: &[Seg]) -> Result<()> {
         match s {
             Step::DomainAlloc(Checked(a)) => {
                 let ty = match a.ty {
@@ -399,6 +423,7 @@ impl Runner {
                     self.tainted = true;
                 }
             }
+            Step::During(Checked(d)) => self.during(d, at)?,
         }
         Ok(())
     }
@@ -484,7 +509,8 @@ impl Runner {
         }
     }
 
-    fn tlp(&mut self, t: &Tlp) -> Result<()> {
+    /// The request a `tlp` step describes (its tag from the step or the counter).
+    pub(super) fn request(&mut self, t: &Tlp) -> Result<MemRequest> {
         let rid = self.devref(&t.dev)?;
         let (write, addr) = match (&t.read, &t.write) {
             (Some(a), None) => (false, self.value(a)?),
@@ -501,16 +527,22 @@ impl Runner {
             ensure!(p <= 0xF_FFFF, "PASID {p:#x} is wider than 20 bits");
             req = req.with_pasid(p, t.pmr, t.er);
         }
+        Ok(req)
+    }
+
+    fn tlp(&mut self, t: &Tlp) -> Result<()> {
+        let req = self.request(t)?;
         let greq = golden_request(&req);
         let hw = self.hw;
         let tainted = self.tainted;
         let (outcome, recorded) = match &mut self.sys {
             Sys::Kernel(k) if !k.windows().is_empty() => {
-                ensure!(
-                    !tainted,
-                    "a TLP inside an invalidation window after hardware-level changes has \
-                     no judge (complete the flush with iotlb_sync first)"
-                );
+                if tainted {
+                    return Err(input(
+                        "a TLP inside an invalidation window after hardware-level changes has \
+                         no judge (complete the flush with iotlb_sync first)",
+                    ));
+                }
                 self.rep.in_window += 1;
                 let env = &mut k.ops_mut().hw_mut().env;
                 let got = exchange(env, &tlp::encode(&req)?, REQUEST_TIMEOUT)?;
@@ -525,13 +557,28 @@ impl Runner {
                 (j.walk.outcome, j.walk.record)
             }
         };
+        let mut allowed = None;
         if let Sys::Kernel(k) = &self.sys {
             if !tainted {
-                oracle::allowed(k.as_ref(), &greq)
-                    .check(&outcome)
+                let a = oracle::allowed(k.as_ref(), &greq);
+                a.check(&outcome)
                     .map_err(|m| anyhow!("request: {req}\n  {m}"))?;
+                allowed = Some(a);
             }
         }
+        self.judged(t, &req, &outcome, recorded, allowed.as_ref())
+    }
+
+    /// Counts a judged TLP and checks its pinned expectation; `allowed` is the oracle's set
+    /// when the oracle judged it (pinned alternatives must be in it).
+    pub(super) fn judged(
+        &mut self,
+        t: &Tlp,
+        req: &MemRequest,
+        outcome: &Outcome,
+        recorded: bool,
+        allowed: Option<&oracle::AllowedSet>,
+    ) -> Result<()> {
         self.rep.tlps += 1;
         match outcome {
             Outcome::Translated(_) => self.rep.translated += 1,
@@ -541,17 +588,44 @@ impl Runner {
             _ => {}
         }
         if let Some(Checked(x)) = &t.expect {
-            self.pinned(x, &outcome, recorded)
+            if let (Some(alts), Some(allowed)) = (&x.any_of, allowed) {
+                for Checked(a) in alts {
+                    if !self.admits(a, allowed) {
+                        return Err(input(format!(
+                            "request: {req}\n  `any_of` pins {}, which the oracle forbids \
+                             (it allows {allowed}): the vector is wrong",
+                            describe_expect(a)
+                        )));
+                    }
+                }
+            }
+            self.pinned(x, outcome, recorded)
                 .map_err(|e| anyhow!("request: {req}\n  {e}"))?;
         }
         self.last_pa = match outcome {
-            Outcome::Translated(pa) => Some(pa),
+            Outcome::Translated(pa) => Some(*pa),
             _ => None,
         };
         Ok(())
     }
 
+    /// Whether the oracle's `allowed` set holds an outcome `x` accepts.
+    fn admits(&self, x: &Expect, allowed: &oracle::AllowedSet) -> bool {
+        allowed
+            .iter()
+            .any(|o| self.pinned(x, o, x.recorded.unwrap_or(true)).is_ok())
+    }
+
     fn pinned(&self, x: &Expect, got: &Outcome, recorded: bool) -> Result<()> {
+        if let Some(alts) = &x.any_of {
+            ensure!(
+                alts.iter()
+                    .any(|Checked(a)| self.pinned(a, got, recorded).is_ok()),
+                "pinned {}, the DUT did {got}",
+                describe_expect(x)
+            );
+            return Ok(());
+        }
         let ok = match (x, got) {
             (Expect { pa: Some(p), .. }, Outcome::Translated(pa)) => {
                 ensure!(
@@ -630,7 +704,10 @@ impl Runner {
 }
 
 pub(super) fn describe_expect(x: &Expect) -> String {
-    if let Some(p) = x.pa {
+    if let Some(alts) = &x.any_of {
+        let v: Vec<String> = alts.iter().map(|Checked(a)| describe_expect(a)).collect();
+        format!("any of [{}]", v.join(", "))
+    } else if let Some(p) = x.pa {
         format!("pa {:#x}", p.0)
     } else if let Some(f) = x.fault {
         format!("fault {}", f.0)
@@ -647,10 +724,12 @@ pub(super) fn describe_expect(x: &Expect) -> String {
 
 /// Builds the system of a vector on the DUT of `env`.
 pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runner> {
+    let (timing, ports) = timing_of(v, opts);
     let (sys, hw, vals) = if v.kernel_level() {
-        let hw = RtlHw::from_env(env.take(), Mem::new(), opts.timing)
+        let hw = RtlHw::from_env(env.take(), Mem::new(), timing)
             .map_err(|e| anyhow!("setting up the DUT: {e}"))?;
-        let drv = Driver::new(hw, opts.quirks).map_err(|e| anyhow!("driver init: {e}"))?;
+        let quirks = quirks_of(v, opts)?;
+        let drv = Driver::new(hw, quirks).map_err(|e| anyhow!("driver init: {e}"))?;
         let mut k = Kernel::new(drv, KernelConfig::default());
         let mut vals = BTreeMap::new();
         for d in &v.devices {
@@ -664,6 +743,7 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
             .map_err(|e| anyhow!("adding device `{}` ({}): {e}", d.name.0, show_rid(d.rid.0)))?;
             vals.insert(d.name.0.clone(), Val::Device(d.rid.0));
         }
+        ports.apply(&mut k.ops_mut().hw_mut().env);
         let hw = HwState {
             te: true,
             rtaddr: k.ops().rtaddr(),
@@ -698,7 +778,8 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
         }
         let mut e = env.take();
         let seed = e.dut.seed();
-        e.mem = Some(MemAgent::new(mem, opts.timing, seed));
+        e.mem = Some(MemAgent::new(mem, timing, seed));
+        ports.apply(&mut e);
         (Sys::Bare(Box::new(e)), HwState::default(), BTreeMap::new())
     };
     let mut r = Runner {
@@ -726,8 +807,16 @@ pub fn run_vector(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Vector
     let mut r = setup(env, v, opts)?;
     let start = r.env().dut.cycle();
     for (i, s) in v.steps.iter().enumerate() {
-        r.step(s)
-            .with_context(|| format!("step {} of {} (`{}`)", i + 1, v.steps.len(), s.keyword()))?;
+        let at = [Seg::Key("steps"), Seg::Index(i)];
+        r.step(s, &at).with_context(|| {
+            format!(
+                "step {} of {} (`{}`) at {}",
+                i + 1,
+                v.steps.len(),
+                s.keyword(),
+                v.position(&at)
+            )
+        })?;
         r.env().check_assertions()?;
     }
     r.rep.steps = v.steps.len();
@@ -748,18 +837,46 @@ pub fn run_file_with(path: &Path, opts: &RunOptions) -> Result<VectorReport> {
 }
 
 /// Runs a parsed vector under [`harness::run_test_in`] (waveform of a failing run in `dir`).
+///
+/// With `expect_failure: TEXT` the vector passes only if the run fails, not for an input
+/// error, with a message that contains TEXT; the report's `caught` holds the message.
+/// Input errors ([`is_input_error`]) stay input errors.
 pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Result<VectorReport> {
     let out: Mutex<Option<VectorReport>> = Mutex::new(None);
     let name = format!("vector-{}", v.name);
-    harness::run_test_in(dir, traced, &name, v.seed, |env| {
+    let res = harness::run_test_in(dir, traced, &name, v.seed, |env| {
         let rep = run_vector(env, v, opts)?;
         *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep);
         Ok(())
-    })
-    .map_err(|f| anyhow!("{}: {f}", v.file.display()))?;
-    out.into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .context("the vector produced no report")
+    });
+    let file = v.file.display();
+    match (res, &v.expect_failure) {
+        (Err(f), _) if is_input_error(&f.cause) => Err(input(format!("{file}: {f}"))),
+        (Err(f), None) => Err(anyhow!("{file}: {f}")),
+        (Err(f), Some(want)) => {
+            let msg = format!("{:#}", f.cause);
+            if msg.contains(want.as_str()) {
+                Ok(VectorReport {
+                    name: v.name.clone(),
+                    file: v.file.clone(),
+                    caught: Some(msg),
+                    ..VectorReport::default()
+                })
+            } else {
+                Err(anyhow!(
+                    "{file}: expect_failure `{want}`: the run failed otherwise: {f}"
+                ))
+            }
+        }
+        (Ok(()), Some(want)) => Err(anyhow!(
+            "{file}: expect_failure `{want}`: the run passed; the vector says it must fail \
+             with a message containing `{want}`"
+        )),
+        (Ok(()), None) => out
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .context("the vector produced no report"),
+    }
 }
 
 /// The result of one file of a batch.
@@ -767,6 +884,8 @@ pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Re
 pub struct FileResult {
     pub file: PathBuf,
     pub result: Result<VectorReport, String>,
+    /// The error is an input error (the vector is wrong, [`is_input_error`]).
+    pub input_error: bool,
 }
 
 /// Runs every file on `jobs` threads; results in file order.
@@ -774,9 +893,13 @@ pub fn run_files(files: &[PathBuf], opts: &RunOptions, jobs: usize) -> Vec<FileR
     crate::pool::run(
         files,
         jobs,
-        |f| FileResult {
-            file: f.clone(),
-            result: run_file_with(f, opts).map_err(|e| format!("{e:#}")),
+        |f| {
+            let r = run_file_with(f, opts);
+            FileResult {
+                file: f.clone(),
+                input_error: r.as_ref().err().is_some_and(is_input_error),
+                result: r.map_err(|e| format!("{e:#}")),
+            }
         },
         |_, _, _| {},
     )

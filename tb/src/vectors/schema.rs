@@ -8,7 +8,7 @@ use anyhow::Result;
 use iommu_model::kernel::dma::DmaDirection;
 use iommu_model::kernel::Rid;
 use iommu_model::mem::PAGE_SIZE;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use iommu_model::regs;
@@ -28,15 +28,30 @@ pub struct Vector {
     pub devices: Vec<DeviceDecl>,
     pub memory: Option<Memory>,
     pub registers: Vec<RegWrite>,
+    /// Driver bug switches (`DriverQuirks::NAMES`), on top of [`RunOptions::quirks`].
+    pub driver_bugs: Vec<String>,
+    /// Memory timing and TLP-port back-pressure (default: [`RunOptions::timing`], no
+    /// back-pressure).
+    pub timing: Option<Timing>,
+    /// The vector passes only if the run fails with a message containing this.
+    pub expect_failure: Option<String>,
     pub steps: Vec<Step>,
     /// The file it was read from.
     pub file: PathBuf,
+    /// Its text (positions of steps in failure messages).
+    pub source: String,
 }
 
 impl Vector {
     /// Kernel-level (the driver model programs the DUT) rather than hardware-level.
     pub fn kernel_level(&self) -> bool {
         !self.devices.is_empty()
+    }
+
+    /// `file:line:column` of the node `path` leads to (e.g. `[Key("steps"), Index(3)]`).
+    pub fn position(&self, path: &[Seg]) -> String {
+        let (l, c) = locate(&self.source, path);
+        format!("{}:{l}:{c}", self.file.display())
     }
 }
 
@@ -49,28 +64,37 @@ pub(super) struct RawVector {
     #[serde(default)]
     pub(super) seed: Option<Num>,
     #[serde(default)]
-    pub(super) devices: Option<Devices>,
+    pub(super) devices: Vec<DeviceDecl>,
     #[serde(default)]
     pub(super) memory: Option<Checked<Memory>>,
     #[serde(default)]
     pub(super) registers: Vec<Checked<RegWrite>>,
+    #[serde(default)]
+    pub(super) driver_bugs: Vec<DriverBug>,
+    #[serde(default)]
+    pub(super) timing: Option<Checked<Timing>>,
+    #[serde(default)]
+    pub(super) expect_failure: Option<String>,
     pub(super) steps: Vec<StepIn>,
 }
 
-/// The `devices:` list; reading it makes the vector kernel-level.
-pub(super) struct Devices(pub(super) Vec<DeviceDecl>);
+/// Reads a [`Step`] from a mapping with one key (`map: {...}`): serde_yaml reads enums
+/// from YAML tags otherwise.
+pub(super) struct StepIn(pub(super) Step);
 
-impl<'de> Deserialize<'de> for Devices {
+impl<'de> Deserialize<'de> for StepIn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Vec::<DeviceDecl>::deserialize(d)?;
-        if !v.is_empty() {
-            with_scope(|sc| {
-                sc.kernel = true;
-                Ok(())
-            })
-            .map_err(de::Error::custom)?;
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StepIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a step: a mapping with one key, e.g. `map: {...}`")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<StepIn, A::Error> {
+                Step::deserialize(de::value::MapAccessDeserializer::new(map)).map(StepIn)
+            }
         }
-        Ok(Devices(v))
+        d.deserialize_map(V)
     }
 }
 
@@ -158,8 +182,15 @@ pub struct Image {
 }
 
 impl Check for Image {
-    fn check(mut self) -> Result<Self, String> {
-        let base = with_scope(|sc| Ok(sc.base.clone()))?;
+    fn check(self) -> Result<Self, String> {
+        Ok(self)
+    }
+}
+
+impl Image {
+    /// Reads the file (relative to `base`, the vector's folder) and checks it against the
+    /// page list.
+    pub(super) fn load(&mut self, base: &std::path::Path) -> Result<(), String> {
         let path = base.join(&self.file);
         self.data = std::fs::read(&path).map_err(|e| format!("image `{}`: {e}", path.display()))?;
         let want = self.pages.len() as u64 * PAGE_SIZE;
@@ -180,7 +211,7 @@ impl Check for Image {
                 return Err(format!("page {:#x} is listed twice", p.0));
             }
         }
-        Ok(self)
+        Ok(())
     }
 }
 
@@ -312,6 +343,7 @@ pub enum Step {
     Invalidate(Empty),
     SetRtaddr(SetRtaddr),
     WriteRegister(Checked<RegWrite>),
+    During(Checked<During>),
 }
 
 impl Step {
@@ -345,42 +377,13 @@ impl Step {
             Step::Invalidate(_) => "invalidate",
             Step::SetRtaddr(_) => "set_rtaddr",
             Step::WriteRegister(_) => "write_register",
+            Step::During(_) => "during",
         }
     }
 
     /// Steps a hardware-level vector may use.
-    fn hardware_level(&self) -> bool {
+    pub(super) fn hardware_level(&self) -> bool {
         matches!(self, Step::Tlp(_) | Step::WriteRegister(_))
-    }
-}
-
-/// Wraps [`Step`] so that a step that does not fit the vector's level is reported at the
-/// step.
-pub(super) struct StepIn(pub(super) Step);
-
-impl<'de> Deserialize<'de> for StepIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StepIn;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a step: a mapping with one key, e.g. `map: {...}`")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepIn, A::Error> {
-                let s = Step::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let kernel = with_scope(|sc| Ok(sc.kernel)).map_err(de::Error::custom)?;
-                if !kernel && !s.hardware_level() {
-                    return Err(de::Error::custom(format!(
-                        "`{}` needs the kernel: declare `devices:` (before `steps:`); \
-                         hardware-level vectors use `memory:`, `registers:`, `tlp` and \
-                         `write_register`",
-                        s.keyword()
-                    )));
-                }
-                Ok(StepIn(s))
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 
@@ -396,6 +399,23 @@ pub enum DomType {
     Identity,
     Paging,
     Sva,
+}
+
+impl Step {
+    /// A call of the kernel or DMA API (what `during:` runs).
+    pub fn kernel_call(&self) -> bool {
+        !matches!(
+            self,
+            Step::Tlp(_)
+                | Step::Poke(_)
+                | Step::Poison(_)
+                | Step::Heal(_)
+                | Step::Invalidate(_)
+                | Step::SetRtaddr(_)
+                | Step::WriteRegister(_)
+                | Step::During(_)
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -708,6 +728,10 @@ pub struct Expect {
     pub untranslated: Option<bool>,
     #[serde(default)]
     pub malformed: Option<bool>,
+    /// One of these outcomes (each one of the above); every one must be in the oracle's
+    /// allowed set.
+    #[serde(default)]
+    pub any_of: Option<Vec<Checked<Expect>>>,
 }
 
 impl Check for Expect {
@@ -717,14 +741,23 @@ impl Check for Expect {
             + usize::from(self.same_pa_as_previous.is_some())
             + usize::from(self.fault.is_some())
             + usize::from(self.untranslated.is_some())
-            + usize::from(self.malformed.is_some());
+            + usize::from(self.malformed.is_some())
+            + usize::from(self.any_of.is_some());
         if n != 1 {
             return Err(
                 "an expectation names one outcome: `pa:`, `translated: true`, \
-                        `same_pa_as_previous: true`, `fault:`, `untranslated: true` or \
-                        `malformed: true`"
+                        `same_pa_as_previous: true`, `fault:`, `untranslated: true`, \
+                        `malformed: true` or `any_of: [...]`"
                     .into(),
             );
+        }
+        if let Some(alts) = &self.any_of {
+            if alts.is_empty() {
+                return Err("`any_of:` lists at least one outcome".into());
+            }
+            if alts.iter().any(|a| a.0.any_of.is_some()) {
+                return Err("`any_of:` lists outcomes, not further `any_of:`".into());
+            }
         }
         if [
             self.translated,

@@ -131,28 +131,15 @@ pub(super) fn show_rid(r: Rid) -> String {
     format!("{:02x}:{:02x}.{}", r >> 8, (r >> 3) & 0x1F, r & 7)
 }
 
-/// A name bound earlier in the document (`K` is its kind).
+/// A name bound earlier in the document (`K` is its kind; checked after parsing, in
+/// document order, by [`super::names::Scope`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name<const K: u8>(pub String);
 
 impl<'de, const K: u8> Deserialize<'de> for Name<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        scalar(d, |s| {
-            lookup(&s, kind_of(K))?;
-            Ok(Name(s))
-        })
+        scalar(d, |s| Ok(Name(s)))
     }
-}
-
-pub(super) fn lookup(s: &str, want: Kind) -> Result<(), String> {
-    with_scope(|sc| match sc.names.get(s) {
-        Some(&k) if k == want => Ok(()),
-        Some(&k) => Err(format!("`{s}` is a {k}, not a {want}")),
-        None => Err(format!(
-            "unknown {want} `{s}` (names are bound before use: `devices:`, `name:` of \
-             domain_alloc, `as:` of calls that return a value)"
-        )),
-    })
 }
 
 /// A name this step binds (`as:`, `name:`); binding a name twice is an error.
@@ -167,13 +154,6 @@ impl<'de, const K: u8> Deserialize<'de> for NewName<K> {
                     "`{s}` is not a valid name (a letter or _, then letters, digits, _ or -)"
                 ));
             }
-            with_scope(|sc| {
-                if let Some(k) = sc.names.get(&s) {
-                    return Err(format!("`{s}` is already bound (a {k})"));
-                }
-                sc.names.insert(s.clone(), kind_of(K));
-                Ok(())
-            })?;
             Ok(NewName(s))
         })
     }
@@ -192,7 +172,6 @@ impl<'de> Deserialize<'de> for DevRef {
             if s.contains(':') {
                 parse_rid(&s).map(DevRef::Rid)
             } else {
-                lookup(&s, Kind::Device)?;
                 Ok(DevRef::Name(s))
             }
         })
@@ -229,7 +208,6 @@ impl<'de, const K: u8> Deserialize<'de> for ValRef<K> {
                     Some((n, o)) => (n.trim(), parse_num(o).map_err(E::custom)?),
                     None => (s.trim(), 0),
                 };
-                lookup(name, kind_of(K)).map_err(E::custom)?;
                 Ok(ValRef::Name(name.to_owned(), off))
             }
         }

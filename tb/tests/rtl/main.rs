@@ -2,6 +2,7 @@
 //! once), one module per topic.
 
 mod coverage;
+mod during;
 mod fault_codes;
 mod invalidation;
 mod iotlb;

@@ -1,5 +1,6 @@
 //! A failing random sequence is shrunk to a few operations and written as a YAML vector
-//! that fails with the driver bug and passes without it.
+//! that fails with the driver bug and passes without it; a failure of a request sent while
+//! an operation's invalidations execute is written with `during:` and reproduces.
 
 use iommu_model::driver::DriverQuirks;
 use iommu_tb::flows::regress::{self, Config};
@@ -54,9 +55,63 @@ fn skipped_pasid_flush_shrinks_to_a_short_vector() {
         shrink::to_yaml(&sh),
         err
     );
-    vectors::parse_file(&path).expect("the vector parses");
-    let rep = vectors::run_file_with(&path, &RunOptions::default())
+    let mut v = vectors::parse_file(&path).expect("the vector parses");
+    assert_eq!(v.driver_bugs, ["skip-pasid-flush"]);
+    assert!(v.timing.is_some(), "the seed's timing is carried");
+    let err = vectors::run_file_with(&path, &RunOptions::default())
+        .expect_err("the vector's own driver_bugs: reproduce the failure");
+    assert!(!vectors::is_input_error(&err), "{err:#}");
+    v.driver_bugs.clear();
+    let rep = vectors::run_parsed(&v, &RunOptions::default(), &dir, false)
         .expect("the vector passes with the correct driver");
     assert!(rep.tlps >= 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Requests only while operations execute: the skipped PASID flush is caught by a request
+/// sent during the next operation's invalidations; the shrunk vector has a `during:` step
+/// and fails when run.
+#[test]
+fn concurrent_failure_shrinks_to_a_during_step_that_reproduces() {
+    let quirks = DriverQuirks {
+        skip_pasid_flush: true,
+    };
+    let cfg = Config {
+        ops: 60,
+        requests_per_op: 0,
+        concurrent_per_op: 6,
+        quirks,
+        ..Config::default()
+    };
+    let mut found = 0;
+    for seed in 0..400u64 {
+        let mut env = iommu_tb::env::Env::new(seed);
+        let mut k = regress::seed_system(&mut env, seed, quirks).expect("system");
+        let (r, _) = regress::run_recorded(&mut k, seed, &cfg);
+        let Err(f) = r else { continue };
+        assert!(
+            matches!(f.at, regress::FailPos::Concurrent { .. }),
+            "seed {seed}: {:?}",
+            f.at
+        );
+        let sh = shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS)
+            .expect("shrinking")
+            .expect("the seed fails");
+        let yaml = shrink::to_yaml(&sh);
+        assert!(yaml.contains("- during:"), "{yaml}");
+        let dir = std::env::temp_dir().join(format!("iommu-tb-shrink-conc-{}", std::process::id()));
+        let (path, err) = shrink::write_vector(&sh, &dir, DriverQuirks::default())
+            .unwrap_or_else(|e| panic!("seed {seed}: the vector must reproduce: {e:#}\n{yaml}"));
+        eprintln!("seed {seed}: {}:\n{yaml}\nfails: {err}", path.display());
+        assert!(err.contains("`during`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+        found += 1;
+        if found == 3 {
+            break;
+        }
+    }
+    assert!(
+        found > 0,
+        "no seed caught the skipped flush during an operation"
+    );
 }

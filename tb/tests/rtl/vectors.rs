@@ -80,7 +80,7 @@ const HEAD: &str = "name: t\ndevices:\n  - {name: dev, rid: \"00:02.0\"}\nsteps:
 
 #[test]
 fn errors_name_file_line_and_column() {
-    let cases: [(String, &str, &str); 10] = [
+    let cases: Vec<(String, &str, &str)> = vec![
         (
             format!("{HEAD}  - map: {{domain: d, iova: 0, pa: 0, size: 1, prot: rw}}\n"),
             "bad.yaml:5:19:",
@@ -130,6 +130,84 @@ fn errors_name_file_line_and_column() {
             format!("{HEAD}  - poke: {{context_entry: dev, value: 1, set: 2}}\n"),
             "bad.yaml:5:",
             "does not go with `set:`",
+        ),
+        // Names are checked after parsing, in document order; the position is the name's.
+        (
+            format!("{HEAD}  - tlp: {{dev: dev, pasid: q, read: 0}}\n"),
+            "bad.yaml:5:28:",
+            "unknown PASID `q`",
+        ),
+        (
+            format!("{HEAD}  - tlp: {{rid: devx, read: 0}}\n"),
+            "bad.yaml:5:16:",
+            "unknown device `devx`",
+        ),
+        (
+            format!(
+                "{HEAD}  - domain_alloc: {{name: d, type: paging, stage: first}}\n  - \
+                 poke: {{pte: {{dev: dev, pasid: nope, addr: 0}}, value: 0}}\n"
+            ),
+            "bad.yaml:6:35:",
+            "unknown PASID `nope`",
+        ),
+        (
+            format!(
+                "{HEAD}  - domain_alloc: {{name: d, type: paging, stage: first}}\n  \
+                 - domain_alloc: {{name: d, type: blocked}}\n"
+            ),
+            "bad.yaml:6:26:",
+            "`d` is already bound",
+        ),
+        (
+            format!(
+                "{HEAD}  - during:\n      dma_map_single: {{dev: dev, pa: 0, size: 4K, as: b}}\n      \
+                 tlps:\n        - {{dev: dev, read: b}}\n"
+            ),
+            "bad.yaml:8:28:",
+            "unknown DMA address `b`",
+        ),
+        (
+            format!(
+                "{HEAD}  - during:\n      unmap: {{domain: zz, iova: 0, size: 4K}}\n      \
+                 tlps: [{{dev: dev, read: 0}}]\n"
+            ),
+            "bad.yaml:6:23:",
+            "unknown domain `zz`",
+        ),
+        (
+            format!("{HEAD}  - during: {{tlp: {{dev: dev, read: 0}}, tlps: [{{dev: dev, read: 0}}]}}\n"),
+            "bad.yaml:5:",
+            "runs one kernel call",
+        ),
+        (
+            format!("{HEAD}  - during: {{iotlb_sync: {{domain: d}}, map: {{}}, tlps: []}}\n"),
+            "bad.yaml:5:",
+            "runs one call",
+        ),
+        (
+            format!("{HEAD}  - tlp: {{dev: dev, read: 0, expect: {{any_of: [{{any_of: [{{pa: 0}}]}}]}}}}\n"),
+            "bad.yaml:5:",
+            "not further `any_of:`",
+        ),
+        (
+            format!("driver_bugs: [no-such-bug]\n{HEAD}"),
+            "bad.yaml:1:15:",
+            "unknown driver bug `no-such-bug`",
+        ),
+        (
+            "name: t\ndriver_bugs: [skip-pasid-flush]\nsteps: []\n".to_owned(),
+            "bad.yaml:2:",
+            "needs them",
+        ),
+        (
+            format!("timing: {{min_latency: 4, max_latency: 2}}\n{HEAD}"),
+            "bad.yaml:1:9:",
+            "need 1 <= min_latency <= max_latency",
+        ),
+        (
+            format!("{HEAD}  - mm_create: {{as: m}}\ndevices: []\n"),
+            "bad.yaml:",
+            "duplicate field `devices`",
         ),
     ];
     for (text, at, what) in cases {
