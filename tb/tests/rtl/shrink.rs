@@ -76,11 +76,19 @@ fn concurrent_failure_shrinks_to_a_during_step_that_reproduces() {
     let quirks = DriverQuirks {
         skip_pasid_flush: true,
     };
+    // DMA-domain traffic only: maps and unmaps through a RID and its DMA PASID, so that
+    // flushes the bug skips are common.
+    let weights = iommu_model::stimulus::Weights::parse(
+        "map=6,unmap=5,iotlb_sync=2,enable_dma_pasid=2,attach_device_pasid=1,\
+         mm_create=0,mm_map=0,mm_unmap=0,sva_bind=0,sva_unbind=0,fpd=0,set_root_entry=0,mem_error=0",
+    )
+    .expect("weights");
     let cfg = Config {
         ops: 60,
         requests_per_op: 0,
         concurrent_per_op: 6,
         quirks,
+        weights,
         ..Config::default()
     };
     let mut found = 0;
