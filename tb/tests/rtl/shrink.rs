@@ -89,7 +89,6 @@ fn concurrent_failure_shrinks_to_a_during_step_that_reproduces() {
         concurrent_per_op: 6,
         quirks,
         weights,
-        ..Config::default()
     };
     let mut found = 0;
     for seed in 0..400u64 {
