@@ -379,6 +379,25 @@ fn run() -> Result<()> {
 
     let mk = read_mk(&vdir.join(format!("{prefix}_classes.mk")))?;
     let list = |k: &str| mk.get(k).cloned().unwrap_or_default();
+
+    // Newer Verilators' trace code opens a scope per traced array
+    // (`VerilatedTracePrefixType::ARRAY_*`; 5.052 does, 5.006 has no such type): an array's
+    // words are then `a.a[0]` in the FST, not `a[0]`. The GTKWave save file
+    // (src/dut/waves.rs) names what this build writes.
+    let mut array_scopes = false;
+    for c in list("VM_SUPPORT_FAST")
+        .iter()
+        .chain(list("VM_SUPPORT_SLOW").iter())
+        .filter(|c| c.contains("Trace"))
+    {
+        let f = vdir.join(format!("{c}.cpp"));
+        let text = fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        array_scopes |= text.contains("VerilatedTracePrefixType::ARRAY_");
+    }
+    println!(
+        "cargo:rustc-env=IOMMU_TB_FST_ARRAY_SCOPES={}",
+        u8::from(array_scopes)
+    );
     let mut defines: Vec<(String, String)> = Vec::new();
     for (k, v) in &mk {
         if k.starts_with("VM_") && v.len() == 1 && v[0].chars().all(|c| c.is_ascii_digit()) {
