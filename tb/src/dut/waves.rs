@@ -107,57 +107,117 @@ pub fn wave_path(dir: &Path, name: &str, seed: u64) -> PathBuf {
     dir.join(format!("{safe}-seed{seed:016x}.fst"))
 }
 
-/// Interface signals of `iommu_top`, grouped as GTKWave shows them: (group, [(name, width)]).
-const GROUPS: &[(&str, &[(&str, u32)])] = &[
-    ("Clock and reset", &[("clk_i", 1), ("rst_ni", 1)]),
+/// How an interface signal of `iommu_top` is traced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sig {
+    /// One bit.
+    Bit,
+    /// A vector of this many bits.
+    Vector(u32),
+    /// A packed array of this many 32-bit words (`[N-1:0][31:0]`, DW0 at index 0): traced
+    /// (with `--trace-structs`) as one signal per word, never as one vector.
+    Words(u32),
+}
+
+/// Interface signals of `iommu_top`, grouped as GTKWave shows them.
+const GROUPS: &[(&str, &[(&str, Sig)])] = &[
+    (
+        "Clock and reset",
+        &[("clk_i", Sig::Bit), ("rst_ni", Sig::Bit)],
+    ),
     (
         "TLP ingress",
         &[
-            ("rx_valid_i", 1),
-            ("rx_ready_o", 1),
-            ("rx_nprefix_i", 3),
-            ("rx_prefix_i", 128),
-            ("rx_hdr_i", 128),
+            ("rx_valid_i", Sig::Bit),
+            ("rx_ready_o", Sig::Bit),
+            ("rx_nprefix_i", Sig::Vector(3)),
+            ("rx_prefix_i", Sig::Words(4)),
+            ("rx_hdr_i", Sig::Words(4)),
         ],
     ),
     (
         "TLP egress",
-        &[("tx_valid_o", 1), ("tx_ready_i", 1), ("tx_hdr_o", 128)],
+        &[
+            ("tx_valid_o", Sig::Bit),
+            ("tx_ready_i", Sig::Bit),
+            ("tx_hdr_o", Sig::Words(4)),
+        ],
     ),
     (
         "Completion",
-        &[("cpl_valid_o", 1), ("cpl_ready_i", 1), ("cpl_hdr_o", 96)],
+        &[
+            ("cpl_valid_o", Sig::Bit),
+            ("cpl_ready_i", Sig::Bit),
+            ("cpl_hdr_o", Sig::Words(3)),
+        ],
     ),
     (
         "CSR",
         &[
-            ("csr_valid_i", 1),
-            ("csr_ready_o", 1),
-            ("csr_write_i", 1),
-            ("csr_addr_i", 12),
-            ("csr_size64_i", 1),
-            ("csr_wdata_i", 64),
-            ("csr_rvalid_o", 1),
-            ("csr_rdata_o", 64),
-            ("csr_error_o", 1),
+            ("csr_valid_i", Sig::Bit),
+            ("csr_ready_o", Sig::Bit),
+            ("csr_write_i", Sig::Bit),
+            ("csr_addr_i", Sig::Vector(12)),
+            ("csr_size64_i", Sig::Bit),
+            ("csr_wdata_i", Sig::Vector(64)),
+            ("csr_rvalid_o", Sig::Bit),
+            ("csr_rdata_o", Sig::Vector(64)),
+            ("csr_error_o", Sig::Bit),
         ],
     ),
     (
         "Memory",
         &[
-            ("mem_req_valid_o", 1),
-            ("mem_req_ready_i", 1),
-            ("mem_req_write_o", 1),
-            ("mem_req_addr_o", 64),
-            ("mem_req_wdata_o", 64),
-            ("mem_req_wstrb_o", 8),
-            ("mem_rsp_valid_i", 1),
-            ("mem_rsp_rdata_i", 64),
-            ("mem_rsp_error_i", 1),
+            ("mem_req_valid_o", Sig::Bit),
+            ("mem_req_ready_i", Sig::Bit),
+            ("mem_req_write_o", Sig::Bit),
+            ("mem_req_addr_o", Sig::Vector(64)),
+            ("mem_req_wdata_o", Sig::Vector(64)),
+            ("mem_req_wstrb_o", Sig::Vector(8)),
+            ("mem_rsp_valid_i", Sig::Bit),
+            ("mem_rsp_rdata_i", Sig::Vector(64)),
+            ("mem_rsp_error_i", Sig::Bit),
         ],
     ),
-    ("Interrupts", &[("fault_irq_o", 1), ("inv_irq_o", 1)]),
+    (
+        "Interrupts",
+        &[("fault_irq_o", Sig::Bit), ("inv_irq_o", Sig::Bit)],
+    ),
 ];
+
+/// True when this build's Verilator traces a packed array's words in a scope of the array's
+/// own name (`rx_hdr_i.rx_hdr_i[0]`, Verilator 5.052) rather than beside it (`rx_hdr_i[0]`,
+/// 5.006). `build.rs` reads it from the generated trace code.
+pub fn fst_array_scopes() -> bool {
+    env!("IOMMU_TB_FST_ARRAY_SCOPES") == "1"
+}
+
+/// The GTKWave names of `sig` (e.g. `TOP.iommu_top.csr_addr_i[11:0]`).
+fn gtkw_names(name: &str, sig: Sig, array_scopes: bool) -> Vec<String> {
+    let base = format!("TOP.iommu_top.{name}");
+    match sig {
+        Sig::Bit => vec![base],
+        Sig::Vector(w) => vec![format!("{base}[{}:0]", w - 1)],
+        Sig::Words(n) => (0..n)
+            .map(|i| {
+                if array_scopes {
+                    format!("{base}.{name}[{i}][31:0]")
+                } else {
+                    format!("{base}[{i}][31:0]")
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Every signal the GTKWave save file names, in order.
+pub fn gtkw_signals() -> Vec<String> {
+    GROUPS
+        .iter()
+        .flat_map(|(_, sigs)| sigs.iter())
+        .flat_map(|(name, sig)| gtkw_names(name, *sig, fst_array_scopes()))
+        .collect()
+}
 
 /// Writes a GTKWave save file beside `fst` (same stem, `.gtkw`) that opens the waveform
 /// with the interface signals in groups. Returns its path.
@@ -167,11 +227,11 @@ pub fn write_gtkw(fst: &Path) -> io::Result<PathBuf> {
     s.push_str("[timestart] 0\n[sst_expanded] 1\n[signals_width] 260\n");
     for (group, sigs) in GROUPS {
         s.push_str(&format!("@800200\n-{group}\n"));
-        for (name, width) in *sigs {
-            if *width == 1 {
-                s.push_str(&format!("@28\nTOP.iommu_top.{name}\n"));
-            } else {
-                s.push_str(&format!("@22\nTOP.iommu_top.{name}[{}:0]\n", width - 1));
+        for (name, sig) in *sigs {
+            // Flags: 28 = binary (one bit), 22 = hexadecimal.
+            let flags = if *sig == Sig::Bit { "@28" } else { "@22" };
+            for n in gtkw_names(name, *sig, fst_array_scopes()) {
+                s.push_str(&format!("{flags}\n{n}\n"));
             }
         }
         s.push_str(&format!("@1000200\n-{group}\n"));
@@ -179,4 +239,32 @@ pub fn write_gtkw(fst: &Path) -> io::Result<PathBuf> {
     let path = fst.with_extension("gtkw");
     fs::write(&path, s)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_trace_layout() {
+        assert_eq!(
+            gtkw_names("rx_hdr_i", Sig::Words(2), false),
+            [
+                "TOP.iommu_top.rx_hdr_i[0][31:0]",
+                "TOP.iommu_top.rx_hdr_i[1][31:0]"
+            ]
+        );
+        assert_eq!(
+            gtkw_names("cpl_hdr_o", Sig::Words(1), true),
+            ["TOP.iommu_top.cpl_hdr_o.cpl_hdr_o[0][31:0]"]
+        );
+        assert_eq!(
+            gtkw_names("csr_addr_i", Sig::Vector(12), true),
+            ["TOP.iommu_top.csr_addr_i[11:0]"]
+        );
+        assert_eq!(
+            gtkw_names("clk_i", Sig::Bit, false),
+            ["TOP.iommu_top.clk_i"]
+        );
+    }
 }
