@@ -7,6 +7,7 @@ mod invalidation;
 mod iotlb;
 mod queue;
 mod recording;
+mod reg_model;
 mod registers;
 mod regress;
 mod scoreboard;
