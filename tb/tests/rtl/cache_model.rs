@@ -351,7 +351,7 @@ fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
 
 #[test]
 fn random_streams_hit_and_miss_as_the_reference_model_says() -> Result<(), TestFailure> {
-    for seed in [0xcac4e_0001, 0xcac4e_0002, 0xcac4e_0003] {
+    for seed in [0xcac4_e001, 0xcac4_e002, 0xcac4_e003] {
         stream(seed, 1500)?;
     }
     Ok(())
