@@ -156,6 +156,14 @@ mut feuaddr-not-kept rtl/iommu_regfile.sv \
   "FEUADDR ignores writes" \
   'if (wr_hi) feuaddr_d = wdata[63:32];' \
   ''
+mut qi-wait-repeats rtl/iommu_qi.sv \
+  "after a wait's status write the queue head does not advance: the queue fetches and writes again forever (caught at once by the expect-idle monitor)" \
+  $'        if (rsp) begin\n          head_d  = next_head(head_q);\n' \
+  $'        if (rsp) begin\n'
+mut csr-spurious-rvalid rtl/iommu_regfile.sv \
+  "the register file raises csr_rvalid every cycle, asked or not (caught by the CSR response monitor)" \
+  'rvalid_d = csr_valid_i && csr_ready_o;' \
+  "rvalid_d = 1'b1;"
 # ---------------------------------------------------------------------------------------------
 
 usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
