@@ -6,6 +6,7 @@ mod coverage;
 mod fault_codes;
 mod invalidation;
 mod iotlb;
+mod monitors;
 mod queue;
 mod recording;
 mod reg_model;
