@@ -38,6 +38,8 @@
 //!   by (DID, PASID) or all; IOTLB global, by DID, by DID and address range (any overlap of
 //!   the entry's page with [ADDR, ADDR + 2^(12+AM))), and the PASID-based forms by (DID,
 //!   PASID) with or without the range. Context-cache invalidations do not touch the IOTLB.
+//!   IH (invalidation hint) only spares paging-structure caches, which the RTL does not
+//!   have: leaf entries are removed whatever IH says.
 //!
 //! Assumptions (the test keeps them; a change of the RTL that breaks one changes this
 //! model, e.g. the parallel walks and paging-structure caches of a later issue):

@@ -139,7 +139,8 @@ fn setup(tb: &mut iommu_tb::env::Env) -> Result<Setup> {
     })
 }
 
-/// A random invalidation aimed at what the stream uses.
+/// A random invalidation aimed at what the stream uses. IH and the drain hints are random:
+/// IH only spares paging-structure caches (the RTL has none), so leaf entries go either way.
 fn random_invalidation(rng: &mut ChaCha8Rng, s: &Setup) -> Descriptor {
     let dom = &s.doms[rng.gen_range(0..s.doms.len())];
     let did = dom.did;
@@ -168,12 +169,12 @@ fn random_invalidation(rng: &mut ChaCha8Rng, s: &Setup) -> Descriptor {
         },
         2 => Descriptor::Iotlb {
             gran: IotlbGran::Page,
-            dr: false,
-            dw: false,
+            dr: rng.gen(),
+            dw: rng.gen(),
             did,
             addr,
             am,
-            ih: false,
+            ih: rng.gen(),
         },
         3 => Descriptor::PasidIotlb {
             gran: PiotlbGran::Pasid,
@@ -189,7 +190,7 @@ fn random_invalidation(rng: &mut ChaCha8Rng, s: &Setup) -> Descriptor {
             pasid,
             addr,
             am,
-            ih: false,
+            ih: rng.gen(),
         },
         5 => Descriptor::PasidCache {
             gran: PcGran::Domain,
