@@ -157,7 +157,7 @@ mut feuaddr-not-kept rtl/iommu_regfile.sv \
   'if (wr_hi) feuaddr_d = wdata[63:32];' \
   ''
 mut qi-wait-repeats rtl/iommu_qi.sv \
-  "after a wait's status write the queue head does not advance: the queue fetches and writes again forever (caught at once by the expect-idle monitor)" \
+  "after a wait's status write the queue head does not advance: the queue fetches and writes the same wait forever (later submissions time out)" \
   $'        if (rsp) begin\n          head_d  = next_head(head_q);\n' \
   $'        if (rsp) begin\n'
 mut csr-spurious-rvalid rtl/iommu_regfile.sv \
