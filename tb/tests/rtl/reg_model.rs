@@ -279,11 +279,14 @@ fn status_bits_are_write_1_to_clear() -> Result<(), TestFailure> {
                 i + 1
             );
         }
-        // FSTS.IQE: a new tail with bit 4 set stops the queue.
+        // FSTS.IQE: a tail with bit 4 set stops the queue (IQEI 1), even with the index at
+        // the head (VT-d: IQT[4] is reserved with 256-bit descriptors).
         let e = env(&mut k);
         let tail = e.read64(regs::IQT)?;
-        e.write64(regs::IQT, (tail + regs::iq_offset(1)) | 0x10)?;
+        e.write64(regs::IQT, tail | 0x10)?;
         e.poll32(regs::FSTS, regs::FSTS_IQE, regs::FSTS_IQE, 1000)?;
+        let iqer = e.read64(regs::IQER)?;
+        ensure!(iqer == 1, "IQER {iqer:#x}: an invalid tail is IQEI 1");
         let iqe = field_mask("FSTS", "IQE")?;
         // Write 0 first (the queue stays stopped), then repair the tail and clear.
         let before = e.read32(regs::FSTS)?;
@@ -382,7 +385,10 @@ fn gcmd_side_effects_only_when_their_bit_is_written() -> Result<(), TestFailure>
         let e = env(&mut k);
         e.write64(regs::RTADDR, copy | regs::RTADDR_TTM_SCALABLE)?;
         e.write32(regs::GCMD, gsts & levels as u32)?;
+        // Nothing changed, so nothing is due: the unit must not touch memory.
+        e.expect_idle();
         e.idle(20);
+        e.check_assertions()?;
         ensure!(
             e.read32(regs::GSTS)? == gsts,
             "GCMD with TE/QIE unchanged changed GSTS"
@@ -397,11 +403,13 @@ fn gcmd_side_effects_only_when_their_bit_is_written() -> Result<(), TestFailure>
         e.poll32(regs::GSTS, regs::GSTS_RTPS, regs::GSTS_RTPS, 200)?;
         ensure!(e.read32(regs::GSTS)? == gsts);
         ensure!(first_read(&mut k)? == copy, "SRTP did not latch RTADDR");
-        // QIE rewritten as 1 while the queue works: still one queue, nothing restarted.
+        // QIE rewritten as 1 while already enabled: the queue is not restarted (no fetch).
         let e = env(&mut k);
         let (iqh, iqt) = (e.read64(regs::IQH)?, e.read64(regs::IQT)?);
         e.write32(regs::GCMD, gsts & levels as u32)?;
+        e.expect_idle();
         e.idle(20);
+        e.check_assertions()?;
         ensure!(
             (e.read64(regs::IQH)?, e.read64(regs::IQT)?) == (iqh, iqt),
             "IQH/IQT moved"
