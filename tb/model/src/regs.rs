@@ -6,6 +6,16 @@
 //! [`CAP_VALUE`] and [`ECAP_VALUE`] are what the DUT advertises: exactly the implemented
 //! subset, at the VT-d bit positions. The driver model decodes them with [`Caps`] instead
 //! of assuming.
+//!
+//! **Register model.** Each [`RegDef`] lists its [`Field`]s with their [`Access`] (RO, RW,
+//! RW1C, WO command bits that read 0; bits no field covers are reserved) and reset value, as
+//! a UVM register model states them; [`instances`] adds the fault recording registers. The
+//! testbench's `tests/rtl/reg_model.rs` derives every expectation from these tables
+//! ([`RegDef::after_write`], [`RegDef::reset_value`]). Implementation choices VT-d leaves
+//! open: FEDATA/IEDATA keep all 32 bits and FEUADDR/IEUADDR are writable although ECAP.EIM
+//! is 0 (VT-d: "may" be RsvdZ); IQER.IQEI reads 0 again once software clears FSTS.IQE
+//! (VT-d defines it only while IQE is set); the fault records' payload has no reset value
+//! (defined only while F is set).
 
 pub const VER: u64 = 0x00;
 pub const CAP: u64 = 0x08;
