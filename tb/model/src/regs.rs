@@ -393,7 +393,7 @@ const FRCD_QW1_FIELDS: &[Field] = &[
     status("F", 63, 1, Rw1c, 0),
 ];
 
-/// The two quadwords of fault recording register `i` (offsets relative to [`frcd`]`(i)`).
+/// The two quadwords of fault recording register `i` (offsets relative to [`frcd()`]).
 pub const FRCD_QW0: RegDef = r64("FRCD.QW0", 0, FRCD_QW0_FIELDS);
 pub const FRCD_QW1: RegDef = r64("FRCD.QW1", 8, FRCD_QW1_FIELDS);
 
