@@ -177,7 +177,10 @@ module iommu_qi
 
     unique case (state_q)
       SIdle: begin
-        if (qie_i && !iqe_pending_i && head_q != tail) begin
+        // An invalid tail (bit 4 set with 256-bit descriptors) is an error even when its
+        // index equals the head: VT-d treats IQT[4] as reserved then, and docs/contract.md
+        // section 2.4 lists "bit 4 set" as IQEI 1 whatever the index.
+        if (qie_i && !iqe_pending_i && (head_q != tail || (iqa_dw_i && iqt_i[4]))) begin
           if (!iqa_dw_i) begin
             {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiWidth, SError};
           end else if (tail_bad) begin

@@ -128,6 +128,42 @@ mut qi-wait-no-drain rtl/iommu_qi.sv \
   $'        if (xlate_idle_i) begin\n          if (dec_is_wait) begin' \
   $'        if (xlate_idle_i || dec_is_wait) begin\n          if (dec_is_wait) begin'
 
+mut ccache-device-as-global rtl/iommu_qi.sv \
+  "device-selective context-cache invalidation executed as global (legal over-invalidation, caught by the cache reference model's must-hit)" \
+  "dec_cmd.kind = (gran == 2'd3) ? InvSid : InvAll;" \
+  'dec_cmd.kind = InvAll;'
+mut ccache-global-as-device rtl/iommu_qi.sv \
+  "global context-cache invalidation executed as device-selective (SID 0): other devices' entries survive" \
+  "dec_cmd.kind = (gran == 2'd3) ? InvSid : InvAll;" \
+  'dec_cmd.kind = InvSid;'
+mut iotlb-plru-no-hit-update rtl/iommu_iotlb.sv \
+  "IOTLB hits do not update the PLRU tree (only fills do): a recently used page is evicted" \
+  '.use_i     ((lk_use_i && lk_hit_o) || fill_i),' \
+  ".use_i     ((lk_use_i && lk_hit_o && 1'b0) || fill_i),"
+mut plru-mru-victim rtl/iommu_plru.sv \
+  "tree PLRU points toward the used way: the victim is the most recently used" \
+  'tree_d[node] = ~use_idx_i[IdxBits-1-l];' \
+  'tree_d[node] = use_idx_i[IdxBits-1-l];'
+mut gcmd-always-srtp rtl/iommu_regfile.sv \
+  "every GCMD write acts as SRTP (latches RTADDR)" \
+  'if (wdata[GcmdSrtp]) begin' \
+  "if (1'b1) begin"
+mut ics-iwc-write-clears rtl/iommu_regfile.sv \
+  "ICS.IWC clears on any write, not only when 1 is written" \
+  'if (wr_hi && slot == SlotIcs && wdata[32]) iwc_d = 1'"'"'b0;' \
+  'if (wr_hi && slot == SlotIcs) iwc_d = 1'"'"'b0;'
+mut feuaddr-not-kept rtl/iommu_regfile.sv \
+  "FEUADDR ignores writes" \
+  'if (wr_hi) feuaddr_d = wdata[63:32];' \
+  ''
+mut qi-wait-repeats rtl/iommu_qi.sv \
+  "after a wait's status write the queue head does not advance: the queue fetches and writes the same wait forever (later submissions time out)" \
+  $'        if (rsp) begin\n          head_d  = next_head(head_q);\n' \
+  $'        if (rsp) begin\n'
+mut csr-spurious-rvalid rtl/iommu_regfile.sv \
+  "the register file raises csr_rvalid every cycle, asked or not (caught by the CSR response monitor)" \
+  'rvalid_d = csr_valid_i && csr_ready_o;' \
+  "rvalid_d = 1'b1;"
 # ---------------------------------------------------------------------------------------------
 
 usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -187,8 +223,11 @@ targets=()
 for t in translation fault_codes iotlb invalidation queue recording timing registers untranslated coverage regress; do
   [ -f "$root/tb/tests/$t.rs" ] && targets+=("$t")
 done
-for f in "$root"/tb/tests/*.rs; do
+# A test target is a file tb/tests/NAME.rs or a folder tb/tests/NAME/main.rs (the RTL tests).
+for f in "$root"/tb/tests/*.rs "$root"/tb/tests/*/main.rs; do
+  [ -f "$f" ] || continue
   t=$(basename "$f" .rs)
+  [ "$t" = main ] && t=$(basename "$(dirname "$f")")
   case " ${targets[*]} " in *" $t "*) ;; *) targets+=("$t") ;; esac
 done
 

@@ -6,6 +6,16 @@
 //! [`CAP_VALUE`] and [`ECAP_VALUE`] are what the DUT advertises: exactly the implemented
 //! subset, at the VT-d bit positions. The driver model decodes them with [`Caps`] instead
 //! of assuming.
+//!
+//! **Register model.** Each [`RegDef`] lists its [`Field`]s with their [`Access`] (RO, RW,
+//! RW1C, WO command bits that read 0; bits no field covers are reserved) and reset value, as
+//! a UVM register model states them; [`instances`] adds the fault recording registers. The
+//! testbench's `tests/rtl/reg_model.rs` derives every expectation from these tables
+//! ([`RegDef::after_write`], [`RegDef::reset_value`]). Implementation choices VT-d leaves
+//! open: FEDATA/IEDATA keep all 32 bits and FEUADDR/IEUADDR are writable although ECAP.EIM
+//! is 0 (VT-d: "may" be RsvdZ); IQER.IQEI reads 0 again once software clears FSTS.IQE
+//! (VT-d defines it only while IQE is set); the fault records' payload has no reset value
+//! (defined only while F is set).
 
 pub const VER: u64 = 0x00;
 pub const CAP: u64 = 0x08;
@@ -39,55 +49,408 @@ pub enum Width {
     W64,
 }
 
-/// One register of the file by name.
+impl Width {
+    /// Number of bits.
+    pub const fn bits(self) -> u32 {
+        match self {
+            Width::W32 => 32,
+            Width::W64 => 64,
+        }
+    }
+    /// All bits of a register of this width.
+    pub const fn mask(self) -> u64 {
+        match self {
+            Width::W32 => 0xFFFF_FFFF,
+            Width::W64 => u64::MAX,
+        }
+    }
+}
+
+/// How software may access a field (VT-d 11.1 "Register Attributes", as a UVM RAL model
+/// states them). Bits that no [`Field`] covers are reserved: they read 0 and ignore writes
+/// (VT-d RsvdZ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only: writes are ignored (VT-d RO, ROS).
+    Ro,
+    /// Read-write: reads return what was last written (VT-d RW).
+    Rw,
+    /// Read, write 1 to clear: writing 0 leaves the bit alone (VT-d RW1C, RW1CS).
+    Rw1c,
+    /// Write-only command: a write acts, a read returns 0 (VT-d WO; GCMD).
+    Wo,
+    /// Reserved: reads 0, writes are ignored (VT-d RsvdZ). Never listed in a table; what
+    /// [`RegDef::access`] says of a bit no field covers.
+    Rsvd,
+}
+
+/// One field of a register: bits `lsb .. lsb + width`, how software may access them, and
+/// the value after reset (`None`: not defined by reset, e.g. a fault record's payload,
+/// which only its F bit qualifies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub lsb: u32,
+    pub width: u32,
+    pub access: Access,
+    pub reset: Option<u64>,
+    /// Hardware changes the field by itself (status, pointers, counters), so a value read
+    /// is only stable while the unit is idle (UVM "volatile").
+    pub volatile: bool,
+}
+
+const fn ones(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
+
+impl Field {
+    /// The field's bits within the register.
+    pub const fn mask(&self) -> u64 {
+        ones(self.width) << self.lsb
+    }
+    /// The field's value within register value `v`.
+    pub const fn get(&self, v: u64) -> u64 {
+        (v >> self.lsb) & ones(self.width)
+    }
+}
+
+/// A read-only field whose value is the constant `reg_value`'s bits (CAP, ECAP, VER).
+const fn konst(name: &'static str, lsb: u32, width: u32, reg_value: u64) -> Field {
+    Field {
+        name,
+        lsb,
+        width,
+        access: Access::Ro,
+        reset: Some((reg_value >> lsb) & ones(width)),
+        volatile: false,
+    }
+}
+
+/// A field with a defined reset value that only software changes.
+const fn fld(name: &'static str, lsb: u32, width: u32, access: Access, reset: u64) -> Field {
+    Field {
+        name,
+        lsb,
+        width,
+        access,
+        reset: Some(reset),
+        volatile: false,
+    }
+}
+
+/// A field hardware updates by itself (status), with its reset value.
+const fn status(name: &'static str, lsb: u32, width: u32, access: Access, reset: u64) -> Field {
+    Field {
+        name,
+        lsb,
+        width,
+        access,
+        reset: Some(reset),
+        volatile: true,
+    }
+}
+
+/// A read-only status field without a reset value (fault record payload).
+const fn payload(name: &'static str, lsb: u32, width: u32) -> Field {
+    Field {
+        name,
+        lsb,
+        width,
+        access: Access::Ro,
+        reset: None,
+        volatile: true,
+    }
+}
+
+/// One register of the file by name, with its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegDef {
     pub name: &'static str,
     pub offset: u64,
     pub width: Width,
+    pub fields: &'static [Field],
 }
 
-const fn r32(name: &'static str, offset: u64) -> RegDef {
+const fn r32(name: &'static str, offset: u64, fields: &'static [Field]) -> RegDef {
     RegDef {
         name,
         offset,
         width: Width::W32,
+        fields,
     }
 }
 
-const fn r64(name: &'static str, offset: u64) -> RegDef {
+const fn r64(name: &'static str, offset: u64, fields: &'static [Field]) -> RegDef {
     RegDef {
         name,
         offset,
         width: Width::W64,
+        fields,
     }
 }
 
-/// Every named register the DUT implements (the fault recording registers follow at
-/// [`FRCD_OFFSET`], [`FRCD_COUNT`] of them, 16 bytes each).
-pub const REGISTERS: &[RegDef] = &[
-    r32("VER", VER),
-    r64("CAP", CAP),
-    r64("ECAP", ECAP),
-    r32("GCMD", GCMD),
-    r32("GSTS", GSTS),
-    r64("RTADDR", RTADDR),
-    r32("FSTS", FSTS),
-    r32("FECTL", FECTL),
-    r32("FEDATA", FEDATA),
-    r32("FEADDR", FEADDR),
-    r32("FEUADDR", FEUADDR),
-    r64("IQH", IQH),
-    r64("IQT", IQT),
-    r64("IQA", IQA),
-    r32("ICS", ICS),
-    r32("IECTL", IECTL),
-    r32("IEDATA", IEDATA),
-    r32("IEADDR", IEADDR),
-    r32("IEUADDR", IEUADDR),
-    r64("IQER", IQER),
-    r32("MALFORMED", MALFORMED),
+impl RegDef {
+    fn mask_of(&self, pick: impl Fn(&Field) -> bool) -> u64 {
+        self.fields
+            .iter()
+            .filter(|f| pick(f))
+            .fold(0, |m, f| m | f.mask())
+    }
+    /// Bits software can write and read back.
+    pub fn rw_mask(&self) -> u64 {
+        self.mask_of(|f| f.access == Access::Rw)
+    }
+    /// Write-1-to-clear bits.
+    pub fn rw1c_mask(&self) -> u64 {
+        self.mask_of(|f| f.access == Access::Rw1c)
+    }
+    /// Read-only bits (hardware's, or constants).
+    pub fn ro_mask(&self) -> u64 {
+        self.mask_of(|f| f.access == Access::Ro)
+    }
+    /// Write-only command bits (read as 0).
+    pub fn wo_mask(&self) -> u64 {
+        self.mask_of(|f| f.access == Access::Wo)
+    }
+    /// Reserved bits: no field covers them (and write-only bits, which read 0 too, are not
+    /// counted here).
+    pub fn reserved_mask(&self) -> u64 {
+        !self.mask_of(|_| true) & self.width.mask()
+    }
+    /// Bits that always read 0: reserved and write-only.
+    pub fn reads_zero_mask(&self) -> u64 {
+        self.reserved_mask() | self.wo_mask()
+    }
+    /// Bits whose reset value is defined (reserved and write-only bits read 0 from reset).
+    pub fn reset_mask(&self) -> u64 {
+        self.mask_of(|f| f.reset.is_some()) | self.reads_zero_mask()
+    }
+    /// The value after reset, on the bits of [`RegDef::reset_mask`].
+    pub fn reset_value(&self) -> u64 {
+        self.fields
+            .iter()
+            .filter(|f| f.access != Access::Wo)
+            .fold(0, |v, f| {
+                v | f.reset.map_or(0, |r| (r & ones(f.width)) << f.lsb)
+            })
+    }
+    /// How software may access bit `bit`.
+    pub fn access(&self, bit: u32) -> Access {
+        self.fields
+            .iter()
+            .find(|f| bit >= f.lsb && bit < f.lsb + f.width)
+            .map_or(Access::Rsvd, |f| f.access)
+    }
+    /// The field called `name` (case-insensitive).
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+    /// What a read returns after software wrote `written` over a register that read `before`
+    /// (nothing else happening): RW bits take the written value, RW1C bits clear where 1 was
+    /// written, read-only bits keep their value, write-only and reserved bits read 0.
+    pub fn after_write(&self, before: u64, written: u64) -> u64 {
+        let w = written & self.width.mask();
+        (w & self.rw_mask()) | (before & self.ro_mask()) | (before & !w & self.rw1c_mask())
+    }
+}
+
+use Access::{Ro, Rw, Rw1c, Wo};
+
+const VER_FIELDS: &[Field] = &[
+    konst("MIN", 0, 4, VER_VALUE as u64),
+    konst("MAX", 4, 4, VER_VALUE as u64),
 ];
+
+/// CAP (VT-d 11.4.2): every architected field, at the value the unit advertises.
+const CAP_FIELDS: &[Field] = &[
+    konst("ND", 0, 3, CAP_VALUE),
+    konst("AFL", 3, 1, CAP_VALUE),
+    konst("RWBF", 4, 1, CAP_VALUE),
+    konst("PLMR", 5, 1, CAP_VALUE),
+    konst("PHMR", 6, 1, CAP_VALUE),
+    konst("CM", 7, 1, CAP_VALUE),
+    konst("SAGAW", 8, 5, CAP_VALUE),
+    konst("MGAW", 16, 6, CAP_VALUE),
+    konst("ZLR", 22, 1, CAP_VALUE),
+    konst("FRO", 24, 10, CAP_VALUE),
+    konst("SLLPS", 34, 4, CAP_VALUE),
+    konst("PSI", 39, 1, CAP_VALUE),
+    konst("NFR", 40, 8, CAP_VALUE),
+    konst("MAMV", 48, 6, CAP_VALUE),
+    konst("DWD", 54, 1, CAP_VALUE),
+    konst("DRD", 55, 1, CAP_VALUE),
+    konst("FL1GP", 56, 1, CAP_VALUE),
+    konst("PI", 59, 1, CAP_VALUE),
+    konst("FL5LP", 60, 1, CAP_VALUE),
+    konst("ECMDS", 61, 1, CAP_VALUE),
+    konst("ESIRTPS", 62, 1, CAP_VALUE),
+    konst("ESRTPS", 63, 1, CAP_VALUE),
+];
+
+/// ECAP (VT-d 11.4.3): every architected field, at the value the unit advertises.
+const ECAP_FIELDS: &[Field] = &[
+    konst("C", 0, 1, ECAP_VALUE),
+    konst("QI", 1, 1, ECAP_VALUE),
+    konst("DT", 2, 1, ECAP_VALUE),
+    konst("IR", 3, 1, ECAP_VALUE),
+    konst("EIM", 4, 1, ECAP_VALUE),
+    konst("PT", 6, 1, ECAP_VALUE),
+    konst("SC", 7, 1, ECAP_VALUE),
+    konst("IRO", 8, 10, ECAP_VALUE),
+    konst("MHMV", 20, 4, ECAP_VALUE),
+    konst("MTS", 25, 1, ECAP_VALUE),
+    konst("NEST", 26, 1, ECAP_VALUE),
+    konst("PRS", 29, 1, ECAP_VALUE),
+    konst("ERS", 30, 1, ECAP_VALUE),
+    konst("SRS", 31, 1, ECAP_VALUE),
+    konst("NWFS", 33, 1, ECAP_VALUE),
+    konst("EAFS", 34, 1, ECAP_VALUE),
+    konst("PSS", 35, 5, ECAP_VALUE),
+    konst("PASID", 40, 1, ECAP_VALUE),
+    konst("DIT", 41, 1, ECAP_VALUE),
+    konst("PDS", 42, 1, ECAP_VALUE),
+    konst("SMTS", 43, 1, ECAP_VALUE),
+    konst("VCS", 44, 1, ECAP_VALUE),
+    konst("SLADS", 45, 1, ECAP_VALUE),
+    konst("SLTS", 46, 1, ECAP_VALUE),
+    konst("FLTS", 47, 1, ECAP_VALUE),
+    konst("SMPWCS", 48, 1, ECAP_VALUE),
+    konst("RPS", 49, 1, ECAP_VALUE),
+];
+
+/// GCMD (VT-d 11.4.4): commands, read as 0. TE and QIE are levels (software writes the
+/// status with one bit changed), SRTP a one-shot that latches RTADDR. The other VT-d
+/// commands (SFL, EAFL, WBF, IRE, SIRTP, CFI) are not implemented: reserved.
+const GCMD_FIELDS: &[Field] = &[
+    fld("QIE", 26, 1, Wo, 0),
+    fld("SRTP", 30, 1, Wo, 0),
+    fld("TE", 31, 1, Wo, 0),
+];
+
+/// GSTS (VT-d 11.4.5): the status the commands lead to, once the datapath is idle.
+const GSTS_FIELDS: &[Field] = &[
+    status("QIES", 26, 1, Ro, 0),
+    status("RTPS", 30, 1, Ro, 0),
+    status("TES", 31, 1, Ro, 0),
+];
+
+/// RTADDR (VT-d 11.4.6): bits 63:48 are above the host address width (not implemented).
+const RTADDR_FIELDS: &[Field] = &[fld("TTM", 10, 2, Rw, 0), fld("RTA", 12, 36, Rw, 0)];
+
+/// FSTS (VT-d 11.4.7.1). ICE 5 and ITE 6 belong to the device TLB (section 6), not yet
+/// implemented: reserved.
+const FSTS_FIELDS: &[Field] = &[
+    status("PFO", 0, 1, Rw1c, 0),
+    status("PPF", 1, 1, Ro, 0),
+    status("IQE", 4, 1, Rw1c, 0),
+    status("FRI", 8, 8, Ro, 0),
+];
+
+/// FECTL / IECTL (VT-d 11.4.7.2, 11.4.9.5): IM set at reset, IP read-only.
+const EVENT_CTL_FIELDS: &[Field] = &[status("IP", 30, 1, Ro, 0), fld("IM", 31, 1, Rw, 1)];
+/// FEDATA / IEDATA: 16-bit message data and the extended (upper) 16 bits, both kept.
+const EVENT_DATA_FIELDS: &[Field] = &[fld("IMD", 0, 16, Rw, 0), fld("EIMD", 16, 16, Rw, 0)];
+/// FEADDR / IEADDR: message address, DWORD aligned (1:0 reserved).
+const EVENT_ADDR_FIELDS: &[Field] = &[fld("MA", 2, 30, Rw, 0)];
+/// FEUADDR / IEUADDR: upper message address.
+const EVENT_UADDR_FIELDS: &[Field] = &[fld("MUA", 0, 32, Rw, 0)];
+
+/// IQH (VT-d 11.4.9.1): descriptor index << 5, advanced by hardware.
+const IQH_FIELDS: &[Field] = &[status("QH", 4, 15, Ro, 0)];
+/// IQT (VT-d 11.4.9.2): descriptor index << 5.
+const IQT_FIELDS: &[Field] = &[fld("QT", 4, 15, Rw, 0)];
+/// IQA (VT-d 11.4.9.3): bits 63:48 are above the host address width (not implemented).
+const IQA_FIELDS: &[Field] = &[
+    fld("QS", 0, 3, Rw, 0),
+    fld("DW", 11, 1, Rw, 0),
+    fld("IQA", 12, 36, Rw, 0),
+];
+/// ICS (VT-d 11.4.9.4).
+const ICS_FIELDS: &[Field] = &[status("IWC", 0, 1, Rw1c, 0)];
+/// IQER (VT-d 11.4.9.9): read-only; ITESID/ICESID belong to the device TLB (reserved).
+const IQER_FIELDS: &[Field] = &[status("IQEI", 0, 4, Ro, 0)];
+/// Implementation-specific malformed-TLP counter.
+const MALFORMED_FIELDS: &[Field] = &[status("COUNT", 0, 32, Ro, 0)];
+
+/// Fault recording register, low quadword (VT-d 11.4.14): the faulting page.
+const FRCD_QW0_FIELDS: &[Field] = &[payload("FI", 12, 52)];
+/// Fault recording register, high quadword: everything but F is read-only and defined only
+/// while F = 1.
+const FRCD_QW1_FIELDS: &[Field] = &[
+    payload("SID", 0, 16),
+    payload("PRIV", 29, 1),
+    payload("EXE", 30, 1),
+    payload("PP", 31, 1),
+    payload("FR", 32, 8),
+    payload("PV", 40, 20),
+    payload("T", 62, 1),
+    status("F", 63, 1, Rw1c, 0),
+];
+
+/// The two quadwords of fault recording register `i` (offsets relative to [`frcd()`]).
+pub const FRCD_QW0: RegDef = r64("FRCD.QW0", 0, FRCD_QW0_FIELDS);
+pub const FRCD_QW1: RegDef = r64("FRCD.QW1", 8, FRCD_QW1_FIELDS);
+
+/// Every named register the DUT implements, with its fields (the fault recording registers
+/// follow at [`FRCD_OFFSET`], [`FRCD_COUNT`] of them, 16 bytes each: [`FRCD_QW0`] and
+/// [`FRCD_QW1`]; [`instances`] lists them all).
+pub const REGISTERS: &[RegDef] = &[
+    r32("VER", VER, VER_FIELDS),
+    r64("CAP", CAP, CAP_FIELDS),
+    r64("ECAP", ECAP, ECAP_FIELDS),
+    r32("GCMD", GCMD, GCMD_FIELDS),
+    r32("GSTS", GSTS, GSTS_FIELDS),
+    r64("RTADDR", RTADDR, RTADDR_FIELDS),
+    r32("FSTS", FSTS, FSTS_FIELDS),
+    r32("FECTL", FECTL, EVENT_CTL_FIELDS),
+    r32("FEDATA", FEDATA, EVENT_DATA_FIELDS),
+    r32("FEADDR", FEADDR, EVENT_ADDR_FIELDS),
+    r32("FEUADDR", FEUADDR, EVENT_UADDR_FIELDS),
+    r64("IQH", IQH, IQH_FIELDS),
+    r64("IQT", IQT, IQT_FIELDS),
+    r64("IQA", IQA, IQA_FIELDS),
+    r32("ICS", ICS, ICS_FIELDS),
+    r32("IECTL", IECTL, EVENT_CTL_FIELDS),
+    r32("IEDATA", IEDATA, EVENT_DATA_FIELDS),
+    r32("IEADDR", IEADDR, EVENT_ADDR_FIELDS),
+    r32("IEUADDR", IEUADDR, EVENT_UADDR_FIELDS),
+    r64("IQER", IQER, IQER_FIELDS),
+    r32("MALFORMED", MALFORMED, MALFORMED_FIELDS),
+];
+
+/// One register as it sits in the page: a named register, or one quadword of a fault
+/// recording register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegInstance {
+    pub name: String,
+    pub offset: u64,
+    pub def: &'static RegDef,
+}
+
+/// Every register in the page, in offset order of the table, then the fault records.
+pub fn instances() -> Vec<RegInstance> {
+    let named = REGISTERS.iter().map(|r| RegInstance {
+        name: r.name.to_owned(),
+        offset: r.offset,
+        def: r,
+    });
+    let records = (0..FRCD_COUNT).flat_map(|i| {
+        [&FRCD_QW0, &FRCD_QW1]
+            .into_iter()
+            .map(move |d| RegInstance {
+                name: format!("FRCD{i}.QW{}", d.offset / 8),
+                offset: frcd(i) + d.offset,
+                def: d,
+            })
+    });
+    named.chain(records).collect()
+}
 
 /// The register called `name` (case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static RegDef> {
@@ -378,6 +741,103 @@ mod tests {
             CAP_VALUE >> cap::NFR_SHIFT & 0xFF,
             u64::from(FRCD_COUNT) - 1
         );
+    }
+
+    #[test]
+    fn register_table_is_consistent() {
+        for r in instances() {
+            let d = r.def;
+            let mut seen = 0u64;
+            for f in d.fields {
+                assert!(
+                    f.width > 0 && f.lsb + f.width <= d.width.bits(),
+                    "{}.{}",
+                    r.name,
+                    f.name
+                );
+                assert_eq!(
+                    seen & f.mask(),
+                    0,
+                    "{}.{} overlaps another field",
+                    r.name,
+                    f.name
+                );
+                seen |= f.mask();
+                if let Some(v) = f.reset {
+                    assert_eq!(
+                        v >> f.width.min(63),
+                        0,
+                        "{}.{} reset too wide",
+                        r.name,
+                        f.name
+                    );
+                }
+            }
+            let parts = d.rw_mask() | d.rw1c_mask() | d.ro_mask() | d.wo_mask();
+            assert_eq!(parts | d.reserved_mask(), d.width.mask(), "{}", r.name);
+            assert_eq!(parts & d.reserved_mask(), 0, "{}", r.name);
+        }
+        // Constants the rest of the crate uses agree with the table.
+        let field = |reg: &str, f: &str| {
+            by_name(reg)
+                .and_then(|r| r.field(f))
+                .map(|f| f.mask())
+                .unwrap_or(0)
+        };
+        assert_eq!(field("GCMD", "TE") as u32, GCMD_TE);
+        assert_eq!(field("GCMD", "SRTP") as u32, GCMD_SRTP);
+        assert_eq!(field("GCMD", "QIE") as u32, GCMD_QIE);
+        assert_eq!(field("FSTS", "PFO") as u32, FSTS_PFO);
+        assert_eq!(field("FSTS", "PPF") as u32, FSTS_PPF);
+        assert_eq!(field("FSTS", "IQE") as u32, FSTS_IQE);
+        assert_eq!(field("FSTS", "FRI") as u32, FSTS_FRI_MASK);
+        assert_eq!(field("FECTL", "IM") as u32, FECTL_IM);
+        assert_eq!(field("FECTL", "IP") as u32, FECTL_IP);
+        assert_eq!(field("ICS", "IWC") as u32, ICS_IWC);
+        assert_eq!(field("RTADDR", "TTM"), RTADDR_TTM_MASK);
+        assert_eq!(field("IQA", "DW"), IQA_DW);
+        assert_eq!(field("IQA", "QS"), IQA_QS_MASK);
+        assert_eq!(FRCD_QW1.field("F").map(|f| f.mask()), Some(frcd::QW1_F));
+        assert_eq!(
+            FRCD_QW1.field("FR").map(|f| f.mask()),
+            Some(frcd::QW1_FR_MASK)
+        );
+        assert_eq!(
+            FRCD_QW1.field("PV").map(|f| f.mask()),
+            Some(frcd::QW1_PASID_MASK)
+        );
+        // Every advertised capability bit is a named field: the table holds the whole value.
+        for (name, v) in [
+            ("CAP", CAP_VALUE),
+            ("ECAP", ECAP_VALUE),
+            ("VER", VER_VALUE.into()),
+        ] {
+            let r = by_name(name).expect("in the table");
+            assert_eq!(r.reset_value(), v, "{name}");
+            assert_eq!(r.reset_mask(), r.width.mask(), "{name}");
+        }
+        assert_eq!(
+            by_name("FECTL").map(|r| r.reset_value()),
+            Some(u64::from(FECTL_IM))
+        );
+        assert_eq!(instances().len(), REGISTERS.len() + 2 * FRCD_COUNT as usize);
+    }
+
+    #[test]
+    fn after_write_follows_the_access_types() {
+        let fsts = by_name("FSTS").expect("FSTS");
+        let before = u64::from(FSTS_PFO | FSTS_PPF | FSTS_IQE | 3 << FSTS_FRI_SHIFT);
+        // Writing 1 to PFO clears it; IQE written 0 stays; PPF and FRI are read-only.
+        assert_eq!(
+            fsts.after_write(before, u64::from(FSTS_PFO | FSTS_PPF)),
+            u64::from(FSTS_PPF | FSTS_IQE | 3 << FSTS_FRI_SHIFT)
+        );
+        let gcmd = by_name("GCMD").expect("GCMD");
+        assert_eq!(gcmd.after_write(0, u64::MAX), 0, "GCMD reads 0");
+        let feaddr = by_name("FEADDR").expect("FEADDR");
+        assert_eq!(feaddr.after_write(0, 0xfee0_0003), 0xfee0_0000);
+        assert_eq!(feaddr.access(0), Access::Rsvd);
+        assert_eq!(feaddr.access(2), Access::Rw);
     }
 
     #[test]

@@ -6,16 +6,20 @@
 //! - [`tlp_agent`]: sends TLPs on ingress and collects what leaves on tx and cpl.
 //! - [`exchange`]: one TLP in, the unit's whole answer out (marker-delimited).
 //! - [`harness`]: runs a test body and re-runs a failed one with waveforms.
+//! - [`monitor`]: per-cycle protocol checks (CSR responses nobody asked for, memory traffic
+//!   while the unit must be idle), reported by [`Env::check_assertions`].
 
 pub mod csr;
 pub mod exchange;
 pub mod harness;
 pub mod mem;
+pub mod monitor;
 pub mod tlp_agent;
 
 use crate::dut::waves::Waves;
 use crate::dut::{Dut, DutIn, DutOut};
 use crate::env::mem::MemAgent;
+use crate::env::monitor::Monitor;
 use crate::env::tlp_agent::TlpAgent;
 
 #[derive(Debug)]
@@ -31,6 +35,8 @@ pub struct Env {
     pub tlp: TlpAgent,
     /// Where this environment's test writes waveforms (off unless the test is traced).
     pub waves: Waves,
+    /// Per-cycle protocol monitors (see [`monitor`]).
+    pub monitor: Monitor,
 }
 
 impl Env {
@@ -68,6 +74,7 @@ impl Env {
             mem: None,
             tlp: TlpAgent::new(seed),
             waves,
+            monitor: Monitor::default(),
         }
     }
 
@@ -90,6 +97,7 @@ impl Env {
         if let Some(m) = &mut self.mem {
             m.observe(&self.inp, &self.out);
         }
+        self.monitor.observe(self.dut.cycle(), &self.inp, &self.out);
         self.out
     }
 
@@ -100,7 +108,7 @@ impl Env {
         }
     }
 
-    /// Fails if an RTL assertion fired.
+    /// Fails if an RTL assertion fired or a monitor recorded an error.
     pub fn check_assertions(&self) -> anyhow::Result<()> {
         if self.out.sim_error {
             anyhow::bail!(
@@ -108,6 +116,17 @@ impl Env {
                 self.dut.cycle()
             );
         }
+        if let Some(r) = self.monitor.report() {
+            anyhow::bail!("protocol monitor: {r}");
+        }
         Ok(())
+    }
+
+    /// Opens the window in which the unit must make no memory request, from the next cycle
+    /// until a TLP is accepted or a CSR write may start work ([`monitor`] says which). The
+    /// caller claims that every TLP it sent has been answered (or dropped) and that the
+    /// invalidation queue has nothing to do.
+    pub fn expect_idle(&mut self) {
+        self.monitor.expect_idle(self.dut.cycle());
     }
 }

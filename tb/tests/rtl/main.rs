@@ -1,13 +1,16 @@
 //! The testbench's own tests through the verilated RTL: one binary (it links the simulator
 //! once), one module per topic.
 
+mod cache_model;
 mod coverage;
 mod during;
 mod fault_codes;
 mod invalidation;
 mod iotlb;
+mod monitors;
 mod queue;
 mod recording;
+mod reg_model;
 mod registers;
 mod regress;
 mod scoreboard;
