@@ -16,3 +16,6 @@ pub mod order;
 pub mod records;
 pub mod scoreboard;
 pub mod stream;
+
+#[cfg(test)]
+mod tests;
