@@ -25,6 +25,22 @@ impl RecordReader {
         Self::default()
     }
 
+    /// (offset of FRCD0, number of records, slot of the next record), once a drain has
+    /// found out where the next record goes.
+    pub fn next(&self) -> Option<(u64, u32, u32)> {
+        match (self.layout, self.next) {
+            (Some((base, n)), Some(slot)) => Some((base, n, slot)),
+            _ => None,
+        }
+    }
+
+    /// A record was drained from `slot` by other means ([`crate::check::stream`]'s poller).
+    pub fn drained(&mut self, slot: u32) {
+        if let Some((_, n)) = self.layout {
+            self.next = Some((slot + 1) % n);
+        }
+    }
+
     fn layout(&mut self, env: &mut Env) -> Result<(u64, u32)> {
         if let Some(l) = self.layout {
             return Ok(l);

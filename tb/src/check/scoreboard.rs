@@ -20,6 +20,7 @@
 //! - **Watchdog.** A request that must leave the unit and has not within [`WATCHDOG`]
 //!   cycles of its acceptance fails.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use iommu_model::fault::FaultRecord;
@@ -83,6 +84,8 @@ struct Slot {
     chosen: Option<usize>,
     /// Some answer leaves nothing.
     may_drop: bool,
+    /// Some remaining answer writes a record, and its record has not been checked.
+    record_open: bool,
 }
 
 impl Slot {
@@ -116,8 +119,11 @@ pub struct Scoreboard {
     open: Vec<usize>,
     /// Open requests that must leave the unit (no drop among their answers).
     mandatory: usize,
-    /// Requests that may record a fault whose records have not been checked, by index.
-    record_due: Vec<usize>,
+    /// Requests that may record a fault whose records have not been checked, by index, in
+    /// acceptance order.
+    record_due: VecDeque<usize>,
+    /// Those of `record_due` that may still write a record.
+    record_live: usize,
 }
 
 impl Scoreboard {
@@ -138,7 +144,7 @@ impl Scoreboard {
     /// Requests whose fault records are not checked yet (at most [`RECORD_SLOTS`] may be in
     /// flight, or the unit's records could overflow).
     pub fn records_due(&self) -> usize {
-        self.record_due.len()
+        self.record_live
     }
 
     fn fail(&self, id: usize, message: String) -> CheckError {
@@ -180,9 +186,11 @@ impl Scoreboard {
             passed_by: None,
             chosen: None,
             may_drop,
+            record_open: may_record,
         });
         if may_record {
-            self.record_due.push(id);
+            self.record_due.push_back(id);
+            self.record_live += 1;
         }
         if !only_drop {
             self.open.push(id);
@@ -249,6 +257,10 @@ impl Scoreboard {
         s.state = State::Resolved;
         s.cand = mask;
         s.got = Some((now, e));
+        if s.record_open && s.answers().all(|(_, a)| a.record.is_none()) {
+            s.record_open = false;
+            self.record_live -= 1;
+        }
         Ok(())
     }
 
@@ -333,61 +345,110 @@ impl Scoreboard {
         Ok(())
     }
 
-    /// Checks the fault records drained from the unit (in the order it wrote them) against
-    /// the requests that may have written them, in request order. Every request must be
-    /// resolved ([`Scoreboard::settle`]).
-    pub fn check_records(&mut self, got: &[FaultRecord]) -> Result<(), CheckError> {
-        let due = std::mem::take(&mut self.record_due);
-        let mut next = 0;
-        for &id in &due {
-            let s = &self.slots[id];
+    /// The unit's next fault record (in the order it wrote them): it must be the record of
+    /// the oldest request that may still write one; requests before it that may also write
+    /// none are taken to have written none.
+    pub fn record(&mut self, r: &FaultRecord) -> Result<(), CheckError> {
+        while let Some(&id) = self.record_due.front() {
+            let s = &mut self.slots[id];
+            if !s.record_open {
+                self.record_due.pop_front();
+                continue;
+            }
+            let hit = s
+                .answers()
+                .find(|(_, a)| a.record.as_ref() == Some(r))
+                .map(|(i, a)| (i, a.egress.is_none()));
+            if let Some((i, dropped)) = hit {
+                s.cand = 1 << i;
+                s.chosen = Some(i);
+                s.record_open = false;
+                self.record_live -= 1;
+                self.record_due.pop_front();
+                if s.state == State::Open && dropped {
+                    // Its record says it faulted, and a faulting write leaves nothing.
+                    s.state = State::Resolved;
+                    if let Some(pos) = self.open.iter().position(|&o| o == id) {
+                        self.open.remove(pos);
+                    }
+                }
+                return Ok(());
+            }
+            let silent = s
+                .answers()
+                .filter(|(_, a)| a.record.is_none())
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            if silent == 0 {
+                let got = s
+                    .got
+                    .map_or("nothing left".to_owned(), |(_, e)| e.to_string());
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "fault records: request #{id} must write a record, but the unit's next                          record (in FRCD ring order) is {r}\n  {}\n  DUT did:    {got}",
+                        self.describe(id),
+                    ),
+                ));
+            }
+            // A later request's record: this one wrote none.
+            s.cand = silent;
+            s.record_open = false;
+            self.record_live -= 1;
+            self.record_due.pop_front();
+        }
+        Err(CheckError::other(format!(
+            "fault records: the unit wrote {r}, which no request explains (a spurious or \
+             duplicated record, or one out of order)"
+        )))
+    }
+
+    /// Every record the unit wrote has been handed to [`Scoreboard::record`] and every
+    /// request is resolved: the requests still waiting for a record must be allowed none.
+    pub fn records_done(&mut self) -> Result<(), CheckError> {
+        while let Some(id) = self.record_due.pop_front() {
+            let s = &mut self.slots[id];
+            if !s.record_open {
+                continue;
+            }
             if s.state != State::Resolved {
                 return Err(self.fail(
                     id,
                     format!("internal: fault records checked while request #{id} is open"),
                 ));
             }
-            let want = got.get(next);
-            let by_record =
-                want.and_then(|w| s.answers().find(|(_, a)| a.record.as_ref() == Some(w)));
-            let chosen = by_record.or_else(|| s.answers().find(|(_, a)| a.record.is_none()));
-            match chosen {
-                Some((i, a)) => {
-                    if a.record.is_some() {
-                        next += 1;
-                    }
-                    self.slots[id].chosen = Some(i);
-                }
-                None => {
-                    return Err(self.fail(
-                        id,
-                        format!(
-                            "fault records: request #{id} must write a record, but the unit's \
-                             next record (in FRCD order) is {}\n  {}\n  DUT did:    {}\n  \
-                             records drained: [{}]",
-                            want.map_or("none".to_owned(), |r| r.to_string()),
-                            self.describe(id),
-                            s.got
-                                .map_or("nothing left".to_owned(), |(_, e)| e.to_string()),
-                            show(got)
-                        ),
-                    ))
-                }
+            let silent = s
+                .answers()
+                .filter(|(_, a)| a.record.is_none())
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            if silent == 0 {
+                let got = s
+                    .got
+                    .map_or("nothing left".to_owned(), |(_, e)| e.to_string());
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "fault records: request #{id} must write a record, and the unit wrote \
+                         none for it (missing)\n  {}\n  DUT did:    {got}",
+                        self.describe(id),
+                    ),
+                ));
             }
-        }
-        if next < got.len() {
-            return Err(CheckError::other(format!(
-                "fault records: the unit wrote {} that no request explains (or out of order): \
-                 [{}]\n  all records drained: [{}]\n  requests that may record: {}",
-                got.len() - next,
-                show(&got[next..]),
-                show(got),
-                due.iter()
-                    .map(|&id| format!("\n    {}", self.describe(id)))
-                    .collect::<String>()
-            )));
+            s.cand = silent;
+            s.record_open = false;
+            self.record_live -= 1;
         }
         Ok(())
+    }
+
+    /// [`Scoreboard::record`] for each of `got`, then [`Scoreboard::records_done`].
+    pub fn check_records(&mut self, got: &[FaultRecord]) -> Result<(), CheckError> {
+        for r in got {
+            self.record(r).map_err(|mut e| {
+                e.message = format!("{}\n  records drained: [{}]", e.message, show(got));
+                e
+            })?;
+        }
+        self.records_done()
     }
 
     /// The answer each request got, in acceptance order, once the stream has settled and

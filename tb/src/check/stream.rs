@@ -24,6 +24,7 @@ use crate::check::scoreboard::{CheckError, Scoreboard, Totals, RECORD_SLOTS, WAT
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::TlpWords;
+use iommu_model::regs;
 
 /// Quiet cycles after which the unit is taken to be done with everything accepted.
 pub const SETTLE: u32 = 16;
@@ -127,6 +128,149 @@ fn drain_records(
     sb.check_records(&got)
 }
 
+/// Drains fault records while the stream runs, over the CSR bus (which is independent of
+/// the TLP ports): one register access at a time, driven a cycle at a time. Once a
+/// [`RecordReader`] drain has told where the next record goes, it polls that slot's F bit,
+/// reads a record that has arrived, clears it and hands it to the scoreboard, so that
+/// requests need not stop for the records to be read.
+#[derive(Debug, Default)]
+struct Poller {
+    op: Option<CsrOp>,
+    step: PollStep,
+    slot: u32,
+    hi: u64,
+    rec: Option<FaultRecord>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CsrOp {
+    write: bool,
+    addr: u64,
+    wdata: u64,
+    /// The bus took it (valid and ready in one cycle); now waiting for the response.
+    taken: bool,
+    waited: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+enum PollStep {
+    #[default]
+    Hi,
+    Lo,
+    Clear,
+}
+
+impl CsrOp {
+    fn read(addr: u64) -> Self {
+        Self {
+            write: false,
+            addr,
+            wdata: 0,
+            taken: false,
+            waited: 0,
+        }
+    }
+}
+
+impl Poller {
+    fn idle(&self) -> bool {
+        self.op.is_none()
+    }
+
+    /// Sets this cycle's CSR inputs, starting a poll when records are due.
+    #[inline]
+    fn drive(&mut self, env: &mut Env, records: &RecordReader, due: bool) {
+        if self.op.is_none() && due {
+            if let Some((base, _, slot)) = records.next() {
+                self.slot = slot;
+                self.step = PollStep::Hi;
+                self.op = Some(CsrOp::read(base + 16 * u64::from(slot) + 8));
+            }
+        }
+        match self.op {
+            Some(op) if !op.taken => {
+                env.inp.csr_valid = true;
+                env.inp.csr_write = op.write;
+                env.inp.csr_addr = op.addr as u16;
+                env.inp.csr_size64 = true;
+                env.inp.csr_wdata = op.wdata;
+            }
+            _ => env.inp.csr_valid = false,
+        }
+    }
+
+    /// Looks at the cycle just run; returns a record once it has been read and cleared.
+    #[inline]
+    fn observe(
+        &mut self,
+        env: &Env,
+        records: &mut RecordReader,
+    ) -> Result<Option<FaultRecord>, CheckError> {
+        let slot = self.slot;
+        let Some(op) = &mut self.op else {
+            return Ok(None);
+        };
+        let out = &env.out;
+        op.waited += 1;
+        if op.waited > crate::env::csr::CSR_TIMEOUT {
+            return Err(CheckError::other(format!(
+                "CSR {} at {:#05x}: no response within {} cycles",
+                if op.write { "write" } else { "read" },
+                op.addr,
+                crate::env::csr::CSR_TIMEOUT
+            )));
+        }
+        if !op.taken {
+            op.taken = out.csr_ready;
+            return Ok(None);
+        }
+        if !out.csr_rvalid {
+            return Ok(None);
+        }
+        if out.csr_error {
+            return Err(CheckError::other(format!(
+                "CSR access at {:#05x} answered with an error",
+                op.addr
+            )));
+        }
+        let at = (op.addr & !0xf) as u64;
+        let data = out.csr_rdata;
+        self.op = None;
+        match self.step {
+            PollStep::Hi => {
+                if data & regs::frcd::QW1_F != 0 {
+                    self.hi = data;
+                    self.step = PollStep::Lo;
+                    self.op = Some(CsrOp::read(at));
+                }
+            }
+            PollStep::Lo => {
+                let q = [data, self.hi];
+                let stray = FaultRecord::stray_bits(q);
+                if stray != [0, 0] {
+                    return Err(CheckError::other(format!(
+                        "fault recording register {slot} holds bits no record carries: QW0 {:#x}, \
+                         QW1 {:#x} (record {q:x?})",
+                        stray[0], stray[1]
+                    )));
+                }
+                self.rec = FaultRecord::decode(q);
+                self.step = PollStep::Clear;
+                self.op = Some(CsrOp {
+                    write: true,
+                    wdata: regs::frcd::QW1_F,
+                    ..CsrOp::read(at + 8)
+                });
+            }
+            PollStep::Clear => {
+                records.drained(slot);
+                return Ok(self.rec.take());
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Sends every TLP of `items` as one stream and judges everything that leaves.
 pub fn run(
     env: &mut Env,
@@ -143,6 +287,7 @@ pub fn run(
     let mut last = start;
     let mut quiet = 0u32;
     let mut transcript = FNV_START;
+    let mut poller = Poller::default();
     loop {
         let hold = sb.records_due() >= RECORD_SLOTS;
         if next.is_none() && !hold {
@@ -162,8 +307,12 @@ pub fn run(
         let cplp = traffic.cpl_ready_pct;
         env.inp.tx_ready = traffic.pct(txp);
         env.inp.cpl_ready = traffic.pct(cplp);
+        poller.drive(env, records, sb.records_due() > 0);
         let out = env.tick();
         let now = env.dut.cycle();
+        if let Some(r) = poller.observe(env, records)? {
+            sb.record(&r)?;
+        }
         let mut active = busy(env);
         if offered && out.rx_ready {
             if let Some(x) = next.take() {
@@ -186,9 +335,9 @@ pub fn run(
         }
         quiet = if active { 0 } else { quiet + 1 };
         let all_sent = sent == n;
-        if (all_sent || hold) && sb.mandatory_open() == 0 && quiet >= SETTLE {
+        if (all_sent || hold) && sb.mandatory_open() == 0 && quiet >= SETTLE && poller.idle() {
             sb.settle(now)?;
-            if sb.records_due() > 0 {
+            if all_sent || sb.records_due() > 0 {
                 drain_records(env, &mut sb, records)?;
             }
             if all_sent {
@@ -204,6 +353,7 @@ pub fn run(
     env.inp.rx_valid = false;
     env.inp.tx_ready = true;
     env.inp.cpl_ready = true;
+    env.inp.csr_valid = false;
     env.check_assertions().map_err(CheckError::other)?;
     let (outcomes, egress, totals) = sb.finish()?;
     Ok(StreamReport {

@@ -70,6 +70,9 @@ pub struct Report {
     /// Requests answered while an invalidation batch was executing.
     pub concurrent: u64,
     pub cycles: u64,
+    /// TLPs of the untranslated-path run before the kernel sequence (judged by the same
+    /// scoreboard; set by the caller that ran it).
+    pub untranslated: u64,
 }
 
 impl std::ops::AddAssign for Report {
@@ -80,6 +83,7 @@ impl std::ops::AddAssign for Report {
         self.in_window += o.in_window;
         self.concurrent += o.concurrent;
         self.cycles += o.cycles;
+        self.untranslated += o.untranslated;
     }
 }
 
