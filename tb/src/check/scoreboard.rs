@@ -111,6 +111,16 @@ pub struct Totals {
     pub dropped: u64,
 }
 
+/// What a finished stream's requests got.
+#[derive(Clone, Debug, Default)]
+pub struct Finished {
+    /// The answer of each request, in acceptance order.
+    pub outcomes: Vec<Outcome>,
+    /// What left the unit for each.
+    pub egress: Vec<Option<Egress>>,
+    pub totals: Totals,
+}
+
 /// The scoreboard of one stream of requests (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Scoreboard {
@@ -453,7 +463,7 @@ impl Scoreboard {
 
     /// The answer each request got, in acceptance order, once the stream has settled and
     /// its records are checked; also the totals.
-    pub fn finish(&mut self) -> Result<(Vec<Outcome>, Vec<Option<Egress>>, Totals), CheckError> {
+    pub fn finish(&mut self) -> Result<Finished, CheckError> {
         if let Some(&id) = self.open.first() {
             return Err(self.fail(id, format!("internal: request #{id} is still open")));
         }
@@ -480,7 +490,11 @@ impl Scoreboard {
             outcomes.push(a.outcome);
             egress.push(s.got.map(|(_, e)| e));
         }
-        Ok((outcomes, egress, t))
+        Ok(Finished {
+            outcomes,
+            egress,
+            totals: t,
+        })
     }
 }
 

@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::expect::Expect;
 use crate::check::records::RecordReader;
-use crate::check::scoreboard::{CheckError, Scoreboard, Totals, RECORD_SLOTS, WATCHDOG};
+use crate::check::scoreboard::{CheckError, Finished, Scoreboard, Totals, RECORD_SLOTS, WATCHDOG};
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::TlpWords;
@@ -233,7 +233,7 @@ impl Poller {
                 op.addr
             )));
         }
-        let at = (op.addr & !0xf) as u64;
+        let at = op.addr & !0xf;
         let data = out.csr_rdata;
         self.op = None;
         match self.step {
@@ -355,7 +355,11 @@ pub fn run(
     env.inp.cpl_ready = true;
     env.inp.csr_valid = false;
     env.check_assertions().map_err(CheckError::other)?;
-    let (outcomes, egress, totals) = sb.finish()?;
+    let Finished {
+        outcomes,
+        egress,
+        totals,
+    } = sb.finish()?;
     Ok(StreamReport {
         totals,
         cycles: last - start,
@@ -504,7 +508,11 @@ impl Collected {
         }
         sb.settle(last)?;
         sb.check_records(&self.records)?;
-        let (outcomes, egress, totals) = sb.finish()?;
+        let Finished {
+            outcomes,
+            egress,
+            totals,
+        } = sb.finish()?;
         Ok(StreamReport {
             totals,
             cycles: last.saturating_sub(first.unwrap_or(last)),
