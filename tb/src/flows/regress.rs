@@ -1,18 +1,19 @@
 //! Random regression of the translation unit: seeded kernel-API sequences
-//! ([`iommu_model::stimulus`]) run on the RTL through the driver model, with requests after
-//! every operation, under random memory latency and back-pressure.
+//! ([`iommu_model::stimulus`]) run on the RTL through the driver model, with a stream of
+//! requests after every operation, under random memory latency and back-pressure.
 //!
-//! Every request is checked twice over. While no invalidation window is open, the DUT must
-//! do exactly what the golden walker does on the same memory, fault record included
-//! ([`crate::check::judge`]). While an unmap's flush has not completed, the DUT's outcome must be
-//! in the oracle's allowed set (the old translation is still allowed). Either way the
-//! outcome must be in the oracle's set.
+//! Every request is judged by the streaming judge ([`crate::check`]), in flight together with
+//! the others of its stream. While no invalidation window is open, the DUT must do exactly
+//! what the golden walker does on the same memory, fault record included. While an unmap's
+//! flush has not completed, the DUT's answer must be in the oracle's allowed set (the old
+//! translation is still allowed). Either way the outcome must be in the oracle's set.
 //!
-//! Requests are also sent while an operation's invalidations are executing (as DMA goes
-//! on while Linux spins in `qi_submit_sync`). Those are judged by the oracle under
-//! concurrency ([`oracle::allowed_during`], rule in the model's README): anything legal
-//! before the operation (every window open then included), after it, or in the states the
-//! driver passes through; after the wait, the exact check above applies again.
+//! Requests are also streamed while an operation's invalidations are executing (as DMA goes
+//! on while Linux spins in `qi_submit_sync`): the [`Collector`] logs what leaves, and the log
+//! is judged after the operation by the oracle under concurrency
+//! ([`oracle::allowed_during`], rule in the model's README): anything legal before the
+//! operation (every window open then included), after it, or in the states the driver
+//! passes through; after the wait, the exact check above applies again.
 
 use anyhow::{anyhow, Result};
 use iommu_model::driver::{Driver, DriverQuirks};

@@ -2,10 +2,11 @@
 //!
 //! With translation disabled VT-d forwards requests unchanged; docs/contract.md section 3 still
 //! rejects malformed memory requests (no forwarding, a UR completion for a non-posted one,
-//! nothing for a posted one). Every expectation here comes from the TLP codec ([`crate::tlp`]):
-//! the generator builds well-formed and malformed TLPs, the codec decides what each one is,
-//! and the checker compares the DUT's egress and completion streams with that, in order,
-//! under random idle gaps on ingress and random back-pressure on both egress ports.
+//! nothing for a posted one). Every expectation here comes from the TLP codec ([`crate::tlp`],
+//! [`check::expect::Expect::codec`]): the generator builds well-formed and malformed TLPs,
+//! the codec decides what each one is, and the streaming judge ([`crate::check::stream`])
+//! pairs the DUT's egress and completions with them under random idle gaps on ingress and
+//! random back-pressure on both egress ports.
 
 use anyhow::{anyhow, bail, Result};
 use iommu_model::golden::Outcome;
