@@ -1,10 +1,12 @@
 //! Draining the unit's fault records in the order it wrote them.
 //!
-//! Records fill the FRCD registers in ring order; FSTS.FRI names the oldest pending one
-//! (docs/contract.md section 2.4). A drain reads FSTS, then the records from FRI on while F
-//! is set, clearing each, and reads FSTS again: nothing may be left pending (a record out
-//! of ring order), and PFO must be clear (a record was lost to overflow). Across drains of
-//! one [`RecordReader`] the ring must continue where the last drain stopped.
+//! Records fill the FRCD registers in ring order; FSTS.FRI names the oldest record pending
+//! when PPF was set (docs/contract.md section 2.4). A drain reads FSTS, then the records
+//! from the oldest pending slot on while F is set, clearing each, and reads FSTS again:
+//! nothing may be left pending (a record out of ring order), and PFO must be clear (a record
+//! was lost to overflow). The oldest pending slot is FRI on a reader's first drain; after
+//! that the reader continues the ring where it stopped (FRI is not moved by clearing, so
+//! once records are cleared while others are pending it names an already-cleared slot).
 
 use anyhow::{bail, Result};
 use iommu_model::fault::FaultRecord;
@@ -66,15 +68,11 @@ impl RecordReader {
         if fri >= n {
             bail!("FSTS.FRI = {fri}, beyond the {n} fault recording registers");
         }
-        if let Some(want) = self.next {
-            if fri != want {
-                bail!(
-                    "FSTS.FRI = {fri}: the oldest pending record is not in the slot after the last \
-                     one drained ({want}); records are not written in ring order"
-                );
-            }
-        }
-        let mut slot = fri;
+        // FRI names the oldest record pending when PPF was last set; once this reader has
+        // cleared records itself it knows better where the oldest pending one is (FRI is not
+        // updated by clearing).
+        let first = self.next.unwrap_or(fri);
+        let mut slot = first;
         for _ in 0..n {
             let off = base + 16 * u64::from(slot);
             let hi = env.read64(off + 8)?;
@@ -102,7 +100,7 @@ impl RecordReader {
         let after = env.read32(regs::FSTS)?;
         if after & (regs::FSTS_PPF | regs::FSTS_PFO) != 0 {
             bail!(
-                "after draining {} records from FRI = {fri} in ring order, FSTS = {after:#010x} \
+                "after draining {} records from slot {first} in ring order, FSTS = {after:#010x} \
                  still reports pending records (a record outside ring order) or an overflow",
                 recs.len()
             );
