@@ -253,7 +253,7 @@ impl Expect {
             .iter()
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
-            .join("\n              ")
+            .join("\n                 ")
     }
 
     /// The only outcome allowed, if there is one.

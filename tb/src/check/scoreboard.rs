@@ -169,7 +169,7 @@ impl Scoreboard {
     fn describe(&self, id: usize) -> String {
         let s = &self.slots[id];
         format!(
-            "request #{id}: {}\n  {}\n  allowed:    {}",
+            "request #{id}: {}\n  {}\n  allowed:       {}",
             s.exp.describe(),
             s.exp.judged_by(),
             s.exp.allowed()
@@ -279,7 +279,7 @@ impl Scoreboard {
             return self.fail(
                 id,
                 format!(
-                    "cycle {now}: wrong answer\n  {}\n  DUT did:    {e}",
+                    "cycle {now}: wrong answer\n  {}\n  DUT did:       {e}",
                     self.describe(id)
                 ),
             );
@@ -298,7 +298,7 @@ impl Scoreboard {
                 self.fail(
                     id,
                     format!(
-                        "cycle {now}: {e} left the unit with no open request behind it ({what})\n  {}\n  DUT did:    {e}",
+                        "cycle {now}: {e} left the unit with no open request behind it ({what})\n  {}\n  DUT did:       {e}",
                         self.describe(id)
                     ),
                 )
@@ -343,7 +343,7 @@ impl Scoreboard {
                     id,
                     format!(
                         "cycle {now}: the unit went quiet, but nothing left it for request #{id} \
-                         (lost)\n  {}\n  DUT did:    nothing",
+                         (lost)\n  {}\n  DUT did:       nothing",
                         self.describe(id)
                     ),
                 ));
@@ -395,7 +395,7 @@ impl Scoreboard {
                 return Err(self.fail(
                     id,
                     format!(
-                        "fault records: request #{id} must write a record, but the unit's next                          record (in FRCD ring order) is {r}\n  {}\n  DUT did:    {got}",
+                        "fault records: request #{id} must write a record, but the unit's next record (in FRCD ring order) is {r}\n  {}\n  DUT did:       {got}",
                         self.describe(id),
                     ),
                 ));
@@ -438,7 +438,7 @@ impl Scoreboard {
                     id,
                     format!(
                         "fault records: request #{id} must write a record, and the unit wrote \
-                         none for it (missing)\n  {}\n  DUT did:    {got}",
+                         none for it (missing)\n  {}\n  DUT did:       {got}",
                         self.describe(id),
                     ),
                 ));

@@ -279,15 +279,12 @@ impl Source for Replay<'_> {
     }
 }
 
-/// Tags for a run's TLPs: every TLP in flight has its own (RID, tag).
-#[derive(Default)]
-struct Tags(u16);
-
-impl Tags {
-    fn next(&mut self) -> u16 {
-        self.0 = (self.0 + 1) & tlp::TAG_MAX;
-        self.0
-    }
+/// The tag of the `n`-th request of a stream: unique among the TLPs in flight (one stream
+/// is settled before the next starts), and unchanged when other streams change (so a shrunk
+/// trace fails with the same TLPs).
+fn tag(concurrent: bool, n: usize) -> u16 {
+    let base = if concurrent { 0x200 } else { 0 };
+    base | (n as u16 & 0x1ff)
 }
 
 fn drive(
@@ -300,7 +297,6 @@ fn drive(
     let start = k.ops().hw().env.dut.cycle();
     let submitted_before = k.ops().hw().submitted.len();
     let mut records = RecordReader::new();
-    let mut tags = Tags::default();
     // The access log is only looked at for coverage (reads per request).
     k.ops_mut().hw_mut().mem_agent().logging = cov.is_some();
     for step in 0..src.ops() {
@@ -310,7 +306,8 @@ fn drive(
         let conc: Vec<MemRequest> = src
             .concurrent(k, step)
             .iter()
-            .map(|r| to_tlp(r, tags.next()))
+            .enumerate()
+            .map(|(n, r)| to_tlp(r, tag(true, n)))
             .collect();
         let words = conc
             .iter()
@@ -369,7 +366,11 @@ fn drive(
         if reqs.is_empty() {
             continue;
         }
-        let tlps: Vec<MemRequest> = reqs.iter().map(|r| to_tlp(r, tags.next())).collect();
+        let tlps: Vec<MemRequest> = reqs
+            .iter()
+            .enumerate()
+            .map(|(n, r)| to_tlp(r, tag(false, n)))
+            .collect();
         let allowed: Vec<AllowedSet> = reqs.iter().map(|r| oracle::allowed(k, r)).collect();
         let exact = k.windows().is_empty();
         if !exact {
