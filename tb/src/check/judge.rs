@@ -1,27 +1,31 @@
-//! Judges single requests against the golden walker on the same memory.
+//! Judging requests one at a time or as a burst, for directed tests and tools: thin wrappers
+//! over the streaming judge ([`crate::check::stream`]) with expectations from the golden
+//! walker run on the memory the DUT walks (or from the oracle's allowed set).
 //!
-//! The golden walker ([`iommu_model::golden::translate`]) reads the memory the DUT walks
-//! and says what VT-d does with the request: a physical address or a fault reason, and
-//! whether the fault is recorded. From that the judge derives, with the TLP codec, exactly
-//! what must leave the unit (the request with the translated address, a UR completion, or
-//! nothing) and which fault record must appear, and compares field by field.
+//! A single request is a stream of one: sent under the environment's gaps and
+//! back-pressure, its egress paired and compared field by field, the unit's fault records
+//! drained in ring order and compared with the one it must write (or none).
 
 use anyhow::{anyhow, bail, Context, Result};
 use iommu_model::fault::FaultRecord;
-use iommu_model::golden::{self, HwState, Outcome, Request, Walk};
-use iommu_model::FaultReason;
+use iommu_model::golden::{self, HwState, Outcome, Walk};
+use iommu_model::oracle::AllowedSet;
 
-use crate::env::exchange::exchange;
+use crate::check::expect::{self, Expect};
+pub use crate::check::expect::{expected_record, golden_request};
+use crate::check::records::RecordReader;
+use crate::check::scoreboard::CheckError;
+use crate::check::stream::{self, Traffic};
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
-use crate::flows::untranslated::COMPLETER_ID;
-use crate::tlp::{self, MemRequest, TlpWords};
+use crate::tlp::MemRequest;
 use iommu_model::regs::{self, Caps};
 
 /// Cycles one request may take (a full walk is 16 reads, each up to 64 cycles late).
 pub const REQUEST_TIMEOUT: u64 = 4_000;
 
-/// Reads and clears every pending fault record (F set), in register order.
+/// Reads and clears every pending fault record (F set), in register order (for directed
+/// tests of the recording registers; the judge drains them in ring order instead).
 pub fn take_fault_records(env: &mut Env) -> Result<Vec<FaultRecord>> {
     let cap = Caps::new(env.read64(regs::CAP)?, 0);
     let mut recs = Vec::new();
@@ -46,37 +50,9 @@ pub fn take_fault_records(env: &mut Env) -> Result<Vec<FaultRecord>> {
     Ok(recs)
 }
 
-/// The fault record VT-d writes for the memory request `req` faulting with `reason`.
-pub fn expected_record(req: &MemRequest, reason: FaultReason) -> FaultRecord {
-    FaultRecord::of(&golden_request(req), reason)
-}
-
-/// The golden walker's view of a memory request TLP.
-pub fn golden_request(req: &MemRequest) -> Request {
-    Request {
-        rid: req.requester_id,
-        pasid: req.pasid.map(|p| p.pasid),
-        pmr: req.pasid.is_some_and(|p| p.pmr),
-        er: req.pasid.is_some_and(|p| p.er),
-        addr: req.addr,
-        len: req.byte_len(),
-        write: req.is_write,
-    }
-}
-
-/// What must leave the unit for `req` given the walk's outcome.
+/// What must leave the unit for `req` given the walk's outcome (nothing, or one TLP).
 pub fn expected_egress(req: &MemRequest, outcome: &Outcome) -> Result<Vec<Egress>> {
-    Ok(match outcome {
-        Outcome::Translated(pa) => vec![Egress::Tx(tlp::encode(&req.with_address(*pa))?.header)],
-        Outcome::Untranslated => vec![Egress::Tx(tlp::encode(req)?.header)],
-        Outcome::Fault(_) | Outcome::Malformed => match tlp::ur_completion(req, COMPLETER_ID) {
-            Some(c) => {
-                let h = tlp::encode_completion(&c)?.header;
-                vec![Egress::Cpl([h[0], h[1], h[2]])]
-            }
-            None => vec![],
-        },
-    })
+    Ok(expect::expected_egress(req, outcome)?.into_iter().collect())
 }
 
 /// One judged request.
@@ -84,91 +60,81 @@ pub fn expected_egress(req: &MemRequest, outcome: &Outcome) -> Result<Vec<Egress
 pub struct Judged {
     pub walk: Walk,
     pub egress: Vec<Egress>,
+    /// Cycles from sending it to its last transfer.
     pub cycles: u64,
+}
+
+fn walk_of(env: &Env, hw: &HwState, req: &MemRequest) -> Result<Walk> {
+    let mem = &env
+        .mem
+        .as_ref()
+        .context("the judge needs a memory agent")?
+        .mem;
+    Ok(golden::translate(hw, mem, &golden_request(req)))
+}
+
+fn stream_err(e: CheckError) -> anyhow::Error {
+    anyhow!("{e}")
 }
 
 /// Sends `req` through the DUT and checks its egress and fault record against the golden
 /// walker run on the memory the DUT walks.
 pub fn judge(env: &mut Env, hw: &HwState, req: &MemRequest) -> Result<Judged> {
-    let walk = {
-        let mem = &env
-            .mem
-            .as_ref()
-            .context("the judge needs a memory agent")?
-            .mem;
-        golden::translate(hw, mem, &golden_request(req))
-    };
-    let want = expected_egress(req, &walk.outcome)?;
-    let words = tlp::encode(req)?;
-    let start = env.dut.cycle();
-    let got = exchange(env, &words, REQUEST_TIMEOUT)?;
-    let cycles = env.dut.cycle() - start;
-    let show = |v: &[Egress]| {
-        if v.is_empty() {
-            "nothing".to_owned()
-        } else {
-            v.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        }
-    };
-    if got != want {
-        bail!(
-            "request: {req}\n  golden walker: {}\n  expected:      {}\n  DUT did:       {}",
-            walk.outcome,
-            show(&want),
-            show(&got)
-        );
-    }
-    let recs = take_fault_records(env)?;
-    let want_rec = match walk.outcome {
-        Outcome::Fault(r) if walk.record => vec![expected_record(req, r)],
-        _ => vec![],
-    };
-    if recs != want_rec {
-        bail!(
-            "request: {req}\n  golden walker: {} ({})\n  expected fault records: [{}]\n  DUT recorded:           [{}]",
-            walk.outcome,
-            if walk.record { "recorded" } else { "not recorded" },
-            want_rec.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "),
-            recs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ")
-        );
-    }
-    env.check_assertions()?;
+    let walk = walk_of(env, hw, req)?;
+    let x = Expect::golden(req, &walk)?;
+    let mut t = Traffic::of_env(env);
+    let r = stream::run(env, vec![x], &mut t, &mut RecordReader::new()).map_err(stream_err)?;
     Ok(Judged {
         walk,
-        egress: got,
-        cycles,
+        egress: r.egress.into_iter().flatten().collect(),
+        cycles: r.cycles,
     })
 }
 
-/// What the DUT did with a request, as an outcome: the translated address, or the
-/// recorded fault.
-pub fn dut_outcome(env: &mut Env, req: &MemRequest, got: &[Egress]) -> Result<Outcome> {
-    let recs = take_fault_records(env)?;
-    outcome_of(req, got, &recs)
+/// Sends `req` and checks that the DUT's answer (egress and fault record) is one the
+/// oracle's `allowed` set permits; returns the outcome it chose.
+pub fn judge_allowed(env: &mut Env, req: &MemRequest, allowed: &AllowedSet) -> Result<Outcome> {
+    let x = Expect::oracle(req, allowed)?;
+    let mut t = Traffic::of_env(env);
+    let r = stream::run(env, vec![x], &mut t, &mut RecordReader::new()).map_err(stream_err)?;
+    r.outcomes
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow!("internal: no outcome for {req}"))
 }
 
-pub fn outcome_of(req: &MemRequest, got: &[Egress], recs: &[FaultRecord]) -> Result<Outcome> {
-    match (got, recs) {
-        ([Egress::Tx(h)], []) => match tlp::decode(&TlpWords::from_port([0; 4], 0, *h))? {
-            tlp::Tlp::Mem(m) => Ok(Outcome::Translated(m.addr)),
-            t => bail!("the DUT forwarded something that is not a request: {t}"),
-        },
-        (_, [r]) if got.iter().all(|e| matches!(e, Egress::Cpl(_))) => {
-            let reason = FaultReason::from_code(r.reason).ok_or_else(|| {
-                anyhow!("the DUT recorded an unknown fault reason {:#04x}", r.reason)
-            })?;
-            Ok(Outcome::Fault(reason))
-        }
-        _ => bail!(
-            "the DUT answered {req} with [{}] and {} fault records",
-            got.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-            recs.len()
-        ),
-    }
+/// Totals of a checked burst.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BurstReport {
+    pub sent: u64,
+    pub translated: u64,
+    pub faults: u64,
+    pub dropped: u64,
+    pub cycles: u64,
+}
+
+/// Sends `reqs` as one stream (idle gaps `gap_pct`, tx/cpl ready `ready_pct` of the cycles,
+/// seeded by `seed`) and checks everything that leaves against the golden walker on the
+/// current memory.
+pub fn check_burst(
+    env: &mut Env,
+    hw: &HwState,
+    reqs: &[MemRequest],
+    seed: u64,
+    gap_pct: u32,
+    ready_pct: u32,
+) -> Result<BurstReport> {
+    let items = reqs
+        .iter()
+        .map(|r| Expect::golden(r, &walk_of(env, hw, r)?))
+        .collect::<Result<Vec<_>>>()?;
+    let mut t = Traffic::new(seed, gap_pct, ready_pct, ready_pct);
+    let r = stream::run(env, items, &mut t, &mut RecordReader::new()).map_err(stream_err)?;
+    Ok(BurstReport {
+        sent: r.totals.sent,
+        translated: r.totals.translated,
+        faults: r.totals.faults,
+        dropped: r.totals.dropped,
+        cycles: r.cycles,
+    })
 }

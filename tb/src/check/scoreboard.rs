@@ -1,238 +1,506 @@
-//! Streaming scoreboard: TLPs are sent back to back (random idle gaps, random back-pressure
-//! on tx and cpl) while the unit translates them, and every TLP that leaves is paired with
-//! its request and checked.
+//! The streaming scoreboard: every TLP accepted by the unit is an [`Expect`] (its allowed
+//! answers), every TLP that leaves on tx or cpl is paired with the request behind it and
+//! checked against that request's answers, and fault records are checked in order.
 //!
-//! The memory does not change during a burst, so the golden walker's answer on that memory
-//! is exact for every request. Expectations are queued in request order. The unit keeps PCIe
-//! order on this path (one in-order pipeline), so each egress TLP must be the next expected
-//! one. A mismatch is classified before it is reported: the (RID, tag) of a later
-//! expectation means the expected ones were lost or reordered, an earlier one means a
-//! duplicate. Every request must be answered within a watchdog bound. Fault records are
-//! checked in order, a batch at a time, before the 8 recording registers could overflow.
+//! - **Pairing.** An egress TLP is matched by identity (Requester ID and 10-bit tag, which
+//!   every answer carries) to the oldest open request with that identity whose answers
+//!   include it. One with no open request behind it fails at once (a duplicate, an answer to
+//!   a request that must produce nothing, or a TLP from nowhere).
+//! - **Ordering.** Not one global order: the PCIe rules of docs/contract.md section 4
+//!   ([`crate::check::order`]). When B leaves on tx while an earlier A that may still reach
+//!   tx is open and B may not pass A, A is marked; if A later leaves on tx, that is a
+//!   violation. If A is dropped or answered on cpl it imposes nothing (rule 3).
+//! - **Drops.** A request whose every answer is "nothing leaves" is resolved at once; one
+//!   that may leave or be dropped (the oracle allows a translation or a faulting write) is
+//!   resolved as dropped when the stream settles ([`Scoreboard::settle`]).
+//! - **Fault records.** Requests that may write a record are counted until their records
+//!   are checked; the driver drains the unit's records in FRCD ring order before eight
+//!   could be pending and hands them to [`Scoreboard::check_records`], which checks them in
+//!   request order against each request's allowed records.
+//! - **Watchdog.** A request that must leave the unit and has not within [`WATCHDOG`]
+//!   cycles of its acceptance fails.
 
 use std::collections::VecDeque;
+use std::fmt;
 
-use anyhow::{anyhow, bail, Result};
-use iommu_model::golden::{self, HwState, Outcome};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-use crate::check::judge::{expected_egress, expected_record, golden_request, take_fault_records};
-use crate::env::exchange::drain;
-use crate::env::tlp_agent::Egress;
-use crate::env::Env;
-use crate::tlp::{self, MemRequest};
 use iommu_model::fault::FaultRecord;
+use iommu_model::golden::Outcome;
+
+use crate::check::expect::{key, Expect};
+use crate::check::order::{self, Class};
+use crate::env::tlp_agent::Egress;
 
 /// Cycles between a request's acceptance and its answer before the watchdog fires.
 pub const WATCHDOG: u64 = 5_000;
 
-/// Fault records the unit may hold before the scoreboard drains them.
-const RECORD_BATCH: usize = 6;
+/// Fault recording registers of the unit (CAP.NFR + 1): at most this many requests that may
+/// record a fault are in flight between two drains.
+pub const RECORD_SLOTS: usize = 8;
 
-/// One request in flight.
-#[derive(Clone, Debug)]
-struct Pending {
-    index: usize,
-    req: MemRequest,
-    outcome: Outcome,
-    egress: Option<Egress>,
-    accepted_at: u64,
+/// A failed check: which request (its index in the stream, in acceptance order) and what
+/// the judge expected of it, when one request is to blame.
+#[derive(Debug)]
+pub struct CheckError {
+    pub request: Option<usize>,
+    pub expected: Option<Outcome>,
+    pub message: String,
 }
 
-/// Totals of a checked burst.
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+impl CheckError {
+    pub fn other(e: impl fmt::Display) -> Self {
+        Self {
+            request: None,
+            expected: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Resolved; `cand` holds the answers still possible (the record decides among them).
+    Resolved,
+}
+
+#[derive(Debug)]
+struct Slot {
+    exp: Expect,
+    accepted_at: u64,
+    state: State,
+    /// Bit i: answer i is still possible.
+    cand: u32,
+    got: Option<(u64, Egress)>,
+    /// A later request that left on tx while this one was open and may not pass it.
+    passed_by: Option<usize>,
+    chosen: Option<usize>,
+    /// Some answer leaves nothing.
+    may_drop: bool,
+    /// Some remaining answer writes a record, and its record has not been checked.
+    record_open: bool,
+}
+
+impl Slot {
+    fn answers(&self) -> impl Iterator<Item = (usize, &crate::check::expect::Answer)> {
+        self.exp
+            .answers
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.cand >> i & 1 == 1)
+    }
+    fn can_tx(&self) -> bool {
+        self.answers()
+            .any(|(_, a)| matches!(a.egress, Some(Egress::Tx(_))))
+    }
+}
+
+/// Totals of a checked stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BurstReport {
+pub struct Totals {
     pub sent: u64,
     pub translated: u64,
     pub faults: u64,
     pub dropped: u64,
-    pub cycles: u64,
 }
 
-fn key(e: &Egress) -> (u16, u16) {
-    match *e {
-        Egress::Tx(h) => (
-            (h[1] >> 16) as u16,
-            (((h[1] >> 8) & 0xff) | ((h[0] >> 19) & 1) << 8 | ((h[0] >> 23) & 1) << 9) as u16,
-        ),
-        Egress::Cpl(h) => (
-            (h[2] >> 16) as u16,
-            (((h[2] >> 8) & 0xff) | ((h[0] >> 19) & 1) << 8 | ((h[0] >> 23) & 1) << 9) as u16,
-        ),
-    }
+/// What a finished stream's requests got.
+#[derive(Clone, Debug, Default)]
+pub struct Finished {
+    /// The answer of each request, in acceptance order.
+    pub outcomes: Vec<Outcome>,
+    /// What left the unit for each.
+    pub egress: Vec<Option<Egress>>,
+    pub totals: Totals,
 }
 
-/// Sends `reqs` as one burst and checks everything that leaves. `gap_pct`/`ready_pct`
-/// shape the traffic; the randomness is seeded by `seed`.
-pub fn check_burst(
-    env: &mut Env,
-    hw: &HwState,
-    reqs: &[MemRequest],
-    seed: u64,
-    gap_pct: u32,
-    ready_pct: u32,
-) -> Result<BurstReport> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5c0e_b0a2);
-    let mut expected: Vec<(Outcome, Option<Egress>, Option<FaultRecord>)> =
-        Vec::with_capacity(reqs.len());
-    {
-        let mem = &env
-            .mem
-            .as_ref()
-            .ok_or_else(|| anyhow!("the scoreboard needs a memory agent"))?
-            .mem;
-        for r in reqs {
-            let walk = golden::translate(hw, mem, &golden_request(r));
-            let egress = expected_egress(r, &walk.outcome)?.into_iter().next();
-            let record = match walk.outcome {
-                Outcome::Fault(f) if walk.record => Some(expected_record(r, f)),
-                _ => None,
-            };
-            expected.push((walk.outcome, egress, record));
+/// The scoreboard of one stream of requests (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Scoreboard {
+    slots: Vec<Slot>,
+    /// Unresolved requests, in acceptance order.
+    open: Vec<usize>,
+    /// Open requests that must leave the unit (no drop among their answers).
+    mandatory: usize,
+    /// Requests that may record a fault whose records have not been checked, by index, in
+    /// acceptance order.
+    record_due: VecDeque<usize>,
+    /// Those of `record_due` that may still write a record.
+    record_live: usize,
+}
+
+impl Scoreboard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Open requests that must still leave the unit.
+    pub fn mandatory_open(&self) -> usize {
+        self.mandatory
+    }
+
+    /// Requests whose fault records are not checked yet (at most [`RECORD_SLOTS`] may be in
+    /// flight, or the unit's records could overflow).
+    pub fn records_due(&self) -> usize {
+        self.record_live
+    }
+
+    fn fail(&self, id: usize, message: String) -> CheckError {
+        CheckError {
+            request: Some(id),
+            expected: self.slots.get(id).and_then(|s| s.exp.single()),
+            message,
         }
     }
-    let words: Vec<_> = reqs.iter().map(tlp::encode).collect::<Result<_, _>>()?;
-    let mut rep = BurstReport {
-        sent: reqs.len() as u64,
-        ..BurstReport::default()
-    };
-    let mut inflight: VecDeque<Pending> = VecDeque::new();
-    let mut records_due: Vec<FaultRecord> = Vec::new();
-    let mut next = 0usize;
-    let start = env.dut.cycle();
 
-    let describe = |p: &Pending| format!("#{} {} (golden walker: {})", p.index, p.req, p.outcome);
+    /// The request, what its judge said and what it allowed.
+    fn describe(&self, id: usize) -> String {
+        let s = &self.slots[id];
+        format!(
+            "request #{id}: {}\n  {}\n  allowed:       {}",
+            s.exp.describe(),
+            s.exp.judged_by(),
+            s.exp.allowed()
+        )
+    }
 
-    while next < reqs.len() || !inflight.is_empty() {
-        // Drain fault records before the recording registers could fill.
-        if records_due.len() >= RECORD_BATCH && inflight.is_empty() {
-            check_records(env, &mut records_due)?;
+    /// The unit accepted the next TLP at cycle `now`; returns its index.
+    pub fn accept(&mut self, now: u64, exp: Expect) -> usize {
+        let id = self.slots.len();
+        let n = exp.answers.len();
+        let may_record = exp.answers.iter().any(|a| a.record.is_some());
+        let may_drop = exp.answers.iter().any(|a| a.egress.is_none());
+        let only_drop = exp.answers.iter().all(|a| a.egress.is_none());
+        self.slots.push(Slot {
+            exp,
+            accepted_at: now,
+            state: if only_drop {
+                State::Resolved
+            } else {
+                State::Open
+            },
+            cand: if n >= 32 { u32::MAX } else { (1 << n) - 1 },
+            got: None,
+            passed_by: None,
+            chosen: None,
+            may_drop,
+            record_open: may_record,
+        });
+        if may_record {
+            self.record_due.push_back(id);
+            self.record_live += 1;
         }
-        let hold = records_due.len() >= RECORD_BATCH;
-        let offer =
-            next < reqs.len() && !hold && (gap_pct == 0 || rng.gen_range(0..100) >= gap_pct);
-        env.inp.rx_valid = offer;
-        if offer {
-            env.inp.rx_nprefix = words[next].prefix_count as u8;
-            env.inp.rx_prefix = words[next].prefix;
-            env.inp.rx_hdr = words[next].header;
+        if !only_drop {
+            self.open.push(id);
+            if !may_drop {
+                self.mandatory += 1;
+            }
         }
-        env.inp.tx_ready = ready_pct >= 100 || rng.gen_range(0..100) < ready_pct;
-        env.inp.cpl_ready = ready_pct >= 100 || rng.gen_range(0..100) < ready_pct;
-        let out = env.tick();
-        let now = env.dut.cycle();
+        id
+    }
 
-        if offer && out.rx_ready {
-            let (outcome, egress, record) = expected[next];
-            if let Some(r) = record {
-                records_due.push(r);
+    /// A TLP left the unit at cycle `now`.
+    pub fn egress(&mut self, now: u64, e: Egress) -> Result<(), CheckError> {
+        let k = key(&e);
+        let mut same_key = None;
+        let mut hit = None;
+        for (pos, &id) in self.open.iter().enumerate() {
+            let s = &self.slots[id];
+            if s.exp.key != k {
+                continue;
             }
-            match outcome {
-                Outcome::Translated(_) | Outcome::Untranslated => rep.translated += 1,
-                _ => rep.faults += 1,
+            same_key.get_or_insert(id);
+            let mask = s
+                .answers()
+                .filter(|(_, a)| a.matches(&e))
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            if mask != 0 {
+                hit = Some((pos, id, mask));
+                break;
             }
-            if egress.is_none() {
-                rep.dropped += 1;
-            }
-            inflight.push_back(Pending {
-                index: next,
-                req: reqs[next],
-                outcome,
-                egress,
-                accepted_at: now,
-            });
-            next += 1;
         }
+        let Some((pos, id, mask)) = hit else {
+            return Err(self.unmatched(now, e, same_key));
+        };
+        if let Egress::Tx(_) = e {
+            let b = self.slots[id].exp.attrs;
+            if b.class != Class::Other {
+                for &a in &self.open[..pos] {
+                    let earlier = &self.slots[a];
+                    if !order::may_pass(&b, &earlier.exp.attrs) && earlier.can_tx() {
+                        self.slots[a].passed_by.get_or_insert(id);
+                    }
+                }
+            }
+            if let Some(b) = self.slots[id].passed_by {
+                let (at, got) = self.slots[b].got.unwrap_or((now, e));
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "cycle {now}: ordering violation: request #{b} left on tx at cycle {at} \
+                         before the earlier request #{id}, and may not pass it: {}\n  {}\n  \
+                         request #{b}: {}\n  it left as: {got}\n  #{id} left as: {e}",
+                        order::rule_broken(&self.slots[b].exp.attrs),
+                        self.describe(id),
+                        self.slots[b].exp.describe(),
+                    ),
+                ));
+            }
+        }
+        self.open.remove(pos);
+        let s = &mut self.slots[id];
+        if !s.may_drop {
+            self.mandatory -= 1;
+        }
+        s.state = State::Resolved;
+        s.cand = mask;
+        s.got = Some((now, e));
+        if s.record_open && s.answers().all(|(_, a)| a.record.is_none()) {
+            s.record_open = false;
+            self.record_live -= 1;
+        }
+        Ok(())
+    }
 
-        let mut seen: Vec<Egress> = Vec::new();
-        if out.tx_valid && env.inp.tx_ready {
-            seen.push(Egress::Tx(out.tx_hdr));
+    fn unmatched(&self, now: u64, e: Egress, same_key: Option<usize>) -> CheckError {
+        if let Some(id) = same_key {
+            return self.fail(
+                id,
+                format!(
+                    "cycle {now}: wrong answer\n  {}\n  DUT did:       {e}",
+                    self.describe(id)
+                ),
+            );
         }
-        if out.cpl_valid && env.inp.cpl_ready {
-            seen.push(Egress::Cpl(out.cpl_hdr));
-        }
-        for got in seen {
-            // Requests that produce nothing ahead of this one are answered by its arrival.
-            while inflight.front().is_some_and(|p| p.egress.is_none()) {
-                inflight.pop_front();
-            }
-            let Some(p) = inflight.pop_front() else {
-                bail!("cycle {now}: {got} left the unit, but no request is waiting for an answer (duplicate?)");
-            };
-            let want = p.egress.unwrap_or(Egress::Tx([0; 4]));
-            if got != want {
-                let k = key(&got);
-                let later = inflight
-                    .iter()
-                    .find(|q| q.egress.as_ref().map(key) == Some(k));
-                let what = if later.is_some() {
-                    "lost or reordered: it answers a later request"
-                } else if key(&want) == k {
-                    "wrong contents"
-                } else {
-                    "unexpected (duplicate or unknown)"
+        let k = key(&e);
+        let earlier = self.slots.iter().rposition(|s| s.exp.key == k);
+        match earlier {
+            Some(id) => {
+                let s = &self.slots[id];
+                let what = match s.got {
+                    Some((at, g)) => format!(
+                        "a duplicate: request #{id} was already answered at cycle {at} with {g}"
+                    ),
+                    None => format!("request #{id} must produce nothing"),
                 };
-                bail!(
-                    "cycle {now}: {what}\n  request:  {}\n  expected: {want}\n  DUT did:  {got}",
-                    describe(&p)
-                );
+                self.fail(
+                    id,
+                    format!(
+                        "cycle {now}: {e} left the unit with no open request behind it ({what})\n  {}\n  DUT did:       {e}",
+                        self.describe(id)
+                    ),
+                )
             }
-        }
-        if let Some(p) = inflight.front() {
-            if now - p.accepted_at > WATCHDOG {
-                bail!(
-                    "watchdog: no answer {WATCHDOG} cycles after accepting {}",
-                    describe(p)
-                );
-            }
-        }
-        if (next == reqs.len() || hold)
-            && !inflight.is_empty()
-            && inflight.iter().all(|p| p.egress.is_none())
-        {
-            // Only drops left: a marker behind them comes out once they are done (and their
-            // faults recorded); nothing else may come out before it.
-            let extra = drain(env, WATCHDOG)?;
-            if let Some(e) = extra.first() {
-                bail!("{e} left the unit, but only dropped requests were waiting (duplicate?)");
-            }
-            inflight.clear();
+            None => CheckError::other(format!(
+                "cycle {now}: {e} left the unit, but no request with its Requester ID and tag \
+                 was ever sent ({} accepted so far)",
+                self.slots.len()
+            )),
         }
     }
-    env.inp.rx_valid = false;
-    env.inp.tx_ready = true;
-    env.inp.cpl_ready = true;
-    env.idle(4);
-    if env.out.tx_valid || env.out.cpl_valid {
-        bail!("the unit still offers a TLP after every request was answered");
+
+    /// Fails if a request that must leave the unit has not within [`WATCHDOG`] cycles.
+    pub fn watchdog(&self, now: u64) -> Result<(), CheckError> {
+        if let Some(&id) = self.open.iter().find(|&&id| !self.slots[id].may_drop) {
+            let s = &self.slots[id];
+            if now.saturating_sub(s.accepted_at) > WATCHDOG {
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "watchdog: nothing left the unit for request #{id} {WATCHDOG} cycles \
+                         after it was accepted (cycle {}; lost?)\n  {}",
+                        s.accepted_at,
+                        self.describe(id)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
-    check_records(env, &mut records_due)?;
-    env.check_assertions()?;
-    rep.cycles = env.dut.cycle() - start;
-    Ok(rep)
+
+    /// The unit has gone quiet: every open request has been dropped.
+    pub fn settle(&mut self, now: u64) -> Result<(), CheckError> {
+        for id in std::mem::take(&mut self.open) {
+            let s = &mut self.slots[id];
+            let drops = s
+                .answers()
+                .filter(|(_, a)| a.egress.is_none())
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            if drops == 0 {
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "cycle {now}: the unit went quiet, but nothing left it for request #{id} \
+                         (lost)\n  {}\n  DUT did:       nothing",
+                        self.describe(id)
+                    ),
+                ));
+            }
+            s.cand = drops;
+            s.state = State::Resolved;
+        }
+        self.mandatory = 0;
+        Ok(())
+    }
+
+    /// The unit's next fault record (in the order it wrote them): it must be the record of
+    /// the oldest request that may still write one; requests before it that may also write
+    /// none are taken to have written none.
+    pub fn record(&mut self, r: &FaultRecord) -> Result<(), CheckError> {
+        while let Some(&id) = self.record_due.front() {
+            let s = &mut self.slots[id];
+            if !s.record_open {
+                self.record_due.pop_front();
+                continue;
+            }
+            let hit = s
+                .answers()
+                .find(|(_, a)| a.record.as_ref() == Some(r))
+                .map(|(i, a)| (i, a.egress.is_none()));
+            if let Some((i, dropped)) = hit {
+                s.cand = 1 << i;
+                s.chosen = Some(i);
+                s.record_open = false;
+                self.record_live -= 1;
+                self.record_due.pop_front();
+                if s.state == State::Open && dropped {
+                    // Its record says it faulted, and a faulting write leaves nothing.
+                    s.state = State::Resolved;
+                    if let Some(pos) = self.open.iter().position(|&o| o == id) {
+                        self.open.remove(pos);
+                    }
+                }
+                return Ok(());
+            }
+            let silent = s
+                .answers()
+                .filter(|(_, a)| a.record.is_none())
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            if silent == 0 {
+                let got = s
+                    .got
+                    .map_or("nothing left".to_owned(), |(_, e)| e.to_string());
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "fault records: request #{id} must write a record, but the unit's next record (in FRCD ring order) is {r}\n  {}\n  DUT did:       {got}",
+                        self.describe(id),
+                    ),
+                ));
+            }
+            // A later request's record: this one wrote none.
+            s.cand = silent;
+            s.record_open = false;
+            self.record_live -= 1;
+            self.record_due.pop_front();
+        }
+        Err(CheckError::other(format!(
+            "fault records: the unit wrote {r}, which no request explains (a spurious or \
+             duplicated record, or one out of order)"
+        )))
+    }
+
+    /// Every record the unit wrote has been handed to [`Scoreboard::record`] and every
+    /// request is resolved: the requests still waiting for a record must be allowed none.
+    pub fn records_done(&mut self) -> Result<(), CheckError> {
+        while let Some(id) = self.record_due.pop_front() {
+            let s = &mut self.slots[id];
+            if !s.record_open {
+                continue;
+            }
+            if s.state != State::Resolved {
+                return Err(self.fail(
+                    id,
+                    format!("internal: fault records checked while request #{id} is open"),
+                ));
+            }
+            let silent = s
+                .answers()
+                .filter(|(_, a)| a.record.is_none())
+                .fold(0u32, |m, (i, _)| m | 1 << i);
+            if silent == 0 {
+                let got = s
+                    .got
+                    .map_or("nothing left".to_owned(), |(_, e)| e.to_string());
+                return Err(self.fail(
+                    id,
+                    format!(
+                        "fault records: request #{id} must write a record, and the unit wrote \
+                         none for it (missing)\n  {}\n  DUT did:       {got}",
+                        self.describe(id),
+                    ),
+                ));
+            }
+            s.cand = silent;
+            s.record_open = false;
+            self.record_live -= 1;
+        }
+        Ok(())
+    }
+
+    /// [`Scoreboard::record`] for each of `got`, then [`Scoreboard::records_done`].
+    pub fn check_records(&mut self, got: &[FaultRecord]) -> Result<(), CheckError> {
+        for r in got {
+            self.record(r).map_err(|mut e| {
+                e.message = format!("{}\n  records drained: [{}]", e.message, show(got));
+                e
+            })?;
+        }
+        self.records_done()
+    }
+
+    /// The answer each request got, in acceptance order, once the stream has settled and
+    /// its records are checked; also the totals.
+    pub fn finish(&mut self) -> Result<Finished, CheckError> {
+        if let Some(&id) = self.open.first() {
+            return Err(self.fail(id, format!("internal: request #{id} is still open")));
+        }
+        let mut t = Totals {
+            sent: self.slots.len() as u64,
+            ..Totals::default()
+        };
+        let mut outcomes = Vec::with_capacity(self.slots.len());
+        let mut egress = Vec::with_capacity(self.slots.len());
+        for s in &self.slots {
+            let i = s
+                .chosen
+                .or_else(|| s.answers().next().map(|(i, _)| i))
+                .unwrap_or(0);
+            let a = &s.exp.answers[i];
+            match a.outcome {
+                Outcome::Translated(_) | Outcome::Untranslated => t.translated += 1,
+                Outcome::Fault(_) => t.faults += 1,
+                Outcome::Malformed => {}
+            }
+            if a.egress.is_none() {
+                t.dropped += 1;
+            }
+            outcomes.push(a.outcome);
+            egress.push(s.got.map(|(_, e)| e));
+        }
+        Ok(Finished {
+            outcomes,
+            egress,
+            totals: t,
+        })
+    }
 }
 
-fn check_records(env: &mut Env, due: &mut Vec<FaultRecord>) -> Result<()> {
-    let got = take_fault_records(env)?;
-    // Records are read in register order; the unit fills them in fault order from where it
-    // left off, so compare as sets of equal size plus order within the ring.
-    let mut want = std::mem::take(due);
-    let mut have = got.clone();
-    want.sort_by_key(|r| (r.addr, r.sid, r.reason, r.read, r.pasid));
-    have.sort_by_key(|r| (r.addr, r.sid, r.reason, r.read, r.pasid));
-    if want != have {
-        bail!(
-            "fault records differ\n  expected: [{}]\n  DUT:      [{}]",
-            want.iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-            got.iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    Ok(())
+fn show(r: &[FaultRecord]) -> String {
+    r.iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -33,7 +33,7 @@ struct SeedArgs {
     /// Untranslated-path TLPs per seed.
     #[arg(long, default_value_t = 300)]
     tlps: usize,
-    /// Kernel-API operations per seed (each followed by 4 judged requests).
+    /// Kernel-API operations per seed (each followed by a stream of 32 judged requests).
     #[arg(long, default_value_t = 30)]
     ops: usize,
     /// Operation mix on top of the default, e.g. `map=6,unmap=4,sva_bind=0`

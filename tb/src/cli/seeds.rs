@@ -54,9 +54,10 @@ pub fn regress_one(
         ..untranslated::Config::default()
     };
     harness::run_test_in(&w.dir, w.always, "regress", seed, |env| {
-        untranslated::run(env, seed, &ucfg)?;
+        let u = untranslated::run(env, seed, &ucfg)?;
         let mut k = regress::seed_system(env, seed, plan.kernel.quirks)?;
-        let r = regress::run(&mut k, seed, &plan.kernel)?;
+        let mut r = regress::run(&mut k, seed, &plan.kernel)?;
+        r.untranslated = u.sent as u64;
         *totals.lock().unwrap_or_else(|p| p.into_inner()) += r;
         Ok(())
     })
@@ -81,6 +82,7 @@ pub fn regress(
     let totals = Mutex::new(regress::Report::default());
     let progress = std::io::stderr().is_terminal();
     let t0 = Instant::now();
+    let cpu0 = cpu_seconds();
     let results = pool::run(
         list,
         jobs,
@@ -101,15 +103,25 @@ pub fn regress(
     eprintln!();
     let t = totals.into_inner().unwrap_or_else(|p| p.into_inner());
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().map(|c| c - cpu0.unwrap_or(0.0));
     eprintln!(
-        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles, {secs:.1} s",
-        t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles,
+        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles, {secs:.1} s; also {} untranslated-path TLPs",
+        t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles, t.untranslated,
     );
     if t.requests > 0 {
+        let used = jobs.min(list.len()).max(1);
         eprintln!(
-            "translated: {:.1}% of judged requests; {:.0} judged requests/s per job",
+            "translated: {:.1}% of judged requests; {:.0} judged requests/s per job ({} requests / {secs:.2} s wall / {used} jobs){}",
             100.0 * t.translated as f64 / t.requests as f64,
-            t.requests as f64 / secs.max(1e-9) / jobs.min(list.len()).max(1) as f64
+            t.requests as f64 / secs.max(1e-9) / used as f64,
+            t.requests,
+            match cpu {
+                Some(c) if c > 0.0 => format!(
+                    "; {:.0} per CPU-second ({c:.2} s of process CPU time: the wall figure drops on a shared machine, this one does not)",
+                    t.requests as f64 / c
+                ),
+                _ => String::new(),
+            }
         );
     }
     let mut seeds_failed: Vec<u64> = results
@@ -284,4 +296,16 @@ pub fn coverage(list: &[u64], jobs: usize, out: &Path, plan: &SeedPlan) -> Resul
     eprintln!("{:.1} s", t0.elapsed().as_secs_f64());
     let failed = results.iter().filter(|r| r.is_err()).count();
     Ok((list.len() - failed, failed))
+}
+
+/// CPU time this process has used (user + system, every thread), from `/proc/self/stat`
+/// (in USER_HZ = 100 ticks per second); `None` where there is no such file.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -51,8 +51,11 @@ pub struct MemAgent {
     pub timing: MemTiming,
     rng: ChaCha8Rng,
     pending: Option<Pending>,
-    /// Every access, in order (cleared by the user when it has looked).
+    /// Every access, in order (cleared by the user when it has looked), while `logging`.
     pub log: Vec<MemAccess>,
+    /// Whether accesses are appended to `log` (on by default; long runs that never look
+    /// turn it off so the log does not grow without bound).
+    pub logging: bool,
 }
 
 impl MemAgent {
@@ -63,7 +66,14 @@ impl MemAgent {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x3e3_0a9e),
             pending: None,
             log: Vec::new(),
+            logging: true,
         }
+    }
+
+    /// No response outstanding.
+    #[inline]
+    pub fn idle(&self) -> bool {
+        self.pending.is_none()
     }
 
     /// Sets this cycle's memory-port inputs.
@@ -118,12 +128,14 @@ impl MemAgent {
                     Err(_) => (0, true, 0),
                 }
             };
-            self.log.push(MemAccess {
-                write: out.mem_req_write,
-                addr,
-                data,
-                error,
-            });
+            if self.logging {
+                self.log.push(MemAccess {
+                    write: out.mem_req_write,
+                    addr,
+                    data,
+                    error,
+                });
+            }
             let lat = if self.timing.max_latency > self.timing.min_latency {
                 self.rng
                     .gen_range(self.timing.min_latency..=self.timing.max_latency)

@@ -144,7 +144,7 @@ pub struct CheckedMix {
 /// superpage, warm) and a miss-heavy one (64 pages spread over 64 2 MiB regions: every
 /// request misses the 32-entry IOTLB), optionally with an FST waveform being written.
 pub fn checked_mixes(tlps: usize, waves: Option<&std::path::Path>) -> Result<Vec<CheckedMix>> {
-    use crate::check::scoreboard::check_burst;
+    use crate::check::judge::check_burst;
     use crate::hw::system::hw_state;
     use rand::{Rng, SeedableRng};
     let mut rows = Vec::new();
@@ -175,9 +175,9 @@ pub fn checked_mixes(tlps: usize, waves: Option<&std::path::Path>) -> Result<Vec
                     0x4000_0000 + (i as u64 % 64) * (2 << 20) + rng.gen_range(0..64u64) * 64
                 };
                 let r = if rng.gen_bool(0.5) {
-                    MemRequest::read(crate::hw::system::DEV, (i & 0xff) as u16, addr, 2)
+                    MemRequest::read(crate::hw::system::DEV, (i & 0x3ff) as u16, addr, 2)
                 } else {
-                    MemRequest::write(crate::hw::system::DEV, 0, addr, 2)
+                    MemRequest::write(crate::hw::system::DEV, (i & 0x3ff) as u16, addr, 2)
                 };
                 if rng.gen_bool(0.5) {
                     r.with_pasid(pasid, false, false)

@@ -1,35 +1,39 @@
 //! Random regression of the translation unit: seeded kernel-API sequences
-//! ([`iommu_model::stimulus`]) run on the RTL through the driver model, with requests after
-//! every operation, under random memory latency and back-pressure.
+//! ([`iommu_model::stimulus`]) run on the RTL through the driver model, with a stream of
+//! requests after every operation, under random memory latency and back-pressure.
 //!
-//! Every request is checked twice over. While no invalidation window is open, the DUT must
-//! do exactly what the golden walker does on the same memory, fault record included
-//! ([`crate::check::judge`]). While an unmap's flush has not completed, the DUT's outcome must be
-//! in the oracle's allowed set (the old translation is still allowed). Either way the
-//! outcome must be in the oracle's set.
+//! Every request is judged by the streaming judge ([`crate::check`]), in flight together with
+//! the others of its stream. While no invalidation window is open, the DUT must do exactly
+//! what the golden walker does on the same memory, fault record included. While an unmap's
+//! flush has not completed, the DUT's answer must be in the oracle's allowed set (the old
+//! translation is still allowed). Either way the outcome must be in the oracle's set.
 //!
-//! Requests are also sent while an operation's invalidations are executing (as DMA goes
-//! on while Linux spins in `qi_submit_sync`). Those are judged by the oracle under
-//! concurrency ([`oracle::allowed_during`], rule in the model's README): anything legal
-//! before the operation (every window open then included), after it, or in the states the
-//! driver passes through; after the wait, the exact check above applies again.
+//! Requests are also streamed while an operation's invalidations are executing (as DMA goes
+//! on while Linux spins in `qi_submit_sync`): the [`Collector`] logs what leaves, and the log
+//! is judged after the operation by the oracle under concurrency
+//! ([`oracle::allowed_during`], rule in the model's README): anything legal before the
+//! operation (every window open then included), after it, or in the states the driver
+//! passes through; after the wait, the exact check above applies again.
 
 use anyhow::{anyhow, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
+use iommu_model::golden;
 use iommu_model::golden::{Outcome, Request};
 use iommu_model::kernel::{Kernel, KernelConfig};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
+use iommu_model::oracle::AllowedSet;
 use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus, Weights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::check::judge::{dut_outcome, judge, outcome_of, REQUEST_TIMEOUT};
+use crate::check::expect::{golden_request, Expect};
+use crate::check::records::RecordReader;
+use crate::check::stream::{self, Collector, Traffic};
 use crate::coverage::{self, Coverage};
-use crate::env::exchange::exchange;
 use crate::env::mem::MemTiming;
 use crate::env::Env;
-use crate::hw::rtl_hw::{Background, RtlHw};
+use crate::hw::rtl_hw::RtlHw;
 use crate::hw::system::{hw_state, RtlKernel};
 use crate::tlp::{self, MemRequest, PasidPrefix};
 
@@ -49,8 +53,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             ops: 30,
-            requests_per_op: 4,
-            concurrent_per_op: 3,
+            requests_per_op: 32,
+            concurrent_per_op: 8,
             quirks: DriverQuirks::default(),
             weights: Weights::default(),
         }
@@ -67,6 +71,9 @@ pub struct Report {
     /// Requests answered while an invalidation batch was executing.
     pub concurrent: u64,
     pub cycles: u64,
+    /// TLPs of the untranslated-path run before the kernel sequence (judged by the same
+    /// scoreboard; set by the caller that ran it).
+    pub untranslated: u64,
 }
 
 impl std::ops::AddAssign for Report {
@@ -77,13 +84,14 @@ impl std::ops::AddAssign for Report {
         self.in_window += o.in_window;
         self.concurrent += o.concurrent;
         self.cycles += o.cycles;
+        self.untranslated += o.untranslated;
     }
 }
 
 /// The TLP for a model request: an 8-byte read or write, 3DW or 4DW by address.
 pub fn to_tlp(req: &Request, tag: u16) -> MemRequest {
     let mut m = if req.write {
-        MemRequest::write(req.rid, 0, req.addr, 2)
+        MemRequest::write(req.rid, tag, req.addr, 2)
     } else {
         MemRequest::read(req.rid, tag, req.addr, 2)
     };
@@ -283,112 +291,167 @@ impl Source for Replay<'_> {
     }
 }
 
+/// The tag of the `n`-th request of a stream: unique among the TLPs in flight (one stream
+/// is settled before the next starts), and unchanged when other streams change (so a shrunk
+/// trace fails with the same TLPs).
+fn tag(concurrent: bool, n: usize) -> u16 {
+    let base = if concurrent { 0x200 } else { 0 };
+    base | (n as u16 & 0x1ff)
+}
+
 fn drive(
     k: &mut RtlKernel,
     seed: u64,
     src: &mut dyn Source,
     mut cov: Option<&mut Coverage>,
 ) -> Result<Report, Failure> {
-    let fail = |at: FailPos| {
-        move |error: anyhow::Error| Failure {
-            error,
-            at,
-            expected: None,
-        }
-    };
     let mut rep = Report::default();
     let start = k.ops().hw().env.dut.cycle();
     let submitted_before = k.ops().hw().submitted.len();
+    let mut records = RecordReader::new();
+    // The access log is only looked at for coverage (reads per request).
+    k.ops_mut().hw_mut().mem_agent().logging = cov.is_some();
     for step in 0..src.ops() {
         // Traffic during the operation's invalidations: judged against the states before
         // and after it (the old translation stays legal until the wait completes).
         let before = oracle::Snapshot::take(k);
-        let mut bg = Background::default();
-        for (n, r) in src.concurrent(k, step).iter().enumerate() {
-            bg.pending.push_back(to_tlp(r, 0x80 | n as u16));
-        }
-        k.ops_mut().hw_mut().background = Some(bg);
+        let conc: Vec<MemRequest> = src
+            .concurrent(k, step)
+            .iter()
+            .enumerate()
+            .map(|(n, r)| to_tlp(r, tag(true, n)))
+            .collect();
+        let words = conc
+            .iter()
+            .map(tlp::encode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure {
+                error: anyhow!("seed {seed} step {step}: encoding a request: {e}"),
+                at: FailPos::Op { step },
+                expected: None,
+            })?;
+        let traffic = Traffic::of_env(&k.ops().hw().env);
+        k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic));
         src.apply(k, step);
-        let bg = k.ops_mut().hw_mut().background.take().unwrap_or_default();
-        for (n, (tlp_req, got, recs)) in bg.done.iter().enumerate() {
-            let at = FailPos::Concurrent { step, n };
-            let req = crate::check::judge::golden_request(tlp_req);
-            let op = src.log().last().cloned().unwrap_or_default();
-            let outcome = outcome_of(tlp_req, got, recs)
-                .map_err(|e| anyhow!("seed {seed} step {step}, during `{op}`: {e:#}"))
-                .map_err(fail(at))?;
-
-            let allowed = oracle::allowed_during(&before, k, &req);
-            if let Err(m) = allowed.check(&outcome) {
-                return Err(Failure {
-                    error: anyhow!("seed {seed} step {step}, request {tlp_req} sent during `{op}`: {m}\n  operations so far:\n    {}", src.log().join("\n    ")),
-                    at,
-                    expected: single(&allowed),
-                });
+        let op = src.log().last().cloned().unwrap_or_default();
+        let so_far = |src: &dyn Source| src.log().join("\n    ");
+        if let Some(bg) = k.ops_mut().hw_mut().background.take() {
+            let during = |e: String, n: usize, expected: Option<Outcome>| {
+                Failure {
+                error: anyhow!(
+                    "seed {seed} step {step}, requests sent during `{op}`: {e}\n  operations so far:\n    {}",
+                    so_far(src)
+                ),
+                at: FailPos::Concurrent { step, n },
+                expected,
             }
-            rep.concurrent += 1;
-            if let Some(c) = cov.as_deref_mut() {
-                c.sample_concurrent(&outcome);
+            };
+            let got = bg
+                .finish(&mut k.ops_mut().hw_mut().env, &mut records)
+                .map_err(|e| during(format!("{e:#}"), 0, None))?;
+            let exps = conc
+                .iter()
+                .take(got.sent.len())
+                .map(|t| {
+                    let allowed = oracle::allowed_during(&before, k, &golden_request(t));
+                    Expect::oracle(t, &allowed)
+                })
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| during(format!("{e:#}"), 0, None))?;
+            let r = got
+                .judge(exps)
+                .map_err(|e| during(e.message, e.request.unwrap_or(0), e.expected))?;
+            for o in &r.outcomes {
+                rep.concurrent += 1;
+                rep.requests += 1;
+                if let Some(c) = cov.as_deref_mut() {
+                    c.sample_concurrent(o);
+                }
             }
-            rep.requests += 1;
         }
-        let mut n = 0;
-        while let Some(req) = src.request(k, step, n) {
-            let at = FailPos::Request { step, n };
-            let tlp_req = to_tlp(&req, (n as u16) & 0xff);
-            let context = || {
-                format!(
-                    "seed {seed} step {step} request {n}: {tlp_req}\n  operations so far:\n    {}",
-                    src.log().join("\n    ")
-                )
-            };
-            let allowed = oracle::allowed(k, &req);
-            let mark = coverage::log_mark(k);
-            let outcome = if k.windows().is_empty() {
-                let hw = hw_state(k);
-                let j = match judge(&mut k.ops_mut().hw_mut().env, &hw, &tlp_req) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        let expected = k.ops().hw().env.mem.as_ref().map(|m| {
-                            let r = crate::check::judge::golden_request(&tlp_req);
-                            iommu_model::golden::translate(&hw, &m.mem, &r).outcome
-                        });
-                        return Err(Failure {
-                            error: anyhow!("{e:#}\n{}", context()),
-                            at,
-                            expected,
-                        });
+
+        // The requests after the operation, as one stream.
+        let mut reqs = Vec::new();
+        while let Some(r) = src.request(k, step, reqs.len()) {
+            reqs.push(r);
+        }
+        if reqs.is_empty() {
+            continue;
+        }
+        let tlps: Vec<MemRequest> = reqs
+            .iter()
+            .enumerate()
+            .map(|(n, r)| to_tlp(r, tag(false, n)))
+            .collect();
+        let allowed: Vec<AllowedSet> = reqs.iter().map(|r| oracle::allowed(k, r)).collect();
+        let exact = k.windows().is_empty();
+        if !exact {
+            rep.in_window += reqs.len() as u64;
+        }
+        let fail = |e: String, n: usize, expected: Option<Outcome>| {
+            Failure {
+            error: anyhow!(
+                "seed {seed} step {step}, {} requests after `{op}`: {e}\n  operations so far:\n    {}",
+                reqs.len(),
+                so_far(src)
+            ),
+            at: FailPos::Request { step, n },
+            expected,
+        }
+        };
+        let exps = {
+            let hw = hw_state(k);
+            let mem = &k.ops_mut().hw_mut().mem_agent().mem;
+            tlps.iter()
+                .zip(&allowed)
+                .map(|(t, a)| {
+                    if exact {
+                        Expect::golden(t, &golden::translate(&hw, mem, &golden_request(t)))
+                    } else {
+                        Expect::oracle(t, a)
                     }
-                };
-                j.walk.outcome
-            } else {
-                rep.in_window += 1;
-                let env = &mut k.ops_mut().hw_mut().env;
-                let got = tlp::encode(&tlp_req)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|w| exchange(env, &w, REQUEST_TIMEOUT))
-                    .map_err(fail(at))?;
-                dut_outcome(env, &tlp_req, &got)
-                    .map_err(|e| anyhow!("{e:#}\n{}", context()))
-                    .map_err(fail(at))?
-            };
-            if let Err(m) = allowed.check(&outcome) {
-                return Err(Failure {
-                    error: anyhow!("{m}\n{}", context()),
-                    at,
-                    expected: single(&allowed),
-                });
+                })
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| fail(format!("{e:#}"), 0, None))?
+        };
+        let outcomes = match cov.as_deref_mut() {
+            // Coverage counts the memory reads of each request: one at a time.
+            Some(c) => {
+                let mut outs = Vec::with_capacity(exps.len());
+                for (n, x) in exps.into_iter().enumerate() {
+                    let mark = coverage::log_mark(k);
+                    let env = &mut k.ops_mut().hw_mut().env;
+                    let mut t = Traffic::of_env(env);
+                    let r = stream::run(env, vec![x], &mut t, &mut records)
+                        .map_err(|e| fail(e.message, n, e.expected))?;
+                    let o = r.outcomes.first().copied().unwrap_or(Outcome::Malformed);
+                    c.sample_request(k, &reqs[n], &o, mark);
+                    outs.push(o);
+                }
+                outs
             }
-            if let Some(c) = cov.as_deref_mut() {
-                c.sample_request(k, &req, &outcome, mark);
+            None => {
+                let env = &mut k.ops_mut().hw_mut().env;
+                let mut t = Traffic::of_env(env);
+                stream::run(env, exps, &mut t, &mut records)
+                    .map_err(|e| fail(e.message, e.request.unwrap_or(0), e.expected))?
+                    .outcomes
+            }
+        };
+        for (n, (o, a)) in outcomes.iter().zip(&allowed).enumerate() {
+            if let Err(m) = a.check(o) {
+                return Err(fail(
+                    format!("request #{n}: {}\n  {m}", tlps[n]),
+                    n,
+                    single(a),
+                ));
             }
             rep.requests += 1;
-            match outcome {
+            match o {
                 Outcome::Translated(_) => rep.translated += 1,
                 Outcome::Fault(_) => rep.faults += 1,
                 _ => {}
             }
-            n += 1;
         }
     }
     rep.cycles = k.ops().hw().env.dut.cycle() - start;

@@ -2,22 +2,20 @@
 //!
 //! With translation disabled VT-d forwards requests unchanged; docs/contract.md section 3 still
 //! rejects malformed memory requests (no forwarding, a UR completion for a non-posted one,
-//! nothing for a posted one). Every expectation here comes from the TLP codec ([`crate::tlp`]):
-//! the generator builds well-formed and malformed TLPs, the codec decides what each one is,
-//! and the checker compares the DUT's egress and completion streams with that, in order,
-//! under random idle gaps on ingress and random back-pressure on both egress ports.
-
-use std::collections::VecDeque;
-use std::fmt::Write as _;
+//! nothing for a posted one). Every expectation here comes from the TLP codec ([`crate::tlp`],
+//! [`check::expect::Expect::codec`]): the generator builds well-formed and malformed TLPs,
+//! the codec decides what each one is, and the streaming judge ([`crate::check::stream`])
+//! pairs the DUT's egress and completions with them under random idle gaps on ingress and
+//! random back-pressure on both egress ports.
 
 use anyhow::{anyhow, bail, Result};
+use iommu_model::golden::Outcome;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::check::{self, records::RecordReader, stream, stream::Traffic};
 use crate::env::Env;
-use crate::tlp::{
-    self, At, Completion, CplStatus, DecodeError, MemRequest, PasidPrefix, Tlp, TlpWords,
-};
+use crate::tlp::{self, At, Completion, CplStatus, MemRequest, PasidPrefix, TlpWords};
 use iommu_model::regs;
 
 /// Completer ID of the DUT (the `CompleterId` parameter of `iommu_top`).
@@ -47,17 +45,6 @@ impl Default for Config {
     }
 }
 
-/// What the DUT must do with one TLP.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Expect {
-    /// Forward the header unchanged on tx.
-    Forward([u32; 4], usize),
-    /// Answer with this UR completion on cpl.
-    Complete(Completion),
-    /// Drop it (a malformed posted request).
-    Drop,
-}
-
 /// Outcome of a passing run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -68,10 +55,6 @@ pub struct Report {
     pub cycles: u64,
     /// Hash of every egress/completion transfer with its cycle: equal runs, equal hashes.
     pub transcript: u64,
-}
-
-fn fnv(h: u64, v: u64) -> u64 {
-    (h ^ v).wrapping_mul(0x100_0000_01b3)
 }
 
 /// A random well-formed memory request (3DW or 4DW by address, optional PASID prefix).
@@ -180,25 +163,6 @@ pub fn malformed_words(rng: &mut ChaCha8Rng, mut req: MemRequest) -> Result<TlpW
     Ok(words)
 }
 
-/// What the codec says the DUT must do with `w` (with translation disabled).
-pub fn expect(w: &TlpWords) -> Result<Expect> {
-    match tlp::decode(w) {
-        Ok(_) => Ok(Expect::Forward(w.header, w.header_dws)),
-        Err(DecodeError::Malformed(_)) => {
-            let (t, _) =
-                tlp::decode_lenient(w).map_err(|e| anyhow!("stimulus cannot be decoded: {e}"))?;
-            match t {
-                Tlp::Mem(req) => Ok(match tlp::ur_completion(&req, COMPLETER_ID) {
-                    Some(c) => Expect::Complete(c),
-                    None => Expect::Drop,
-                }),
-                Tlp::Cpl(_) => bail!("generator produced a malformed completion"),
-            }
-        }
-        Err(e) => bail!("generator produced a TLP the codec rejects outright: {e}"),
-    }
-}
-
 /// A random TLP: mostly memory requests (some malformed), some completions passing through.
 pub fn random_tlp(rng: &mut ChaCha8Rng, cfg: &Config) -> Result<TlpWords> {
     if rng.gen_range(0..100) < 5 {
@@ -227,151 +191,43 @@ pub fn random_tlp(rng: &mut ChaCha8Rng, cfg: &Config) -> Result<TlpWords> {
     }
 }
 
-fn describe(w: &TlpWords) -> String {
-    match tlp::decode_lenient(w) {
-        Ok((t, m)) => {
-            let mut s = format!("{t}");
-            if let Some(m) = m {
-                let _ = write!(s, " [malformed: {m}]");
-            }
-            s
-        }
-        Err(e) => format!("{w} [{e}]"),
-    }
-}
-
 /// Sends `cfg.tlps` random TLPs through a DUT with translation disabled and checks every
-/// forwarded header and completion. The TLP stream depends on `seed` only.
+/// forwarded header and completion with the streaming judge ([`crate::check::stream`]),
+/// expectations from the codec. The TLP stream depends on `seed` only.
 pub fn run(env: &mut Env, seed: u64, cfg: &Config) -> Result<Report> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut stim = Vec::with_capacity(cfg.tlps);
     for _ in 0..cfg.tlps {
         let w = random_tlp(&mut rng, cfg)?;
-        let e = expect(&w)?;
-        stim.push((w, e));
+        stim.push(check::expect::Expect::codec(&w)?);
     }
     let malformed = stim
         .iter()
-        .filter(|(_, e)| !matches!(e, Expect::Forward(..)))
+        .filter(|x| x.answers[0].outcome == Outcome::Malformed)
         .count();
     // Separate streams for back-pressure so the DUT's own timing does not depend on the
     // stimulus content.
-    let mut bp = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_bac4_f00d);
-
-    let start = env.dut.cycle();
-    let watchdog =
-        64 + 8 * cfg.tlps as u64 * (1 + u64::from(cfg.gap_pct.max(cfg.backpressure_pct)) / 10);
-    let mut next = 0usize;
-    let mut want_tx: VecDeque<usize> = VecDeque::new();
-    let mut want_cpl: VecDeque<usize> = VecDeque::new();
+    let ready = 100 - cfg.backpressure_pct.min(100);
+    let mut traffic = Traffic::new(seed ^ 0x5eed_bac4_f00d, cfg.gap_pct, ready, ready);
+    let r = stream::run(env, stim, &mut traffic, &mut RecordReader::new())
+        .map_err(|e| anyhow!("{e}"))?;
     let mut report = Report {
         sent: cfg.tlps,
-        transcript: 0xcbf2_9ce4_8422_2325,
+        cycles: r.cycles,
+        transcript: r.transcript,
         ..Report::default()
     };
-
-    while next < stim.len() || !want_tx.is_empty() || !want_cpl.is_empty() {
-        let cyc = env.dut.cycle() - start;
-        if cyc > watchdog {
-            bail!(
-                "watchdog: {cyc} cycles, {} of {} TLPs accepted, {} forwards and {} completions \
-                 still owed (next owed: {})",
-                next,
-                stim.len(),
-                want_tx.len(),
-                want_cpl.len(),
-                want_tx
-                    .front()
-                    .or(want_cpl.front())
-                    .map(|&i| describe(&stim[i].0))
-                    .unwrap_or_default()
-            );
+    for (o, e) in r.outcomes.iter().zip(&r.egress) {
+        match (o, e) {
+            (_, Some(crate::env::tlp_agent::Egress::Tx(_))) => report.forwarded += 1,
+            (_, Some(crate::env::tlp_agent::Egress::Cpl(_))) => report.completed += 1,
+            (_, None) => report.dropped += 1,
         }
-        let offer = next < stim.len() && bp.gen_range(0..100) >= cfg.gap_pct;
-        env.inp.rx_valid = offer;
-        if offer {
-            let w = &stim[next].0;
-            env.inp.rx_nprefix = w.prefix_count as u8;
-            env.inp.rx_prefix = w.prefix;
-            env.inp.rx_hdr = w.header;
-        }
-        env.inp.tx_ready = bp.gen_range(0..100) >= cfg.backpressure_pct;
-        env.inp.cpl_ready = bp.gen_range(0..100) >= cfg.backpressure_pct;
-        let out = env.tick();
-
-        if out.tx_valid && env.inp.tx_ready {
-            let Some(i) = want_tx.pop_front() else {
-                bail!(
-                    "cycle {cyc}: unexpected TLP on tx: {}",
-                    describe(&TlpWords::from_port([0; 4], 0, out.tx_hdr))
-                );
-            };
-            let Expect::Forward(hdr, n) = stim[i].1 else {
-                unreachable!("only forwards are queued on tx")
-            };
-            if out.tx_hdr[..n] != hdr[..n] {
-                bail!(
-                    "cycle {cyc}: TLP #{i} forwarded wrongly\n  sent:     {}\n  expected: {:08x?}\n  DUT sent: {:08x?} = {}",
-                    describe(&stim[i].0),
-                    &hdr[..n],
-                    &out.tx_hdr[..n],
-                    describe(&TlpWords::from_port([0; 4], 0, out.tx_hdr))
-                );
-            }
-            report.forwarded += 1;
-            report.transcript = fnv(
-                fnv(report.transcript, cyc),
-                u64::from(out.tx_hdr[0]) ^ (u64::from(out.tx_hdr[2]) << 32),
-            );
-        }
-        if out.cpl_valid && env.inp.cpl_ready {
-            let got = TlpWords::from_port(
-                [0; 4],
-                0,
-                [out.cpl_hdr[0], out.cpl_hdr[1], out.cpl_hdr[2], 0],
-            );
-            let Some(i) = want_cpl.pop_front() else {
-                bail!("cycle {cyc}: unexpected completion: {}", describe(&got));
-            };
-            let Expect::Complete(c) = &stim[i].1 else {
-                unreachable!("only completions are queued on cpl")
-            };
-            let want = tlp::encode_completion(c)?;
-            if got.header[..3] != want.header[..3] {
-                bail!(
-                    "cycle {cyc}: wrong completion for TLP #{i}\n  sent:     {}\n  expected: {}\n  DUT sent: {}",
-                    describe(&stim[i].0),
-                    Tlp::Cpl(*c),
-                    describe(&got)
-                );
-            }
-            report.completed += 1;
-            report.transcript = fnv(
-                fnv(report.transcript, cyc),
-                u64::from(out.cpl_hdr[1]) ^ (u64::from(out.cpl_hdr[2]) << 32),
-            );
-        }
-        if offer && out.rx_ready {
-            match &stim[next].1 {
-                Expect::Forward(..) => want_tx.push_back(next),
-                Expect::Complete(_) => want_cpl.push_back(next),
-                Expect::Drop => report.dropped += 1,
-            }
-            next += 1;
-        }
-    }
-    env.inp.rx_valid = false;
-    env.inp.tx_ready = true;
-    env.inp.cpl_ready = true;
-    env.idle(4);
-    if env.out.tx_valid || env.out.cpl_valid {
-        bail!("the DUT still offers a TLP after every expected one was seen");
     }
     let counted = env.read32(regs::MALFORMED)?;
     if counted as usize != malformed {
         bail!("MALFORMED counter reads {counted}, but {malformed} malformed requests were sent");
     }
     env.check_assertions()?;
-    report.cycles = env.dut.cycle() - start;
     Ok(report)
 }

@@ -11,26 +11,16 @@ use iommu_model::driver::{HwError, IommuHw};
 use iommu_model::mem::{Mem, PhysMem};
 use iommu_model::qi::Descriptor;
 
-use std::collections::VecDeque;
-
-use crate::check::judge::{take_fault_records, REQUEST_TIMEOUT};
-use crate::env::exchange::exchange;
+use crate::check::stream::Collector;
 use crate::env::mem::{MemAgent, MemTiming};
-use crate::env::tlp_agent::Egress;
 use crate::env::Env;
-use crate::tlp::{self, MemRequest};
-use iommu_model::fault::FaultRecord;
 use iommu_model::regs;
 
 /// Device traffic that runs while the driver waits for its invalidations, as DMA does
-/// while Linux spins in `qi_submit_sync`: each request is sent and answered while the DUT
-/// fetches and executes the queue.
-#[derive(Debug, Default)]
-pub struct Background {
-    pub pending: VecDeque<MemRequest>,
-    /// Each request sent, what left the unit for it, and the fault records it made.
-    pub done: Vec<(MemRequest, Vec<Egress>, Vec<FaultRecord>)>,
-}
+/// while Linux spins in `qi_submit_sync`: the requests stream into the unit while it
+/// fetches and executes the queue, and everything that leaves is logged for the judge
+/// ([`Collector`]).
+pub type Background = Collector;
 
 /// Cycles a queued batch may take before `submit` reports a hang.
 pub const SUBMIT_TIMEOUT: u64 = 20_000;
@@ -195,19 +185,11 @@ impl IommuHw for RtlHw {
         let start = self.env.dut.cycle();
         let mut next_check = 256;
         loop {
-            let next = self.background.as_mut().and_then(|b| b.pending.pop_front());
-            if let Some(req) = next {
-                let w = tlp::encode(&req)
-                    .map_err(|e| HwError::Queue(format!("background request: {e}")))?;
-                let got = exchange(&mut self.env, &w, REQUEST_TIMEOUT)
-                    .map_err(|e| HwError::Queue(format!("{e:#}")))?;
-                let recs = take_fault_records(&mut self.env)
-                    .map_err(|e| HwError::Queue(format!("{e:#}")))?;
-                if let Some(b) = &mut self.background {
-                    b.done.push((req, got, recs));
+            match &mut self.background {
+                Some(bg) => bg.step(&mut self.env),
+                None => {
+                    self.env.tick();
                 }
-            } else {
-                self.env.tick();
             }
             let landed = self
                 .mem_agent()

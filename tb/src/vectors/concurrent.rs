@@ -5,18 +5,19 @@ use anyhow::{anyhow, Context, Result};
 use iommu_model::driver::DriverQuirks;
 use iommu_model::oracle;
 
-use crate::check::judge::{golden_request, outcome_of, take_fault_records, REQUEST_TIMEOUT};
-use crate::env::exchange::exchange;
+use crate::check::expect::Expect;
+use crate::check::judge::{golden_request, judge_allowed};
+use crate::check::records::RecordReader;
+use crate::check::stream::{Collector, Traffic};
 use crate::env::mem::MemTiming;
 use crate::env::Env;
-use crate::hw::rtl_hw::Background;
 use crate::tlp;
 
 use super::*;
 
 impl Runner {
     /// Runs `d.call` with `d.tlps` offered to the DUT while its descriptor batches execute
-    /// (the mechanism of the regression, [`Background`]); TLPs the batches left no time for
+    /// (the mechanism of the regression, [`Collector`]); TLPs the batches left no time for
     /// are sent right after the call. Each is judged with [`oracle::allowed_during`] from a
     /// snapshot taken just before the call, and its pinned `expect:` is checked.
     pub(super) fn during(&mut self, d: &During, at: &[Seg]) -> Result<()> {
@@ -27,46 +28,77 @@ impl Runner {
                  describes the hardware",
             ));
         }
-        let mut reqs = std::collections::VecDeque::new();
+        let mut reqs = Vec::new();
         for Checked(t) in &d.tlps {
-            reqs.push_back(self.request(t)?);
+            reqs.push(self.request(t)?);
         }
+        let words = reqs
+            .iter()
+            .map(tlp::encode)
+            .collect::<Result<Vec<_>, _>>()?;
         let k = self.k()?;
         let before = oracle::Snapshot::take(k);
-        k.ops_mut().hw_mut().background = Some(Background {
-            pending: reqs,
-            done: Vec::new(),
-        });
+        let traffic = Traffic::of_env(&k.ops().hw().env);
+        k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic));
         let mut call_at = at.to_vec();
         call_at.push(Seg::Key("during"));
         let r = self.step(&d.call, &call_at);
         let k = self.k()?;
-        let mut bg = k.ops_mut().hw_mut().background.take().unwrap_or_default();
+        let bg = k.ops_mut().hw_mut().background.take();
         r.with_context(|| format!("the call `{}`", d.call.keyword()))?;
-        let sent_during = bg.done.len();
-        let env = &mut k.ops_mut().hw_mut().env;
-        while let Some(req) = bg.pending.pop_front() {
-            let got = exchange(env, &tlp::encode(&req)?, REQUEST_TIMEOUT)?;
-            let recs = take_fault_records(env)?;
-            bg.done.push((req, got, recs));
-        }
         let n = d.tlps.len();
-        for (j, ((req, got, recs), Checked(t))) in bg.done.iter().zip(&d.tlps).enumerate() {
-            let when = if j < sent_during {
+        let when = |j: usize, sent: usize| {
+            if j < sent {
                 "sent while the call executed"
             } else {
                 "sent after the call returned (its invalidations left no time)"
-            };
-            let ctx = || format!("TLP {} of {n} of `during` ({when})", j + 1);
-            let k = self.k()?;
-            let outcome = outcome_of(req, got, recs).with_context(ctx)?;
+            }
+        };
+        let mut records = RecordReader::new();
+        let mut outcomes = Vec::new();
+        if let Some(bg) = bg {
+            let got = bg.finish(&mut k.ops_mut().hw_mut().env, &mut records)?;
+            let exps = reqs
+                .iter()
+                .take(got.sent.len())
+                .map(|t| Expect::oracle(t, &oracle::allowed_during(&before, k, &golden_request(t))))
+                .collect::<Result<Vec<_>>>()?;
+            let r = got.judge(exps).map_err(|e| {
+                let j = e.request.unwrap_or(0);
+                anyhow!("{}", e.message).context(format!(
+                    "TLP {} of {n} of `during` ({})",
+                    j + 1,
+                    when(j, usize::MAX)
+                ))
+            })?;
+            outcomes = r.outcomes;
+        }
+        let sent_during = outcomes.len();
+        for (j, req) in reqs.iter().enumerate().skip(sent_during) {
             let allowed = oracle::allowed_during(&before, k, &golden_request(req));
-            allowed
-                .check(&outcome)
-                .map_err(|m| anyhow!("request: {req}\n  {m}"))
-                .with_context(ctx)?;
+            let env = &mut k.ops_mut().hw_mut().env;
+            let o = judge_allowed(env, req, &allowed).with_context(|| {
+                format!(
+                    "TLP {} of {n} of `during` ({})",
+                    j + 1,
+                    when(j, sent_during)
+                )
+            })?;
+            outcomes.push(o);
+        }
+        for (j, ((req, outcome), Checked(t))) in reqs.iter().zip(&outcomes).zip(&d.tlps).enumerate()
+        {
+            let ctx = || {
+                format!(
+                    "TLP {} of {n} of `during` ({})",
+                    j + 1,
+                    when(j, sent_during)
+                )
+            };
+            let k = self.k()?;
+            let allowed = oracle::allowed_during(&before, k, &golden_request(req));
             self.rep.during += 1;
-            self.judged(t, req, &outcome, !recs.is_empty(), Some(&allowed))
+            self.judged(t, req, outcome, true, Some(&allowed))
                 .with_context(ctx)?;
         }
         Ok(())

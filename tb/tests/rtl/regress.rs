@@ -13,8 +13,12 @@ fn fixed_seeds_pass() -> Result<(), TestFailure> {
         let last = std::cell::Cell::new(Report::default());
         run_test("regress_seed", seed, |tb| {
             let mut k = regress::seed_system(tb, seed, DriverQuirks::default())?;
-            let r = regress::run(&mut k, seed, &Config::default())?;
-            anyhow::ensure!(r.requests - r.concurrent == 120, "{r:?}");
+            let cfg = Config::default();
+            let r = regress::run(&mut k, seed, &cfg)?;
+            anyhow::ensure!(
+                r.requests - r.concurrent == (cfg.ops * cfg.requests_per_op) as u64,
+                "{r:?}"
+            );
             last.set(r);
             Ok(())
         })?;

@@ -4,7 +4,7 @@
 
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
-use iommu_tb::check::scoreboard::check_burst;
+use iommu_tb::check::judge::check_burst;
 use iommu_tb::env::mem::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
@@ -21,7 +21,7 @@ fn burst(seed: u64, pasid: u32, n: usize) -> Vec<MemRequest> {
             let r = if rng.gen_bool(0.5) {
                 MemRequest::read(DEV, (i & 0x3ff) as u16, addr, 2)
             } else {
-                MemRequest::write(DEV, 0, addr, 2)
+                MemRequest::write(DEV, (i & 0x3ff) as u16, addr, 2)
             };
             if rng.gen_bool(0.5) {
                 r.with_pasid(pasid, false, false)
@@ -82,7 +82,7 @@ fn a_wrong_expectation_is_reported_with_the_request() {
         .expect_err("stale translations must be caught");
     let text = format!("{err:#}");
     assert!(
-        text.contains("request:") && text.contains("expected:") && text.contains("DUT did:"),
+        text.contains("request #") && text.contains("allowed:") && text.contains("DUT did:"),
         "{text}"
     );
 }
