@@ -9,8 +9,9 @@
 //! | DUT | [`dut`] | the verilated model behind the cxx bridge: pins, cycles, waveform files |
 //! | TLP | [`tlp`] | bit-exact PCIe TLP codec (memory requests, PASID prefix, completions) |
 //! | environment | [`env`] | agents (CSR, memory, TLP), the cycle loop, the traced re-run of failed tests |
+//! | checking | [`check`] | judging DUT outcomes against the golden walker and the oracle; the one streaming judge |
 //! | hardware | [`hw`] | the DUT as the model driver's hardware (registers, memory, invalidation queue), kernel + driver on it |
-//! | checking | [`check`], [`coverage`] | judging DUT outcomes against the golden walker and the oracle; functional and Verilator coverage |
+//! | coverage | [`coverage`] | functional bins over the kernel-on-DUT system; Verilator coverage files |
 //! | vectors | [`vectors`] | YAML scenarios: schema, parser, runner |
 //! | flows | [`flows`] | the regression, untranslated traffic, benches, shrinking failing seeds |
 

@@ -19,8 +19,8 @@ use iommu_model::oracle::AllowedSet;
 use iommu_model::FaultReason;
 
 use crate::check::order::OrderAttrs;
+use crate::dut::COMPLETER_ID;
 use crate::env::tlp_agent::Egress;
-use crate::flows::untranslated::COMPLETER_ID;
 use crate::tlp::{self, DecodeError, MemRequest, Tlp, TlpWords};
 
 /// One allowed answer.

@@ -12,6 +12,9 @@ use thiserror::Error;
 
 pub use ffi::bridge::{DutIn, DutOut};
 
+/// The unit's Completer ID in the completions it builds (bus 0, device 0, function 0).
+pub const COMPLETER_ID: u16 = 0x0000;
+
 /// Errors from the simulator itself.
 #[derive(Debug, Error)]
 pub enum DutError {

@@ -18,8 +18,7 @@ use crate::env::Env;
 use crate::tlp::{self, At, Completion, CplStatus, MemRequest, PasidPrefix, TlpWords};
 use iommu_model::regs;
 
-/// Completer ID of the DUT (the `CompleterId` parameter of `iommu_top`).
-pub const COMPLETER_ID: u16 = 0x0000;
+pub use crate::dut::COMPLETER_ID;
 
 /// Shape of one run.
 #[derive(Clone, Debug)]
