@@ -112,6 +112,34 @@ fn check_zero(ty: u8, qw: u8, val: u64, allowed: u64) -> Result<(), QiError> {
 }
 
 impl Descriptor {
+    /// Global context-cache, PASID-cache and IOTLB invalidations (without the wait), as
+    /// `iommu_set_root_entry()` issues them: after them the unit has forgotten every cached
+    /// structure and translation. `dr`/`dw`: the IOTLB descriptor's drain hints.
+    pub fn global_invalidations(dr: bool, dw: bool) -> [Descriptor; 3] {
+        [
+            Descriptor::ContextCache {
+                gran: CcGran::Global,
+                did: 0,
+                sid: 0,
+                fm: 0,
+            },
+            Descriptor::PasidCache {
+                gran: PcGran::Global,
+                did: 0,
+                pasid: 0,
+            },
+            Descriptor::Iotlb {
+                gran: IotlbGran::Global,
+                dr,
+                dw,
+                did: 0,
+                addr: 0,
+                am: 0,
+                ih: false,
+            },
+        ]
+    }
+
     /// The type field (bits 3:0).
     pub fn type_code(&self) -> u8 {
         match self {

@@ -13,7 +13,7 @@ use iommu_model::kernel::{
     DeviceDesc, DomainId, DomainType, Kernel, KernelConfig, Prot, Rid, Stage,
 };
 use iommu_model::mem::Mem;
-use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran};
+use iommu_model::qi::{Descriptor, IotlbGran};
 
 pub type RtlKernel = Kernel<Driver<RtlHw>>;
 
@@ -113,20 +113,7 @@ pub fn iotlb_global() -> Descriptor {
 
 /// Global context-cache, PASID-cache and IOTLB invalidations (without the wait).
 pub fn global_invalidations() -> [Descriptor; 3] {
-    [
-        Descriptor::ContextCache {
-            gran: CcGran::Global,
-            did: 0,
-            sid: 0,
-            fm: 0,
-        },
-        Descriptor::PasidCache {
-            gran: PcGran::Global,
-            did: 0,
-            pasid: 0,
-        },
-        iotlb_global(),
-    ]
+    Descriptor::global_invalidations(false, false)
 }
 
 /// Global context-cache, PASID-cache and IOTLB invalidation, then a wait.

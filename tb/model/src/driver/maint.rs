@@ -25,31 +25,7 @@ impl<H: IommuHw> Driver<H> {
     /// forgets every cached structure and translation.
     fn flush_everything(&mut self, reason: &str) -> Result<(), HwError> {
         let (dr, dw) = (self.caps.read_drain(), self.caps.write_drain());
-        self.submit(
-            reason,
-            vec![
-                Descriptor::ContextCache {
-                    gran: CcGran::Global,
-                    did: 0,
-                    sid: 0,
-                    fm: 0,
-                },
-                Descriptor::PasidCache {
-                    gran: PcGran::Global,
-                    did: 0,
-                    pasid: 0,
-                },
-                Descriptor::Iotlb {
-                    gran: IotlbGran::Global,
-                    dr,
-                    dw,
-                    did: 0,
-                    addr: 0,
-                    am: 0,
-                    ih: false,
-                },
-            ],
-        )
+        self.submit(reason, Descriptor::global_invalidations(dr, dw).to_vec())
     }
 
     /// The DIDs of `dev`'s present PASID-table entries (only those of directory entry
