@@ -96,6 +96,17 @@ impl Slot {
             .enumerate()
             .filter(move |(i, _)| self.cand >> i & 1 == 1)
     }
+    /// The candidate answers that write no fault record, as a mask of answer indices.
+    fn silent(&self) -> u32 {
+        self.answers()
+            .filter(|(_, a)| a.record.is_none())
+            .fold(0u32, |m, (i, _)| m | 1 << i)
+    }
+    /// What left the unit for this request, for a failure message.
+    fn got_text(&self) -> String {
+        self.got
+            .map_or("nothing left".to_owned(), |(_, e)| e.to_string())
+    }
     fn can_tx(&self) -> bool {
         self.answers()
             .any(|(_, a)| matches!(a.egress, Some(Egress::Tx(_))))
@@ -384,14 +395,9 @@ impl Scoreboard {
                 }
                 return Ok(());
             }
-            let silent = s
-                .answers()
-                .filter(|(_, a)| a.record.is_none())
-                .fold(0u32, |m, (i, _)| m | 1 << i);
+            let silent = s.silent();
             if silent == 0 {
-                let got = s
-                    .got
-                    .map_or("nothing left".to_owned(), |(_, e)| e.to_string());
+                let got = s.got_text();
                 return Err(self.fail(
                     id,
                     format!(
@@ -426,14 +432,9 @@ impl Scoreboard {
                     format!("internal: fault records checked while request #{id} is open"),
                 ));
             }
-            let silent = s
-                .answers()
-                .filter(|(_, a)| a.record.is_none())
-                .fold(0u32, |m, (i, _)| m | 1 << i);
+            let silent = s.silent();
             if silent == 0 {
-                let got = s
-                    .got
-                    .map_or("nothing left".to_owned(), |(_, e)| e.to_string());
+                let got = s.got_text();
                 return Err(self.fail(
                     id,
                     format!(
