@@ -105,8 +105,8 @@ pub fn regress(
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds().map(|c| c - cpu0.unwrap_or(0.0));
     eprintln!(
-        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles, {secs:.1} s; also {} untranslated-path TLPs",
-        t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles, t.untranslated,
+        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles ({} in the operations), {secs:.1} s; also {} untranslated-path TLPs",
+        t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles, t.op_cycles, t.untranslated,
     );
     if t.requests > 0 {
         let used = jobs.min(list.len()).max(1);

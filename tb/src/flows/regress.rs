@@ -71,6 +71,9 @@ pub struct Report {
     /// Requests answered while an invalidation batch was executing.
     pub concurrent: u64,
     pub cycles: u64,
+    /// Of `cycles`, those spent in the operations (the driver's register accesses and
+    /// invalidation waits, with the requests sent during them).
+    pub op_cycles: u64,
     /// TLPs of the untranslated-path run before the kernel sequence (judged by the same
     /// scoreboard; set by the caller that ran it).
     pub untranslated: u64,
@@ -84,6 +87,7 @@ impl std::ops::AddAssign for Report {
         self.in_window += o.in_window;
         self.concurrent += o.concurrent;
         self.cycles += o.cycles;
+        self.op_cycles += o.op_cycles;
         self.untranslated += o.untranslated;
     }
 }
@@ -332,6 +336,7 @@ fn drive(
             })?;
         let traffic = Traffic::of_env(&k.ops().hw().env);
         k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic));
+        let op_start = k.ops().hw().env.dut.cycle();
         src.apply(k, step);
         let op = src.log().last().cloned().unwrap_or_default();
         let so_far = |src: &dyn Source| src.log().join("\n    ");
@@ -369,6 +374,8 @@ fn drive(
                 }
             }
         }
+
+        rep.op_cycles += k.ops().hw().env.dut.cycle() - op_start;
 
         // The requests after the operation, as one stream.
         let mut reqs = Vec::new();
