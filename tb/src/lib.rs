@@ -5,7 +5,7 @@
 //!
 //! | layer | folder | job |
 //! |---|---|---|
-//! | tools | [`pool`] | the one worker pool of every parallel job |
+//! | tools | [`pool`], [`report`] | the one worker pool of every parallel job; JUnit XML |
 //! | DUT | [`dut`] | the verilated model behind the cxx bridge: pins, cycles, waveform files |
 //! | TLP | [`tlp`] | bit-exact PCIe TLP codec (memory requests, PASID prefix, completions) |
 //! | environment | [`env`] | agents (CSR, memory, TLP), the cycle loop, the traced re-run of failed tests |
@@ -22,6 +22,7 @@ pub mod env;
 pub mod flows;
 pub mod hw;
 pub mod pool;
+pub mod report;
 pub mod tlp;
 pub mod vectors;
 
