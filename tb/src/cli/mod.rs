@@ -59,13 +59,43 @@ struct SeedArgs {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run YAML test vectors (files, or directories of *.yaml), in parallel over cores.
+    ///
+    /// Prints PASS/FAIL/ERROR per file and `N passed, M failed`. Exit status: 0 all passed,
+    /// 1 a vector failed (the DUT or the driver model is wrong), 2 an input error (bad YAML,
+    /// an unknown register or name, a write to an unbacked address, ...: the vector is
+    /// wrong; reported with file:line:column, the simulation is not repeated for a
+    /// waveform).
     Run {
+        /// Vector files, or directories whose *.yaml files are run.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Make the model's driver deviate from Linux in kernel-level vectors (repeatable;
         /// see `regress --help`), on top of each vector's own `driver_bugs:`.
         #[arg(long = "driver-bug", value_name = "NAME", value_parser = parse_driver_bug)]
         driver_bugs: Vec<String>,
+        /// Worker threads, one vector each (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Write a waveform of every run into DIR (default: only failing runs are re-run
+        /// with tracing on, into the default waveform folder).
+        #[arg(long, value_name = "DIR")]
+        waves: Option<PathBuf>,
+        /// Go on after a failing step and report every failing step of a vector with its
+        /// file:line:column (after a failing TLP the unit is drained and its fault records
+        /// cleared; judging goes on from the state the DUT reached). The summary counts
+        /// failing steps.
+        #[arg(long)]
+        keep_going: bool,
+        /// Write JUnit XML results to FILE: one testcase per vector (classname
+        /// `iommu-tb.vectors`, name the path), failures with file:line:column and the
+        /// command that reruns the vector, input errors as <error>.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Print each TLP's decoded outcome under its vector's PASS/FAIL line
+        /// (`step 4 (tlp) vectors/x.yaml:23:5: MRd rid 00:03.0 pasid 0x5 0x1000 len 8 ->
+        /// translated to 0x7f001000`).
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Random regression: one checked run per seed, in parallel over cores.
     Regress {
@@ -200,18 +230,40 @@ impl SeedArgs {
     }
 }
 
-/// Runs vector files; one line per file, a failure with its file, step and waveform.
-/// Vectors that cannot be read or contradict the oracle (input errors) are listed as
-/// `ERROR` and make the command an input error (exit status 2).
-fn run_vectors(paths: &[PathBuf], quirks: DriverQuirks) -> Result<(usize, usize)> {
+/// How `run` runs vectors (and `regress` its vectors first).
+#[derive(Default)]
+struct VectorRun {
+    quirks: DriverQuirks,
+    jobs: Option<usize>,
+    waves: Option<PathBuf>,
+    keep_going: bool,
+    junit: Option<PathBuf>,
+    verbose: bool,
+}
+
+/// Runs vector files; one line per file, a failure with its file:line:column, step and
+/// waveform. Vectors that cannot be read or are wrong (input errors) are listed as
+/// `ERROR` and make the command an input error (exit status 2). Returns (passed, failed):
+/// with `keep_going`, failed counts failing steps.
+fn run_vectors(paths: &[PathBuf], o: &VectorRun) -> Result<(usize, usize)> {
     use iommu_tb::vectors;
+    let t0 = std::time::Instant::now();
     let files = vectors::collect(paths)?;
     let opts = vectors::RunOptions {
-        quirks,
+        quirks: o.quirks,
+        keep_going: o.keep_going,
         ..vectors::RunOptions::default()
     };
-    let results = vectors::run_files(&files, &opts, pool::jobs_or_cores(None));
-    let (mut failed, mut input) = (0, 0);
+    if let Some(w) = &o.waves {
+        std::fs::create_dir_all(w).with_context(|| format!("creating {}", w.display()))?;
+    }
+    let results = vectors::run_files_in(
+        &files,
+        &opts,
+        pool::jobs_or_cores(o.jobs),
+        o.waves.as_deref(),
+    );
+    let (mut failed_files, mut failed, mut input) = (0, 0, 0);
     for r in &results {
         match &r.result {
             Ok(rep) if rep.caught.is_some() => println!(
@@ -237,17 +289,31 @@ fn run_vectors(paths: &[PathBuf], quirks: DriverQuirks) -> Result<(usize, usize)
                 println!("ERROR {e}");
             }
             Err(e) => {
-                failed += 1;
+                failed_files += 1;
+                failed += r.failing_steps.max(1);
                 println!("FAIL {e}");
             }
         }
+        if o.verbose {
+            for l in &r.log {
+                println!("  {l}");
+            }
+        }
+    }
+    if let Some(path) = &o.junit {
+        vectors::junit_suite(&results, t0.elapsed().as_secs_f64()).write(path)?;
+        eprintln!("run: JUnit XML in {}", path.display());
     }
     anyhow::ensure!(
         input == 0,
-        "{input} vector(s) in error (the vector, not the DUT, is wrong); {} passed, {failed} failed",
-        results.len() - failed - input
+        "{input} vector(s) in error (the vector, not the DUT, is wrong); {} passed, {failed_files} failed",
+        results.len() - failed_files - input
     );
-    Ok((results.len() - failed, failed))
+    if o.keep_going && failed > 0 {
+        eprintln!("run: {failed} failing step(s) in {failed_files} vector(s)");
+    }
+    let passed = results.len() - failed_files;
+    Ok((passed, if o.keep_going { failed } else { failed_files }))
 }
 
 fn quirks_of(names: &[String]) -> DriverQuirks {
@@ -283,7 +349,13 @@ pub fn main() -> ExitCode {
                 Ok((0, 0))
             } else {
                 eprintln!("regress: vectors in {}", dir.display());
-                run_vectors(&[dir], plan.kernel.quirks)
+                run_vectors(
+                    &[dir],
+                    &VectorRun {
+                        quirks: plan.kernel.quirks,
+                        ..VectorRun::default()
+                    },
+                )
             };
             v.and_then(|(vp, vf)| {
                 let list = seeds::seed_list(seeds, seed, shard);
@@ -345,7 +417,25 @@ pub fn main() -> ExitCode {
                 &plan,
             )
         }
-        Cmd::Run { paths, driver_bugs } => run_vectors(&paths, quirks_of(&driver_bugs)),
+        Cmd::Run {
+            paths,
+            driver_bugs,
+            jobs,
+            waves,
+            keep_going,
+            junit,
+            verbose,
+        } => run_vectors(
+            &paths,
+            &VectorRun {
+                quirks: quirks_of(&driver_bugs),
+                jobs,
+                waves,
+                keep_going,
+                junit,
+                verbose,
+            },
+        ),
         Cmd::BenchBridge { cycles, waves } => bench::bridge(cycles, waves)
             .context("bench-bridge")
             .map(|()| (1, 0)),

@@ -98,8 +98,18 @@ impl Runner {
             let k = self.k()?;
             let allowed = oracle::allowed_during(&before, k, &golden_request(req));
             self.rep.during += 1;
-            self.judged(t, req, outcome, true, Some(&allowed))
-                .with_context(ctx)?;
+            let mut tlp_at = at.to_vec();
+            tlp_at.extend([Seg::Key("during"), Seg::Key("tlps"), Seg::Index(j)]);
+            let pos = self.position(&tlp_at);
+            self.judged(
+                t.expect.as_ref().map(|c| &c.0),
+                req,
+                outcome,
+                true,
+                Some(&allowed),
+                &tlp_at,
+            )
+            .with_context(|| format!("{pos}: {}", ctx()))?;
         }
         Ok(())
     }

@@ -18,16 +18,23 @@
 //! fields, image files) and reports `file:line:column: message`. Failures while running name
 //! the file and the step.
 
+mod batch;
 mod concurrent;
 mod during;
+mod hw_run;
+mod hw_steps;
+mod judging;
 mod names;
 mod parse;
 mod run;
 mod schema;
 mod values;
 
+pub use batch::*;
 pub use concurrent::*;
 pub use during::*;
+pub use hw_steps::*;
+pub use judging::{first_byte_offset, short_outcome, short_request};
 use names::*;
 pub use names::{locate, Seg};
 pub use parse::*;

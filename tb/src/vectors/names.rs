@@ -342,9 +342,14 @@ impl UsesNames for Step {
             Step::Poke(c) => return r.nested(Seg::Key("poke"), &c.0.at()),
             Step::Poison(c) => return r.nested(Seg::Key("poison"), &c.0.at()),
             Step::During(c) => c,
-            Step::Heal(_) | Step::Invalidate(_) | Step::SetRtaddr(_) | Step::WriteRegister(_) => {
-                return
-            }
+            Step::Heal(_)
+            | Step::Invalidate(_)
+            | Step::SetRtaddr(_)
+            | Step::WriteRegister(_)
+            | Step::RawTlp(_)
+            | Step::WriteMemory(_)
+            | Step::Descriptor(_)
+            | Step::ReadRegister(_) => return,
         };
         r.nested(Seg::Key(self.keyword()), inner);
     }

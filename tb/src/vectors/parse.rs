@@ -97,7 +97,8 @@ pub(super) fn check(raw: &RawVector) -> Result<(), (Vec<Seg>, String)> {
                 at.to_vec(),
                 format!(
                     "`{}` needs the kernel: declare `devices:`; hardware-level vectors use \
-                     `memory:`, `registers:`, `tlp` and `write_register`",
+                     `memory:`, `registers:`, `tlp`, `raw_tlp`, `write_memory`, `write_register`, \
+                     `read_register` and `descriptor`",
                     s.keyword()
                 ),
             ));

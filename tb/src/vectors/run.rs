@@ -6,15 +6,13 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
-use iommu_model::golden::{HwState, Outcome};
+use iommu_model::golden::HwState;
 use iommu_model::kernel::{
     DeviceDesc, DomainId, DomainType, Errno, Kernel, KernelConfig, MmId, MmProt, Rid, Stage,
 };
 use iommu_model::locate;
 use iommu_model::mem::{Mem, PhysMem, PAGE_SIZE};
-use iommu_model::oracle;
 
-use crate::check::judge::{golden_request, judge, judge_allowed};
 use crate::dut::waves;
 use crate::env::harness;
 use crate::env::mem::{MemAgent, MemTiming};
@@ -36,6 +34,9 @@ pub struct RunOptions {
     /// Driver bug switches (kernel-level vectors).
     pub quirks: DriverQuirks,
     pub timing: MemTiming,
+    /// Go on after a failing step and report every failing step (the DUT is drained and
+    /// its fault records cleared after a failing TLP; judging goes on from there).
+    pub keep_going: bool,
 }
 
 /// What a passing vector exercised.
@@ -55,7 +56,15 @@ pub struct VectorReport {
     pub cycles: u64,
     /// The vector has `expect_failure:` and the run failed with it: the failure message.
     pub caught: Option<String>,
+    /// One line per TLP: the step, its `file:line:column`, the request and its outcome.
+    pub log: Vec<String>,
 }
+
+/// The steps that failed in a run with [`RunOptions::keep_going`], each message beginning
+/// with the step's `file:line:column`.
+#[derive(Debug, thiserror::Error)]
+#[error("{} failing step(s):\n{}", .0.len(), .0.join("\n"))]
+pub struct StepFailures(pub Vec<String>);
 
 /// A mistake in a vector rather than a failure of the DUT: a malformed file, a pinned
 /// outcome the oracle forbids, a TLP nothing can judge. [`is_input_error`] finds it in an
@@ -94,12 +103,20 @@ pub(super) enum Sys {
 pub(super) struct Runner {
     pub(super) sys: Sys,
     vals: BTreeMap<String, Val>,
-    hw: HwState,
+    pub(super) hw: HwState,
     /// Hardware was changed behind the kernel's back: the oracle no longer applies.
     pub(super) tainted: bool,
     pub(super) last_pa: Option<u64>,
     pub(super) rep: VectorReport,
     tag: u16,
+    /// The step running (1-based) and its keyword, for the log.
+    pub(super) step_no: usize,
+    pub(super) keyword: &'static str,
+    file: PathBuf,
+    source: String,
+    /// The status page of `descriptor` waits, and the sequence number of the last.
+    pub(super) status_page: Option<u64>,
+    pub(super) status_seq: u32,
 }
 
 pub(super) fn errno_msg(
@@ -131,14 +148,20 @@ impl Runner {
         }
     }
 
-    fn mem(&mut self) -> Result<&mut Mem> {
+    /// `file:line:column` of the node at `path`.
+    pub(super) fn position(&self, path: &[Seg]) -> String {
+        let (l, c) = locate(&self.source, path);
+        format!("{}:{l}:{c}", self.file.display())
+    }
+
+    pub(super) fn mem(&mut self) -> Result<&mut Mem> {
         Ok(&mut self.env().mem.as_mut().context("no memory agent")?.mem)
     }
 
     fn rd(&mut self, pa: u64) -> Result<u64> {
         self.mem()?
             .read64(pa)
-            .map_err(|e| anyhow!("reading {pa:#x}: {e}"))
+            .map_err(|e| input(format!("reading {pa:#x}: {e}")))
     }
 
     fn get(&self, name: &str) -> Result<Val> {
@@ -375,7 +398,11 @@ impl Runner {
                 let r = self.k()?.sva_unbind(dev, m);
                 errno_msg("sva_unbind", r, c.errno)?;
             }
-            Step::Tlp(Checked(t)) => self.tlp(t)?,
+            Step::Tlp(Checked(t)) => self.tlp(t, at)?,
+            Step::RawTlp(Checked(t)) => self.raw_tlp(t, at)?,
+            Step::WriteMemory(Checked(w)) => self.write_memory(w)?,
+            Step::Descriptor(Checked(d)) => self.descriptor(d)?,
+            Step::ReadRegister(Checked(r)) => self.read_register(r)?,
             Step::Poke(Checked(p)) => {
                 let at = self.locate(&p.at())?;
                 let old = self.rd(at)?;
@@ -385,7 +412,7 @@ impl Runner {
                 };
                 self.mem()?
                     .write64(at, new)
-                    .map_err(|e| anyhow!("writing {at:#x}: {e}"))?;
+                    .map_err(|e| input(format!("writing {at:#x}: {e}")))?;
                 self.tainted = true;
                 if p.flush {
                     self.flush()?;
@@ -431,7 +458,7 @@ impl Runner {
         flush_all(self.k()?).context("global invalidation")
     }
 
-    fn write_register(&mut self, w: &RegWrite) -> Result<()> {
+    pub(super) fn write_register(&mut self, w: &RegWrite) -> Result<()> {
         let (width, off) = w.width();
         let env = self.env();
         if width == 64 {
@@ -528,197 +555,6 @@ impl Runner {
         }
         Ok(req)
     }
-
-    fn tlp(&mut self, t: &Tlp) -> Result<()> {
-        let req = self.request(t)?;
-        let greq = golden_request(&req);
-        let hw = self.hw;
-        let tainted = self.tainted;
-        let (outcome, recorded) = match &mut self.sys {
-            Sys::Kernel(k) if !k.windows().is_empty() => {
-                if tainted {
-                    return Err(input(
-                        "a TLP inside an invalidation window after hardware-level changes has \
-                         no judge (complete the flush with iotlb_sync first)",
-                    ));
-                }
-                self.rep.in_window += 1;
-                let allowed = oracle::allowed(k.as_ref(), &greq);
-                let env = &mut k.ops_mut().hw_mut().env;
-                (judge_allowed(env, &req, &allowed)?, true)
-            }
-            Sys::Kernel(k) => {
-                let j = judge(&mut k.ops_mut().hw_mut().env, &hw, &req)?;
-                (j.walk.outcome, j.walk.record)
-            }
-            Sys::Bare(env) => {
-                let j = judge(env, &hw, &req)?;
-                (j.walk.outcome, j.walk.record)
-            }
-        };
-        let mut allowed = None;
-        if let Sys::Kernel(k) = &self.sys {
-            if !tainted {
-                let a = oracle::allowed(k.as_ref(), &greq);
-                a.check(&outcome)
-                    .map_err(|m| anyhow!("request: {req}\n  {m}"))?;
-                allowed = Some(a);
-            }
-        }
-        self.judged(t, &req, &outcome, recorded, allowed.as_ref())
-    }
-
-    /// Counts a judged TLP and checks its pinned expectation; `allowed` is the oracle's set
-    /// when the oracle judged it (pinned alternatives must be in it).
-    pub(super) fn judged(
-        &mut self,
-        t: &Tlp,
-        req: &MemRequest,
-        outcome: &Outcome,
-        recorded: bool,
-        allowed: Option<&oracle::AllowedSet>,
-    ) -> Result<()> {
-        self.rep.tlps += 1;
-        match outcome {
-            Outcome::Translated(_) => self.rep.translated += 1,
-            Outcome::Fault(r) => {
-                self.rep.faults.insert(r.code());
-            }
-            _ => {}
-        }
-        if let Some(Checked(x)) = &t.expect {
-            if let (Some(alts), Some(allowed)) = (&x.any_of, allowed) {
-                for Checked(a) in alts {
-                    if !self.admits(a, allowed) {
-                        return Err(input(format!(
-                            "request: {req}\n  `any_of` pins {}, which the oracle forbids \
-                             (it allows {allowed}): the vector is wrong",
-                            describe_expect(a)
-                        )));
-                    }
-                }
-            }
-            self.pinned(x, outcome, recorded)
-                .map_err(|e| anyhow!("request: {req}\n  {e}"))?;
-        }
-        self.last_pa = match outcome {
-            Outcome::Translated(pa) => Some(*pa),
-            _ => None,
-        };
-        Ok(())
-    }
-
-    /// Whether the oracle's `allowed` set holds an outcome `x` accepts.
-    fn admits(&self, x: &Expect, allowed: &oracle::AllowedSet) -> bool {
-        allowed
-            .iter()
-            .any(|o| self.pinned(x, o, x.recorded.unwrap_or(true)).is_ok())
-    }
-
-    fn pinned(&self, x: &Expect, got: &Outcome, recorded: bool) -> Result<()> {
-        if let Some(alts) = &x.any_of {
-            ensure!(
-                alts.iter()
-                    .any(|Checked(a)| self.pinned(a, got, recorded).is_ok()),
-                "pinned {}, the DUT did {got}",
-                describe_expect(x)
-            );
-            return Ok(());
-        }
-        let ok = match (x, got) {
-            (Expect { pa: Some(p), .. }, Outcome::Translated(pa)) => {
-                ensure!(
-                    *pa == p.0,
-                    "pinned pa {:#x}, the DUT translated to {pa:#x}",
-                    p.0
-                );
-                true
-            }
-            (
-                Expect {
-                    translated: Some(true),
-                    ..
-                },
-                Outcome::Translated(_),
-            ) => true,
-            (
-                Expect {
-                    same_pa_as_previous: Some(true),
-                    ..
-                },
-                Outcome::Translated(pa),
-            ) => {
-                let prev = self.last_pa.context(
-                    "pinned same_pa_as_previous, but the previous TLP did not translate",
-                )?;
-                ensure!(
-                    *pa == prev,
-                    "pinned the previous TLP's pa {prev:#x}, the DUT translated to {pa:#x}"
-                );
-                true
-            }
-            (
-                Expect {
-                    fault: Some(f),
-                    recorded: r,
-                    ..
-                },
-                Outcome::Fault(got),
-            ) => {
-                ensure!(*got == f.0, "pinned fault {}, the DUT faulted {got}", f.0);
-                if let Some(r) = r {
-                    ensure!(
-                        *r == recorded,
-                        "pinned fault {} {}, the DUT {}",
-                        f.0,
-                        if *r { "recorded" } else { "not recorded" },
-                        if recorded {
-                            "recorded it"
-                        } else {
-                            "did not record it"
-                        }
-                    );
-                }
-                true
-            }
-            (
-                Expect {
-                    untranslated: Some(true),
-                    ..
-                },
-                Outcome::Untranslated,
-            ) => true,
-            (
-                Expect {
-                    malformed: Some(true),
-                    ..
-                },
-                Outcome::Malformed,
-            ) => true,
-            _ => false,
-        };
-        ensure!(ok, "pinned {}, the DUT did {got}", describe_expect(x));
-        Ok(())
-    }
-}
-
-pub(super) fn describe_expect(x: &Expect) -> String {
-    if let Some(alts) = &x.any_of {
-        let v: Vec<String> = alts.iter().map(|Checked(a)| describe_expect(a)).collect();
-        format!("any of [{}]", v.join(", "))
-    } else if let Some(p) = x.pa {
-        format!("pa {:#x}", p.0)
-    } else if let Some(f) = x.fault {
-        format!("fault {}", f.0)
-    } else if x.translated.is_some() {
-        "a translation".into()
-    } else if x.same_pa_as_previous.is_some() {
-        "the previous TLP's translation".into()
-    } else if x.untranslated.is_some() {
-        "untranslated forwarding".into()
-    } else {
-        "a malformed-request rejection".into()
-    }
 }
 
 /// Builds the system of a vector on the DUT of `env`.
@@ -758,16 +594,25 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
                         let mut b = [0u8; 8];
                         b.copy_from_slice(chunk);
                         let at = page.0 + 8 * w as u64;
-                        mem.write64(at, u64::from_le_bytes(b))
-                            .map_err(|e| anyhow!("image page {:#x}: {e}", page.0))?;
+                        mem.write64(at, u64::from_le_bytes(b)).map_err(|e| {
+                            input(format!(
+                                "{}: image page {:#x}: {e}",
+                                v.position(&[Seg::Key("memory"), Seg::Key("image")]),
+                                page.0
+                            ))
+                        })?;
                     }
                 }
             }
-            for p in &m.pokes {
+            for (j, p) in m.pokes.iter().enumerate() {
                 for (i, w) in p.value.0.iter().enumerate() {
                     let at = p.addr.0 + 8 * i as u64;
-                    mem.write64(at, *w)
-                        .map_err(|e| anyhow!("memory poke at {at:#x}: {e}"))?;
+                    mem.write64(at, *w).map_err(|e| {
+                        input(format!(
+                            "{}: memory poke at {at:#x}: {e}",
+                            v.position(&[Seg::Key("memory"), Seg::Key("pokes"), Seg::Index(j)])
+                        ))
+                    })?;
                 }
             }
             for Checked(r) in &m.errors {
@@ -793,33 +638,72 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
             ..VectorReport::default()
         },
         tag: 0,
+        step_no: 0,
+        keyword: "registers",
+        file: v.file.clone(),
+        source: v.source.clone(),
+        status_page: None,
+        status_seq: 0,
     };
     for (i, w) in v.registers.iter().enumerate() {
-        r.write_register(w)
-            .with_context(|| format!("registers[{i}] ({} <- {:#x})", w.reg.name, w.value.0))?;
+        r.write_register(w).with_context(|| {
+            format!(
+                "{}: registers[{i}] ({} <- {:#x})",
+                v.position(&[Seg::Key("registers"), Seg::Index(i)]),
+                w.reg.name,
+                w.value.0
+            )
+        })?;
     }
     Ok(r)
 }
 
-/// Runs a parsed vector on the DUT of `env` (taken over).
+/// Runs a parsed vector on the DUT of `env` (taken over). A failing step's error begins
+/// with its `file:line:column`; with [`RunOptions::keep_going`] every failing step is
+/// reported ([`StepFailures`]); an input error always stops the run.
 pub fn run_vector(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<VectorReport> {
+    run_logged(env, v, opts, &mut Vec::new())
+}
+
+fn run_logged(
+    env: &mut Env,
+    v: &Vector,
+    opts: &RunOptions,
+    log: &mut Vec<String>,
+) -> Result<VectorReport> {
     let mut r = setup(env, v, opts)?;
     let start = r.env().dut.cycle();
-    for (i, s) in v.steps.iter().enumerate() {
-        let at = [Seg::Key("steps"), Seg::Index(i)];
-        r.step(s, &at).with_context(|| {
-            format!(
-                "step {} of {} (`{}`) at {}",
+    let mut failures = Vec::new();
+    let res = (|| -> Result<()> {
+        for (i, s) in v.steps.iter().enumerate() {
+            let at = [Seg::Key("steps"), Seg::Index(i)];
+            r.step_no = i + 1;
+            r.keyword = s.keyword();
+            let res = r.step(s, &at).and_then(|()| r.env().check_assertions());
+            let Err(e) = res else { continue };
+            let e = e.context(format!(
+                "{}: step {} of {} (`{}`)",
+                v.position(&at),
                 i + 1,
                 v.steps.len(),
-                s.keyword(),
-                v.position(&at)
-            )
-        })?;
-        r.env().check_assertions()?;
+                s.keyword()
+            ));
+            if !opts.keep_going || is_input_error(&e) {
+                return Err(e);
+            }
+            failures.push(format!("{e:#}"));
+            r.resync();
+        }
+        Ok(())
+    })();
+    *log = std::mem::take(&mut r.rep.log);
+    res?;
+    if !failures.is_empty() {
+        return Err(StepFailures(failures).into());
     }
     r.rep.steps = v.steps.len();
     r.rep.cycles = r.env().dut.cycle() - start;
+    r.rep.log = log.clone();
     Ok(r.rep)
 }
 
@@ -839,17 +723,44 @@ pub fn run_file_with(path: &Path, opts: &RunOptions) -> Result<VectorReport> {
 ///
 /// With `expect_failure: TEXT` the vector passes only if the run fails, not for an input
 /// error, with a message that contains TEXT; the report's `caught` holds the message.
-/// Input errors ([`is_input_error`]) stay input errors.
+/// Input errors ([`is_input_error`]) stay input errors, and the run is not repeated for
+/// them (no waveform: the vector, not the DUT, is wrong).
 pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Result<VectorReport> {
+    run_parsed_logged(v, opts, dir, traced).0
+}
+
+/// [`run_parsed`], and the per-TLP log of the run (also when it failed).
+pub fn run_parsed_logged(
+    v: &Vector,
+    opts: &RunOptions,
+    dir: &Path,
+    traced: bool,
+) -> (Result<VectorReport>, Vec<String>) {
     let out: Mutex<Option<VectorReport>> = Mutex::new(None);
+    let log: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let bad_input: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let name = format!("vector-{}", v.name);
     let res = harness::run_test_in(dir, traced, &name, v.seed, |env| {
-        let rep = run_vector(env, v, opts)?;
-        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep);
+        let mut lines = Vec::new();
+        let r = run_logged(env, v, opts, &mut lines);
+        *log.lock().unwrap_or_else(|p| p.into_inner()) = lines;
+        match r {
+            Ok(rep) => *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(rep),
+            // Not a failure of the DUT: returned as passing so the harness does not repeat
+            // the run to trace it.
+            Err(e) if is_input_error(&e) => {
+                *bad_input.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
     });
+    let log = log.into_inner().unwrap_or_else(|p| p.into_inner());
     let file = v.file.display();
-    match (res, &v.expect_failure) {
+    if let Some(e) = bad_input.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return (Err(input(format!("{file}: {e:#}"))), log);
+    }
+    let r = match (res, &v.expect_failure) {
         (Err(f), _) if is_input_error(&f.cause) => Err(input(format!("{file}: {f}"))),
         (Err(f), None) => Err(anyhow!("{file}: {f}")),
         (Err(f), Some(want)) => {
@@ -875,31 +786,6 @@ pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Re
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
             .context("the vector produced no report"),
-    }
-}
-
-/// The result of one file of a batch.
-#[derive(Debug)]
-pub struct FileResult {
-    pub file: PathBuf,
-    pub result: Result<VectorReport, String>,
-    /// The error is an input error (the vector is wrong, [`is_input_error`]).
-    pub input_error: bool,
-}
-
-/// Runs every file on `jobs` threads; results in file order.
-pub fn run_files(files: &[PathBuf], opts: &RunOptions, jobs: usize) -> Vec<FileResult> {
-    crate::pool::run(
-        files,
-        jobs,
-        |f| {
-            let r = run_file_with(f, opts);
-            FileResult {
-                file: f.clone(),
-                input_error: r.as_ref().err().is_some_and(is_input_error),
-                result: r.map_err(|e| format!("{e:#}")),
-            }
-        },
-        |_, _, _| {},
-    )
+    };
+    (r, log)
 }

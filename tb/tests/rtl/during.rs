@@ -31,8 +31,8 @@ fn run_err(name: &str) -> (String, bool) {
 fn a_wrong_pin_during_a_call_fails_at_the_step() {
     let (msg, input) = run_err("during-wrong-pin.yaml");
     assert!(!input, "{msg}");
-    assert!(msg.contains("(`during`) at "), "{msg}");
-    assert!(msg.contains("during-wrong-pin.yaml:14:5"), "{msg}");
+    assert!(msg.contains(": step "), "{msg}");
+    assert!(msg.contains("during-wrong-pin.yaml:14:5: step "), "{msg}");
     assert!(msg.contains("pinned pa 0x123000"), "{msg}");
 }
 

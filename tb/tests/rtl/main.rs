@@ -18,5 +18,6 @@ mod shrink;
 mod timing;
 mod translation;
 mod untranslated;
+mod vector_steps;
 mod vectors;
 mod waves;

@@ -1,0 +1,97 @@
+//! Running many vector files (in parallel) and their JUnit XML report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::dut::waves;
+use crate::report::junit::{Case, Suite, Verdict};
+
+use super::*;
+
+/// The result of one file of a batch.
+#[derive(Debug)]
+pub struct FileResult {
+    pub file: PathBuf,
+    pub result: Result<VectorReport, String>,
+    /// The error is an input error (the vector is wrong, [`is_input_error`]).
+    pub input_error: bool,
+    /// Failing steps (1 for a run that stopped at its first; every one with
+    /// [`RunOptions::keep_going`]); 0 when it passed or for an input error.
+    pub failing_steps: usize,
+    /// One line per TLP (see [`VectorReport::log`]), also for a failing run.
+    pub log: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Runs every file on `jobs` threads; results in file order. Waveforms of failing runs go
+/// to the default folder.
+pub fn run_files(files: &[PathBuf], opts: &RunOptions, jobs: usize) -> Vec<FileResult> {
+    run_files_in(files, opts, jobs, None)
+}
+
+/// [`run_files`]; with `waves: Some(DIR)` every run writes its waveform into DIR.
+pub fn run_files_in(
+    files: &[PathBuf],
+    opts: &RunOptions,
+    jobs: usize,
+    waves_to: Option<&Path>,
+) -> Vec<FileResult> {
+    crate::pool::run(files, jobs, |f| run_one(f, opts, waves_to), |_, _, _| {})
+}
+
+fn run_one(f: &Path, opts: &RunOptions, waves_to: Option<&Path>) -> FileResult {
+    let t0 = Instant::now();
+    let (r, log) = match parse_file(f) {
+        Ok(v) => match waves_to {
+            Some(dir) => run_parsed_logged(&v, opts, dir, true),
+            None => run_parsed_logged(&v, opts, &waves::waves_dir(), waves::always_trace()),
+        },
+        Err(e) => (Err(e.into()), Vec::new()),
+    };
+    let input_error = r.as_ref().err().is_some_and(is_input_error);
+    let failing_steps = match &r {
+        Err(_) if input_error => 0,
+        Err(e) => e
+            .chain()
+            .find_map(|c| c.downcast_ref::<StepFailures>())
+            .map_or(1, |s| s.0.len()),
+        Ok(_) => 0,
+    };
+    FileResult {
+        file: f.to_owned(),
+        input_error,
+        failing_steps,
+        log,
+        seconds: t0.elapsed().as_secs_f64(),
+        result: r.map_err(|e| format!("{e:#}")),
+    }
+}
+
+/// The JUnit suite of a batch: one `<testcase>` per file (classname `iommu-tb.vectors`,
+/// name the path), a failure with the whole message and the command that reruns it, an
+/// input error as `<error>`; the per-TLP log as `<system-out>`.
+pub fn junit_suite(results: &[FileResult], seconds: f64) -> Suite {
+    let mut suite = Suite::new("iommu-tb.vectors");
+    suite.seconds = seconds;
+    for r in results {
+        let name = r.file.display().to_string();
+        let verdict = match &r.result {
+            Ok(_) => Verdict::Passed,
+            Err(e) => {
+                let message = e.lines().next().unwrap_or_default().to_owned();
+                let text = format!("{e}\n\nrerun: iommu-tb run {name}");
+                if r.input_error {
+                    Verdict::Error { message, text }
+                } else {
+                    Verdict::Failed { message, text }
+                }
+            }
+        };
+        let mut case = Case::new("iommu-tb.vectors", &name, r.seconds, verdict);
+        if !r.log.is_empty() {
+            case.stdout = Some(r.log.join("\n"));
+        }
+        suite.cases.push(case);
+    }
+    suite
+}
