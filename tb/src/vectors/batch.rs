@@ -41,29 +41,25 @@ pub fn run_files_in(
 
 fn run_one(f: &Path, opts: &RunOptions, waves_to: Option<&Path>) -> FileResult {
     let t0 = Instant::now();
-    let (r, log) = match parse_file(f) {
+    let run = match parse_file(f) {
         Ok(v) => match waves_to {
             Some(dir) => run_parsed_logged(&v, opts, dir, true),
             None => run_parsed_logged(&v, opts, &waves::waves_dir(), waves::always_trace()),
         },
-        Err(e) => (Err(e.into()), Vec::new()),
+        Err(e) => LoggedRun {
+            result: Err(e.into()),
+            log: Vec::new(),
+            failing_steps: 0,
+        },
     };
-    let input_error = r.as_ref().err().is_some_and(is_input_error);
-    let failing_steps = match &r {
-        Err(_) if input_error => 0,
-        Err(e) => e
-            .chain()
-            .find_map(|c| c.downcast_ref::<StepFailures>())
-            .map_or(1, |s| s.0.len()),
-        Ok(_) => 0,
-    };
+    let input_error = run.result.as_ref().err().is_some_and(is_input_error);
     FileResult {
         file: f.to_owned(),
         input_error,
-        failing_steps,
-        log,
+        failing_steps: if input_error { 0 } else { run.failing_steps },
+        log: run.log,
         seconds: t0.elapsed().as_secs_f64(),
-        result: r.map_err(|e| format!("{e:#}")),
+        result: run.result.map_err(|e| format!("{e:#}")),
     }
 }
 

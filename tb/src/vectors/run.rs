@@ -726,18 +726,24 @@ pub fn run_file_with(path: &Path, opts: &RunOptions) -> Result<VectorReport> {
 /// Input errors ([`is_input_error`]) stay input errors, and the run is not repeated for
 /// them (no waveform: the vector, not the DUT, is wrong).
 pub fn run_parsed(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> Result<VectorReport> {
-    run_parsed_logged(v, opts, dir, traced).0
+    run_parsed_logged(v, opts, dir, traced).result
 }
 
-/// [`run_parsed`], and the per-TLP log of the run (also when it failed).
-pub fn run_parsed_logged(
-    v: &Vector,
-    opts: &RunOptions,
-    dir: &Path,
-    traced: bool,
-) -> (Result<VectorReport>, Vec<String>) {
+/// A run of [`run_parsed_logged`].
+#[derive(Debug)]
+pub struct LoggedRun {
+    pub result: Result<VectorReport>,
+    /// One line per TLP judged (also when the run failed).
+    pub log: Vec<String>,
+    /// Steps that failed: every one with [`RunOptions::keep_going`], else 0 or 1.
+    pub failing_steps: usize,
+}
+
+/// [`run_parsed`], with the per-TLP log of the run and its count of failing steps.
+pub fn run_parsed_logged(v: &Vector, opts: &RunOptions, dir: &Path, traced: bool) -> LoggedRun {
     let out: Mutex<Option<VectorReport>> = Mutex::new(None);
     let log: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let failing: Mutex<usize> = Mutex::new(0);
     let bad_input: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let name = format!("vector-{}", v.name);
     let res = harness::run_test_in(dir, traced, &name, v.seed, |env| {
@@ -751,14 +757,25 @@ pub fn run_parsed_logged(
             Err(e) if is_input_error(&e) => {
                 *bad_input.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                *failing.lock().unwrap_or_else(|p| p.into_inner()) = e
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<StepFailures>())
+                    .map_or(1, |f| f.0.len());
+                return Err(e);
+            }
         }
         Ok(())
     });
     let log = log.into_inner().unwrap_or_else(|p| p.into_inner());
     let file = v.file.display();
+    let failing_steps = failing.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(e) = bad_input.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return (Err(input(format!("{file}: {e:#}"))), log);
+        return LoggedRun {
+            result: Err(input(format!("{file}: {e:#}"))),
+            log,
+            failing_steps: 0,
+        };
     }
     let r = match (res, &v.expect_failure) {
         (Err(f), _) if is_input_error(&f.cause) => Err(input(format!("{file}: {f}"))),
@@ -787,5 +804,9 @@ pub fn run_parsed_logged(
             .unwrap_or_else(|p| p.into_inner())
             .context("the vector produced no report"),
     };
-    (r, log)
+    LoggedRun {
+        failing_steps: if r.is_ok() { 0 } else { failing_steps.max(1) },
+        result: r,
+        log,
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use iommu_tb::vectors::{self, RunOptions, StepFailures};
+use iommu_tb::vectors::{self, RunOptions};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vectors")
@@ -92,31 +92,32 @@ fn wrong_pins_of_the_new_steps_fail_at_their_position() {
 
 #[test]
 fn keep_going_reports_every_failing_step() {
-    let e = fail("keep-going-two-failures.yaml", &RunOptions::default());
-    assert!(e.chain().all(|c| !c.is::<StepFailures>()), "{e:#}");
+    let v = vectors::parse_file(&fixture("keep-going-two-failures.yaml")).expect("parses");
+    let dir = fresh_dir("keep-going");
+    let once = vectors::run_parsed_logged(&v, &RunOptions::default(), &dir, false);
+    assert_eq!(once.failing_steps, 1);
+    assert_eq!(once.log.len(), 1, "stopped at the first failing step");
     let opts = RunOptions {
         keep_going: true,
         ..RunOptions::default()
     };
-    let e = fail("keep-going-two-failures.yaml", &opts);
-    let f = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<StepFailures>())
-        .unwrap_or_else(|| panic!("no step list: {e:#}"));
-    assert_eq!(f.0.len(), 2, "{:#?}", f.0);
+    let all = vectors::run_parsed_logged(&v, &opts, &dir, false);
+    let msg = format!("{:#}", all.result.expect_err("must fail"));
+    assert_eq!(all.failing_steps, 2, "{msg}");
+    assert_eq!(all.log.len(), 4, "every TLP judged: {:#?}", all.log);
+    assert!(msg.contains("2 failing step(s)"), "{msg}");
+    let file = fixture("keep-going-two-failures.yaml")
+        .display()
+        .to_string();
     assert!(
-        f.0[0].starts_with(&format!(
-            "{}:6:5: step 1 of 4",
-            fixture("keep-going-two-failures.yaml").display()
-        )),
-        "{}",
-        f.0[0]
+        msg.contains(&format!("{file}:6:5: step 1 of 4 (`tlp`)")),
+        "{msg}"
     );
     assert!(
-        f.0[1].contains("keep-going-two-failures.yaml:8:5: step 3 of 4 (`raw_tlp`)"),
-        "{}",
-        f.0[1]
+        msg.contains(&format!("{file}:8:5: step 3 of 4 (`raw_tlp`)")),
+        "{msg}"
     );
+    assert!(!msg.contains("step 2 of 4"), "{msg}");
 }
 
 #[test]
@@ -137,8 +138,9 @@ fn an_unbacked_write_is_an_input_error_without_a_rerun() {
 #[test]
 fn the_log_shows_every_tlp_outcome() {
     let v = vectors::parse_file(&vector("hw-raw-tlps.yaml")).expect("parses");
-    let (r, log) = vectors::run_parsed_logged(&v, &RunOptions::default(), &fresh_dir("log"), false);
-    let rep = r.expect("hw-raw-tlps passes");
+    let run = vectors::run_parsed_logged(&v, &RunOptions::default(), &fresh_dir("log"), false);
+    let log = run.log;
+    let rep = run.result.expect("hw-raw-tlps passes");
     assert_eq!(rep.tlps, log.len());
     assert!(
         log[1].contains("step 2 (raw_tlp) ")
