@@ -268,3 +268,89 @@ fn junit_xml_of_a_run_parses_with_one_case_per_vector() {
         .count();
     assert!(fst >= 2, "{fst} waveforms in {}", dir.display());
 }
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iommu-tb"))
+        .args(args)
+        .output()
+        .expect("running iommu-tb");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn run_help_documents_every_option() {
+    let (code, help) = cli(&["run", "--help"]);
+    assert_eq!(code, 0, "{help}");
+    for opt in [
+        "--jobs",
+        "--waves <DIR>",
+        "--keep-going",
+        "--junit <FILE>",
+        "--verbose",
+        "--driver-bug <NAME>",
+        "Exit status",
+    ] {
+        assert!(
+            help.contains(opt),
+            "`run --help` does not mention {opt}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn run_exit_status_tells_input_errors_from_failures() {
+    let dir = fresh_dir("cli");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: bad\nsteps:\n  - read_register: {reg: NOPE, value: 1}\n",
+    )
+    .expect("writing");
+    let bad_s = bad.display().to_string();
+    let (code, out) = cli(&["run", &bad_s]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(&format!("ERROR {bad_s}:3:")), "{out}");
+    let unbacked = fixture("write-memory-unbacked.yaml").display().to_string();
+    let (code, out) = cli(&["run", &unbacked]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("write-memory-unbacked.yaml:7:5:"), "{out}");
+    assert!(
+        !out.contains("waveform"),
+        "an input error is not re-run: {out}"
+    );
+    let failing = fixture("keep-going-two-failures.yaml")
+        .display()
+        .to_string();
+    let junit = dir.join("results.xml");
+    let junit_s = junit.display().to_string();
+    let (code, out) = cli(&[
+        "run",
+        "--keep-going",
+        "--verbose",
+        "--jobs",
+        "1",
+        "--junit",
+        &junit_s,
+        &failing,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("0 passed, 2 failed"), "{out}");
+    assert!(out.contains("step 4 (tlp) "), "{out}");
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .expect("a testsuite");
+    assert_eq!(suite.attribute("tests"), Some("1"));
+    assert_eq!(suite.attribute("failures"), Some("1"));
+    let passing = vector("hw-raw-tlps.yaml").display().to_string();
+    let (code, out) = cli(&["run", &passing]);
+    assert_eq!(code, 0, "{out}");
+}
