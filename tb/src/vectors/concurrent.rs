@@ -24,7 +24,7 @@ impl Runner {
         if self.tainted {
             return Err(input(
                 "TLPs during a call after hardware-level changes (`poke`, `poison`, \
-                 `set_rtaddr`, `write_register`) have no judge: the kernel state no longer \
+                 `set_rtaddr`, `write_register`, `write_memory`) have no judge: the kernel state no longer \
                  describes the hardware",
             ));
         }
