@@ -128,6 +128,7 @@ impl Runner {
         let word = addr & !7;
         let shift = if addr & 4 != 0 { 32 } else { 0 };
         let start = self.env().dut.cycle();
+        let mut next_check = 64;
         loop {
             self.env().tick();
             let landed = self
@@ -138,8 +139,11 @@ impl Runner {
                 return Ok(());
             }
             let waited = self.env().dut.cycle() - start;
-            if waited % 64 == 0 && self.env().read32(regs::FSTS)? & regs::FSTS_IQE != 0 {
-                return Ok(());
+            if waited >= next_check {
+                next_check = waited + 64;
+                if self.env().read32(regs::FSTS)? & regs::FSTS_IQE != 0 {
+                    return Ok(());
+                }
             }
             if waited > SUBMIT_TIMEOUT {
                 bail!(
