@@ -76,6 +76,11 @@ fn wrong_pins_of_the_new_steps_fail_at_their_position() {
             "pinned pa 0x800000010, the DUT translated the first byte to 0x800005010",
         ),
         (
+            "descriptor-kernel-wrong-pin.yaml",
+            "descriptor-kernel-wrong-pin.yaml:13:5: step 5 of 5 (`read_register`)",
+            "register IQER reads 0x4; pinned 0x3",
+        ),
+        (
             "descriptor-wrong-pin.yaml",
             "descriptor-wrong-pin.yaml:10:5: step 2 of 2 (`read_register`)",
             "register FSTS reads",
