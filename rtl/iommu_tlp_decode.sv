@@ -106,8 +106,11 @@ module iommu_tlp_decode
     er:        has_pasid & pasid_dw[22]
   };
 
-  // Byte Count and Lower Address of a (single) completion for this read.
-  logic [1:0] lead, trail;  // disabled bytes before the first / after the last
+  // Byte Count and Lower Address of a (single) completion for this read. For byte enables
+  // PCIe forbids (an all-zero First or Last BE with Length > 1, always malformed) a DW
+  // with no enabled byte counts 4 disabled bytes, and the count is at least 1.
+  logic [1:0] lead;          // disabled bytes below the first enabled byte of First BE
+  logic [2:0] skip, trail;   // bytes left out of the count below / above
   logic [12:0] bc;
   always_comb begin
     unique casez (first_be)
@@ -115,24 +118,27 @@ module iommu_tlp_decode
       4'b??10: lead = 2'd1;
       4'b?100: lead = 2'd2;
       4'b1000: lead = 2'd3;
-      default: lead = 2'd0;  // 0000: zero-length read
+      default: lead = 2'd0;  // 0000: Lower Address bits 1:0 are 00b
     endcase
+    skip  = (first_be == 4'b0000) ? 3'd4 : {1'b0, lead};
+    trail = 3'd0;
     if (len_dw == 11'd1) begin
       unique casez (first_be)
         4'b1??1: bc = 13'd4;
         4'b01?1, 4'b1?10: bc = 13'd3;
         4'b0011, 4'b0110, 4'b1100: bc = 13'd2;
-        default: bc = 13'd1;
+        default: bc = 13'd1;  // one enabled byte, or 0000b: a zero-length read
       endcase
-      trail = 2'd0;
     end else begin
       unique casez (last_be)
-        4'b1???: trail = 2'd0;
-        4'b01??: trail = 2'd1;
-        4'b001?: trail = 2'd2;
-        default: trail = 2'd3;
+        4'b1???: trail = 3'd0;
+        4'b01??: trail = 3'd1;
+        4'b001?: trail = 3'd2;
+        4'b0001: trail = 3'd3;
+        default: trail = 3'd4;  // 0000b
       endcase
-      bc = {len_dw, 2'b00} - 13'(lead) - 13'(trail);
+      bc = {len_dw, 2'b00} - 13'(skip) - 13'(trail);
+      if (bc == 13'd0) bc = 13'd1;
     end
   end
   assign byte_count_o = bc[11:0];
