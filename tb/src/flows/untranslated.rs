@@ -142,15 +142,20 @@ pub fn malformed_words(rng: &mut ChaCha8Rng, mut req: MemRequest) -> Result<TlpW
             w
         }
         4 => {
-            // Byte enables inconsistent with Length.
-            if rng.gen_bool(0.5) {
-                req.length_dw = 1;
-                req.last_be = rng.gen_range(1..16);
-            } else {
-                req.addr = (req.addr & !0xfff) | 0x104;
-                req.length_dw = 3;
-                req.first_be = 0b0101;
-                req.last_be = 0b0011;
+            // Byte enables inconsistent with Length: any pair PCIe forbids (Last BE set at
+            // Length 1; an all-zero First or Last BE, or a hole, at Length >= 2), at a DW
+            // offset that keeps the request inside its page.
+            req.addr = (req.addr & !0xfff) | (u64::from(rng.gen_range(0u8..8)) << 2);
+            req.length_dw = rng.gen_range(1..=4);
+            loop {
+                req.first_be = rng.gen_range(0..16);
+                req.last_be = rng.gen_range(0..16);
+                if matches!(
+                    req.malformation(),
+                    Some(tlp::Malformed::BadByteEnables { .. })
+                ) {
+                    break;
+                }
             }
             tlp::encode(&req)?
         }
