@@ -3,6 +3,7 @@
 //! arguments, an unreadable or malformed vector, a failing build of the run).
 
 mod bench;
+mod cases;
 mod seeds;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use iommu_model::driver::DriverQuirks;
 
 use iommu_tb::flows::regress;
 use iommu_tb::pool;
+use iommu_tb::report::junit::Suite;
+use iommu_tb::vectors::FileResult;
 use seeds::{SeedPlan, WaveOpts};
 
 #[derive(Parser)]
@@ -93,6 +96,10 @@ enum Cmd {
         /// Run only the random seeds.
         #[arg(long)]
         no_vectors: bool,
+        /// Write JUnit XML results to FILE: one test case per vector and per seed, a failing
+        /// seed's text ending with the `replay` command that reproduces it.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Re-run one seed of the regression (with a waveform when --waves is given).
     Replay {
@@ -110,6 +117,9 @@ enum Cmd {
     Bench {
         #[arg(long, default_value_t = 200_000)]
         tlps: usize,
+        /// Print the figures as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
     /// path's latency and throughput.
@@ -120,6 +130,9 @@ enum Cmd {
         /// Hits in the throughput stream.
         #[arg(long, default_value_t = 1_000_000)]
         hits: u64,
+        /// Print the figures as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Simulation speed of the bridge: the `sim` FuseSoC main's stimulus, driven from Rust.
     BenchBridge {
@@ -147,6 +160,13 @@ enum Cmd {
         tlps: usize,
         #[arg(long, default_value_t = 30)]
         ops: usize,
+        /// Write a self-contained coverage page, DIR/index.html: every bin with its count,
+        /// the holes highlighted, the closure curve (bins hit against seeds run).
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
+        /// Write JUnit XML results to FILE: one test case per seed.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -204,15 +224,24 @@ impl SeedArgs {
 /// Vectors that cannot be read or contradict the oracle (input errors) are listed as
 /// `ERROR` and make the command an input error (exit status 2).
 fn run_vectors(paths: &[PathBuf], quirks: DriverQuirks) -> Result<(usize, usize)> {
+    tally_vectors(&vector_results(paths, quirks)?)
+}
+
+/// Runs the vector files found in `paths`, in parallel; results in file order.
+fn vector_results(paths: &[PathBuf], quirks: DriverQuirks) -> Result<Vec<FileResult>> {
     use iommu_tb::vectors;
     let files = vectors::collect(paths)?;
     let opts = vectors::RunOptions {
         quirks,
         ..vectors::RunOptions::default()
     };
-    let results = vectors::run_files(&files, &opts, pool::jobs_or_cores(None));
+    Ok(vectors::run_files(&files, &opts, pool::jobs_or_cores(None)))
+}
+
+/// Prints one line per vector; (passed, failed), or an error when a vector is in error.
+fn tally_vectors(results: &[FileResult]) -> Result<(usize, usize)> {
     let (mut failed, mut input) = (0, 0);
-    for r in &results {
+    for r in results {
         match &r.result {
             Ok(rep) if rep.caught.is_some() => println!(
                 "PASS {} (failed as `expect_failure:` requires)",
@@ -262,6 +291,8 @@ fn quirks_of(names: &[String]) -> DriverQuirks {
 /// Parses the command line, runs the command and prints `N passed, M failed`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The closing `N passed, M failed` line (not after a JSON document on stdout).
+    let mut summary = true;
     let res: Result<(usize, usize)> = match cli.cmd {
         Cmd::Regress {
             seeds,
@@ -272,7 +303,10 @@ pub fn main() -> ExitCode {
             per_seed,
             vectors,
             no_vectors,
+            junit,
         } => {
+            let t0 = std::time::Instant::now();
+            let mut suite = Suite::new("regress");
             let plan = per_seed.plan();
             let dir = vectors.unwrap_or_else(|| {
                 let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -283,9 +317,12 @@ pub fn main() -> ExitCode {
                 Ok((0, 0))
             } else {
                 eprintln!("regress: vectors in {}", dir.display());
-                run_vectors(&[dir], plan.kernel.quirks)
+                vector_results(&[dir], plan.kernel.quirks).and_then(|results| {
+                    suite.cases.extend(results.iter().map(cases::vector_case));
+                    tally_vectors(&results)
+                })
             };
-            v.and_then(|(vp, vf)| {
+            let res = v.and_then(|(vp, vf)| {
                 let list = seeds::seed_list(seeds, seed, shard);
                 let jobs = pool::jobs_or_cores(jobs);
                 let shard_txt = shard
@@ -299,15 +336,24 @@ pub fn main() -> ExitCode {
                     plan.kernel.ops,
                     if bugs.is_empty() { String::new() } else { format!("; driver bugs: {}", bugs.join(", ")) }
                 );
-                let (p, f) = seeds::regress(
+                let run = seeds::regress(
                     &list,
                     jobs,
                     &WaveOpts::from_arg(waves),
                     &plan,
                     per_seed.shrink_dir(),
                 )?;
-                Ok((vp + p, vf + f))
-            })
+                suite.cases.extend(run.cases);
+                Ok((vp + run.passed, vf + run.failed))
+            });
+            // The results so far are written even when a vector was in error.
+            match junit {
+                Some(path) => {
+                    suite.seconds = t0.elapsed().as_secs_f64();
+                    cases::write(&suite, &path).and(res)
+                }
+                None => res,
+            }
         }
         Cmd::Replay {
             seed,
@@ -319,10 +365,20 @@ pub fn main() -> ExitCode {
             &per_seed.plan(),
             per_seed.shrink_dir(),
         )),
-        Cmd::Bench { tlps } => bench::checked(tlps).context("bench").map(|()| (1, 0)),
-        Cmd::BenchXlate { latency, hits } => bench::xlate(&latency, hits)
-            .context("bench-xlate")
-            .map(|()| (1, 0)),
+        Cmd::Bench { tlps, json } => {
+            summary = !json;
+            bench::checked(tlps, json).context("bench").map(|()| (1, 0))
+        }
+        Cmd::BenchXlate {
+            latency,
+            hits,
+            json,
+        } => {
+            summary = !json;
+            bench::xlate(&latency, hits, json)
+                .context("bench-xlate")
+                .map(|()| (1, 0))
+        }
         Cmd::Coverage {
             seeds,
             seed,
@@ -330,6 +386,8 @@ pub fn main() -> ExitCode {
             out,
             tlps,
             ops,
+            html,
+            junit,
         } => {
             let plan = SeedPlan {
                 tlps,
@@ -338,12 +396,23 @@ pub fn main() -> ExitCode {
                     ..regress::Config::default()
                 },
             };
+            let t0 = std::time::Instant::now();
             seeds::coverage(
                 &seeds::seed_list(seeds, seed, None),
                 pool::jobs_or_cores(jobs),
                 &out,
                 &plan,
+                html.as_deref(),
             )
+            .and_then(|run| {
+                if let Some(path) = &junit {
+                    let mut suite = Suite::new("coverage");
+                    suite.cases = run.cases;
+                    suite.seconds = t0.elapsed().as_secs_f64();
+                    cases::write(&suite, path)?;
+                }
+                Ok((run.passed, run.failed))
+            })
         }
         Cmd::Run { paths, driver_bugs } => run_vectors(&paths, quirks_of(&driver_bugs)),
         Cmd::BenchBridge { cycles, waves } => bench::bridge(cycles, waves)
@@ -352,7 +421,9 @@ pub fn main() -> ExitCode {
     };
     match res {
         Ok((passed, failed)) => {
-            println!("{passed} passed, {failed} failed");
+            if summary {
+                println!("{passed} passed, {failed} failed");
+            }
             if failed == 0 {
                 ExitCode::SUCCESS
             } else {
