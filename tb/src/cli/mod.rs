@@ -84,7 +84,8 @@ enum Cmd {
         /// Run only shard K of N (1-based, `K/N`): seed i belongs to shard (i mod N) + 1.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
-        /// Write a waveform of every run into DIR (default: only failing runs, into target/waves).
+        /// Write a waveform of every run into DIR (default: only failing runs, into target/waves
+        /// of the workspace found from the current directory; see README "Waveforms").
         #[arg(long, value_name = "DIR")]
         waves: Option<PathBuf>,
         #[command(flatten)]
