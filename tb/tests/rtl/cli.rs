@@ -151,9 +151,14 @@ fn regress_junit_has_a_case_per_vector_and_per_seed() {
         ),
         "{text}"
     );
-    // The waveform of the failing seed is under the folder the command ran in (no Cargo
-    // workspace above it, no CARGO_TARGET_DIR), not in the tree the binary was built in.
-    let wave = dir.join("regress-seed0000000000000014.fst");
+    // The waveform of the failing seed is under the folder the command ran in (with no Cargo
+    // workspace above it and no CARGO_TARGET_DIR: that folder itself), not in the tree the
+    // binary was built in.
+    let folder = iommu_tb::dut::waves::waves_dir_from(&dir, None, None);
+    if iommu_tb::dut::waves::find_workspace(&dir).is_none() {
+        assert_eq!(folder, dir);
+    }
+    let wave = folder.join("regress-seed0000000000000014.fst");
     assert!(
         text.contains(&format!("waveform: {}", wave.display())),
         "{text}"
