@@ -11,7 +11,7 @@
 //! | environment | [`env`] | agents (CSR, memory, TLP), the cycle loop, the traced re-run of failed tests |
 //! | checking | [`check`] | judging DUT outcomes against the golden walker and the oracle; the one streaming judge |
 //! | hardware | [`hw`] | the DUT as the model driver's hardware (registers, memory, invalidation queue), kernel + driver on it |
-//! | coverage | [`coverage`] | functional bins over the kernel-on-DUT system; Verilator coverage files |
+//! | coverage | [`coverage`] | functional bins over the kernel-on-DUT system, their closure curve and HTML page; Verilator coverage files |
 //! | vectors | [`vectors`] | YAML scenarios: schema, parser, runner |
 //! | flows | [`flows`] | the regression, untranslated traffic, benches, shrinking failing seeds |
 

@@ -3,6 +3,7 @@
 //! arguments, an unreadable or malformed vector, a failing build of the run).
 
 mod bench;
+mod cases;
 mod seeds;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use iommu_model::driver::DriverQuirks;
 
 use iommu_tb::flows::regress;
 use iommu_tb::pool;
+use iommu_tb::report::junit::Suite;
+use iommu_tb::vectors::FileResult;
 use seeds::{SeedPlan, WaveOpts};
 
 #[derive(Parser)]
@@ -111,7 +114,8 @@ enum Cmd {
         /// Run only shard K of N (1-based, `K/N`): seed i belongs to shard (i mod N) + 1.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
-        /// Write a waveform of every run into DIR (default: only failing runs, into target/waves).
+        /// Write a waveform of every run into DIR (default: only failing runs, into target/waves
+        /// of the workspace found from the current directory; see README "Waveforms").
         #[arg(long, value_name = "DIR")]
         waves: Option<PathBuf>,
         #[command(flatten)]
@@ -123,6 +127,10 @@ enum Cmd {
         /// Run only the random seeds.
         #[arg(long)]
         no_vectors: bool,
+        /// Write JUnit XML results to FILE: one test case per vector and per seed, a failing
+        /// seed's text ending with the `replay` command that reproduces it.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Re-run one seed of the regression (with a waveform when --waves is given).
     Replay {
@@ -140,6 +148,9 @@ enum Cmd {
     Bench {
         #[arg(long, default_value_t = 200_000)]
         tlps: usize,
+        /// Print the figures as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
     /// path's latency and throughput.
@@ -150,6 +161,9 @@ enum Cmd {
         /// Hits in the throughput stream.
         #[arg(long, default_value_t = 1_000_000)]
         hits: u64,
+        /// Print the figures as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Simulation speed of the bridge: the `sim` FuseSoC main's stimulus, driven from Rust.
     BenchBridge {
@@ -177,6 +191,13 @@ enum Cmd {
         tlps: usize,
         #[arg(long, default_value_t = 30)]
         ops: usize,
+        /// Write a self-contained coverage page, DIR/index.html: every bin with its count,
+        /// the holes highlighted, the closure curve (bins hit against seeds run).
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
+        /// Write JUnit XML results to FILE: one test case per seed.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -246,8 +267,18 @@ struct VectorRun {
 /// `ERROR` and make the command an input error (exit status 2). Returns (passed, failed):
 /// with `keep_going`, failed counts failing steps.
 fn run_vectors(paths: &[PathBuf], o: &VectorRun) -> Result<(usize, usize)> {
-    use iommu_tb::vectors;
     let t0 = std::time::Instant::now();
+    let results = vector_results(paths, o)?;
+    if let Some(path) = &o.junit {
+        iommu_tb::vectors::junit_suite(&results, t0.elapsed().as_secs_f64()).write(path)?;
+        eprintln!("run: JUnit XML in {}", path.display());
+    }
+    tally_vectors(&results, o)
+}
+
+/// Runs the vector files found in `paths`, in parallel; results in file order.
+fn vector_results(paths: &[PathBuf], o: &VectorRun) -> Result<Vec<FileResult>> {
+    use iommu_tb::vectors;
     let files = vectors::collect(paths)?;
     let opts = vectors::RunOptions {
         quirks: o.quirks,
@@ -257,14 +288,19 @@ fn run_vectors(paths: &[PathBuf], o: &VectorRun) -> Result<(usize, usize)> {
     if let Some(w) = &o.waves {
         std::fs::create_dir_all(w).with_context(|| format!("creating {}", w.display()))?;
     }
-    let results = vectors::run_files_in(
+    Ok(vectors::run_files_in(
         &files,
         &opts,
         pool::jobs_or_cores(o.jobs),
         o.waves.as_deref(),
-    );
+    ))
+}
+
+/// Prints one line per vector (and, verbose, its TLPs); (passed, failed), or an error
+/// when a vector is in error. With `keep_going`, failed counts failing steps.
+fn tally_vectors(results: &[FileResult], o: &VectorRun) -> Result<(usize, usize)> {
     let (mut failed_files, mut failed, mut input) = (0, 0, 0);
-    for r in &results {
+    for r in results {
         match &r.result {
             Ok(rep) if rep.caught.is_some() => println!(
                 "PASS {} (failed as `expect_failure:` requires)",
@@ -300,10 +336,6 @@ fn run_vectors(paths: &[PathBuf], o: &VectorRun) -> Result<(usize, usize)> {
             }
         }
     }
-    if let Some(path) = &o.junit {
-        vectors::junit_suite(&results, t0.elapsed().as_secs_f64()).write(path)?;
-        eprintln!("run: JUnit XML in {}", path.display());
-    }
     anyhow::ensure!(
         input == 0,
         "{input} vector(s) in error (the vector, not the DUT, is wrong); {} passed, {failed_files} failed",
@@ -328,6 +360,8 @@ fn quirks_of(names: &[String]) -> DriverQuirks {
 /// Parses the command line, runs the command and prints `N passed, M failed`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The closing `N passed, M failed` line (not after a JSON document on stdout).
+    let mut summary = true;
     let res: Result<(usize, usize)> = match cli.cmd {
         Cmd::Regress {
             seeds,
@@ -338,7 +372,10 @@ pub fn main() -> ExitCode {
             per_seed,
             vectors,
             no_vectors,
+            junit,
         } => {
+            let t0 = std::time::Instant::now();
+            let mut suite = Suite::new("regress");
             let plan = per_seed.plan();
             let dir = vectors.unwrap_or_else(|| {
                 let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -349,15 +386,18 @@ pub fn main() -> ExitCode {
                 Ok((0, 0))
             } else {
                 eprintln!("regress: vectors in {}", dir.display());
-                run_vectors(
-                    &[dir],
-                    &VectorRun {
-                        quirks: plan.kernel.quirks,
-                        ..VectorRun::default()
-                    },
-                )
+                let o = VectorRun {
+                    quirks: plan.kernel.quirks,
+                    ..VectorRun::default()
+                };
+                vector_results(&[dir], &o).and_then(|results| {
+                    suite
+                        .cases
+                        .extend(results.iter().map(iommu_tb::vectors::junit_case));
+                    tally_vectors(&results, &o)
+                })
             };
-            v.and_then(|(vp, vf)| {
+            let res = v.and_then(|(vp, vf)| {
                 let list = seeds::seed_list(seeds, seed, shard);
                 let jobs = pool::jobs_or_cores(jobs);
                 let shard_txt = shard
@@ -371,15 +411,24 @@ pub fn main() -> ExitCode {
                     plan.kernel.ops,
                     if bugs.is_empty() { String::new() } else { format!("; driver bugs: {}", bugs.join(", ")) }
                 );
-                let (p, f) = seeds::regress(
+                let run = seeds::regress(
                     &list,
                     jobs,
                     &WaveOpts::from_arg(waves),
                     &plan,
                     per_seed.shrink_dir(),
                 )?;
-                Ok((vp + p, vf + f))
-            })
+                suite.cases.extend(run.cases);
+                Ok((vp + run.passed, vf + run.failed))
+            });
+            // The results so far are written even when a vector was in error.
+            match junit {
+                Some(path) => {
+                    suite.seconds = t0.elapsed().as_secs_f64();
+                    cases::write(&suite, &path).and(res)
+                }
+                None => res,
+            }
         }
         Cmd::Replay {
             seed,
@@ -391,10 +440,20 @@ pub fn main() -> ExitCode {
             &per_seed.plan(),
             per_seed.shrink_dir(),
         )),
-        Cmd::Bench { tlps } => bench::checked(tlps).context("bench").map(|()| (1, 0)),
-        Cmd::BenchXlate { latency, hits } => bench::xlate(&latency, hits)
-            .context("bench-xlate")
-            .map(|()| (1, 0)),
+        Cmd::Bench { tlps, json } => {
+            summary = !json;
+            bench::checked(tlps, json).context("bench").map(|()| (1, 0))
+        }
+        Cmd::BenchXlate {
+            latency,
+            hits,
+            json,
+        } => {
+            summary = !json;
+            bench::xlate(&latency, hits, json)
+                .context("bench-xlate")
+                .map(|()| (1, 0))
+        }
         Cmd::Coverage {
             seeds,
             seed,
@@ -402,6 +461,8 @@ pub fn main() -> ExitCode {
             out,
             tlps,
             ops,
+            html,
+            junit,
         } => {
             let plan = SeedPlan {
                 tlps,
@@ -410,12 +471,23 @@ pub fn main() -> ExitCode {
                     ..regress::Config::default()
                 },
             };
+            let t0 = std::time::Instant::now();
             seeds::coverage(
                 &seeds::seed_list(seeds, seed, None),
                 pool::jobs_or_cores(jobs),
                 &out,
                 &plan,
+                html.as_deref(),
             )
+            .and_then(|run| {
+                if let Some(path) = &junit {
+                    let mut suite = Suite::new("coverage");
+                    suite.cases = run.cases;
+                    suite.seconds = t0.elapsed().as_secs_f64();
+                    cases::write(&suite, path)?;
+                }
+                Ok((run.passed, run.failed))
+            })
         }
         Cmd::Run {
             paths,
@@ -442,7 +514,9 @@ pub fn main() -> ExitCode {
     };
     match res {
         Ok((passed, failed)) => {
-            println!("{passed} passed, {failed} failed");
+            if summary {
+                println!("{passed} passed, {failed} failed");
+            }
             if failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -59,7 +59,10 @@ use iommu_model::FaultReason;
 
 use crate::hw::system::{hw_state, RtlKernel};
 
+mod closure;
+pub mod html;
 mod verilator;
+pub use closure::{Closure, ClosurePoint};
 pub use verilator::{
     genhtml_command, parse_total, points_by_type, verilator_merge, VerilatorSummary,
 };

@@ -4,6 +4,7 @@
 //! Tracing is compiled into every build and off by default (it costs nothing when off).
 
 use std::cell::RefCell;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -70,15 +71,60 @@ impl Waves {
     }
 }
 
-/// Folder for waveforms: `$IOMMU_TB_WAVES_DIR`, else `target/waves` in the workspace.
+/// Folder for waveforms, found from the current directory when it is asked for (never a
+/// path fixed when the binary was built): see [`waves_dir_from`].
 pub fn waves_dir() -> PathBuf {
-    match std::env::var_os("IOMMU_TB_WAVES_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => {
-            let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
-            tb.parent().unwrap_or(tb).join("target").join("waves")
-        }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    waves_dir_from(
+        &cwd,
+        std::env::var_os("IOMMU_TB_WAVES_DIR"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    )
+}
+
+/// Folder for waveforms of a run started in `start`, given the values of
+/// `$IOMMU_TB_WAVES_DIR` (`waves_env`) and `$CARGO_TARGET_DIR` (`target_env`), first match:
+///
+/// 1. `$IOMMU_TB_WAVES_DIR`;
+/// 2. `$CARGO_TARGET_DIR/waves` (the target folder Cargo itself uses when it is set);
+/// 3. `<workspace>/target/waves`, the workspace being the nearest folder from `start` upward
+///    whose `Cargo.toml` has a `[workspace]` table;
+/// 4. `start` itself.
+///
+/// Relative values are taken from `start`, as the shell would; empty values count as unset.
+pub fn waves_dir_from(
+    start: &Path,
+    waves_env: Option<OsString>,
+    target_env: Option<OsString>,
+) -> PathBuf {
+    let set = |v: Option<OsString>| v.filter(|v| !v.is_empty());
+    if let Some(d) = set(waves_env) {
+        return start.join(d);
     }
+    if let Some(t) = set(target_env) {
+        return start.join(t).join("waves");
+    }
+    match find_workspace(start) {
+        Some(ws) => ws.join("target").join("waves"),
+        None => start.to_path_buf(),
+    }
+}
+
+/// The nearest folder from `start` upward (`start` included) whose `Cargo.toml` declares a
+/// workspace (a `[workspace]` or `[workspace.*]` table).
+pub fn find_workspace(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| {
+            fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|toml| {
+                toml.lines().any(|l| {
+                    l.trim()
+                        .strip_prefix("[workspace")
+                        .is_some_and(|rest| rest.starts_with(']') || rest.starts_with('.'))
+                })
+            })
+        })
+        .map(Path::to_path_buf)
 }
 
 /// True when `IOMMU_TB_WAVES` asks for a waveform of every run.
@@ -244,6 +290,87 @@ pub fn write_gtkw(fst: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh folder tree of its own under the system temp folder (tests run in parallel).
+    fn scratch(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("iommu-tb-wavesdir-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("temp dir");
+        d
+    }
+
+    #[test]
+    fn waves_go_under_the_workspace_found_from_the_start_folder() {
+        let root = scratch("ws");
+        fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = [\"a\"]\n").expect("write");
+        // A member package (no workspace table) between the start folder and the root.
+        let member = root.join("a");
+        let deep = member.join("src").join("deep");
+        fs::create_dir_all(&deep).expect("mkdir");
+        fs::write(member.join("Cargo.toml"), "[package]\nname = \"a\"\n").expect("write");
+        assert_eq!(find_workspace(&deep), Some(root.clone()));
+        assert_eq!(
+            waves_dir_from(&deep, None, None),
+            root.join("target").join("waves")
+        );
+        assert_eq!(
+            waves_dir_from(&root, None, None),
+            root.join("target").join("waves")
+        );
+        // `[workspace.package]` alone declares a workspace too.
+        let nested = scratch("ws-dotted");
+        fs::write(
+            nested.join("Cargo.toml"),
+            "[workspace.package]\nedition = \"2021\"\n",
+        )
+        .expect("write");
+        assert_eq!(find_workspace(&nested), Some(nested.clone()));
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&nested);
+    }
+
+    #[test]
+    fn cargo_target_dir_then_the_start_folder() {
+        let root = scratch("tgt");
+        fs::write(root.join("Cargo.toml"), "[workspace]\n").expect("write");
+        assert_eq!(
+            waves_dir_from(&root, None, Some("/elsewhere/tgt".into())),
+            Path::new("/elsewhere/tgt/waves")
+        );
+        // Relative to the start folder, as Cargo takes it.
+        assert_eq!(
+            waves_dir_from(&root, None, Some("build".into())),
+            root.join("build").join("waves")
+        );
+        // Empty counts as unset.
+        assert_eq!(
+            waves_dir_from(&root, Some("".into()), Some("".into())),
+            root.join("target").join("waves")
+        );
+        let _ = fs::remove_dir_all(&root);
+        // No workspace above (the temp folder's ancestors have none, checked first).
+        let bare = scratch("bare");
+        if find_workspace(&bare).is_none() {
+            assert_eq!(waves_dir_from(&bare, None, None), bare);
+        }
+        let _ = fs::remove_dir_all(&bare);
+    }
+
+    #[test]
+    fn the_waves_variable_wins() {
+        let root = scratch("env");
+        fs::write(root.join("Cargo.toml"), "[workspace]\n").expect("write");
+        assert_eq!(
+            waves_dir_from(&root, Some("/w".into()), Some("/t".into())),
+            Path::new("/w")
+        );
+        assert_eq!(
+            waves_dir_from(&root, Some("mine".into()), None),
+            root.join("mine")
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn names_follow_the_trace_layout() {

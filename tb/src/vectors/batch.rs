@@ -69,25 +69,34 @@ fn run_one(f: &Path, opts: &RunOptions, waves_to: Option<&Path>) -> FileResult {
 pub fn junit_suite(results: &[FileResult], seconds: f64) -> Suite {
     let mut suite = Suite::new("iommu-tb.vectors");
     suite.seconds = seconds;
-    for r in results {
-        let name = r.file.display().to_string();
-        let verdict = match &r.result {
-            Ok(_) => Verdict::Passed,
-            Err(e) => {
-                let message = e.lines().next().unwrap_or_default().to_owned();
-                let text = format!("{e}\n\nrerun: iommu-tb run {name}");
-                if r.input_error {
-                    Verdict::Error { message, text }
-                } else {
-                    Verdict::Failed { message, text }
-                }
-            }
-        };
-        let mut case = Case::new("iommu-tb.vectors", &name, r.seconds, verdict);
-        if !r.log.is_empty() {
-            case.stdout = Some(r.log.join("\n"));
-        }
-        suite.cases.push(case);
-    }
+    suite.cases.extend(results.iter().map(junit_case));
     suite
+}
+
+/// One vector's `<testcase>`: classname `iommu-tb.vectors`, named by its path; a failure
+/// (or input error) carries the report and the `iommu-tb run FILE` that reruns it; the
+/// per-TLP log (and what an `expect_failure:` vector caught) goes to `<system-out>`.
+pub fn junit_case(r: &FileResult) -> Case {
+    let name = r.file.display().to_string();
+    let verdict = match &r.result {
+        Ok(_) => Verdict::Passed,
+        Err(e) => {
+            let message = e.lines().next().unwrap_or_default().to_owned();
+            let text = format!("{e}\n\nrerun: iommu-tb run {name}");
+            if r.input_error {
+                Verdict::Error { message, text }
+            } else {
+                Verdict::Failed { message, text }
+            }
+        }
+    };
+    let mut case = Case::new("iommu-tb.vectors", &name, r.seconds, verdict);
+    let mut out = r.log.clone();
+    if let Ok(Some(caught)) = r.result.as_ref().map(|rep| rep.caught.as_ref()) {
+        out.push(format!("failed as `expect_failure:` requires: {caught}"));
+    }
+    if !out.is_empty() {
+        case.stdout = Some(out.join("\n"));
+    }
+    case
 }

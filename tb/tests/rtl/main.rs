@@ -2,6 +2,7 @@
 //! once), one module per topic.
 
 mod cache_model;
+mod cli;
 mod coverage;
 mod during;
 mod fault_codes;
