@@ -120,8 +120,9 @@ enum Cmd {
         waves: Option<PathBuf>,
         #[command(flatten)]
         per_seed: SeedArgs,
-        /// YAML vectors run before the seeds (default: the project's `vectors/`; with
-        /// `--shard`, only shard 1 runs them).
+        /// YAML vectors run before the seeds (default: `vectors/` of the Cargo workspace the
+        /// current directory is in, else the project's; with `--shard`, only shard 1 runs
+        /// them).
         #[arg(long, value_name = "DIR")]
         vectors: Option<PathBuf>,
         /// Run only the random seeds.
@@ -251,6 +252,20 @@ impl SeedArgs {
     }
 }
 
+/// `regress`'s vectors without `--vectors`: `vectors/` of the Cargo workspace the current
+/// directory is in; outside one, the project's own folder when it is still where the
+/// binary was built from.
+fn default_vectors_dir() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_default();
+    iommu_tb::dut::waves::find_workspace(&here)
+        .map(|w| w.join("vectors"))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| {
+            let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
+            tb.parent().unwrap_or(tb).join("vectors")
+        })
+}
+
 /// How `run` runs vectors (and `regress` its vectors first).
 #[derive(Default)]
 struct VectorRun {
@@ -377,10 +392,7 @@ pub fn main() -> ExitCode {
             let t0 = std::time::Instant::now();
             let mut suite = Suite::new("regress");
             let plan = per_seed.plan();
-            let dir = vectors.unwrap_or_else(|| {
-                let tb = Path::new(env!("CARGO_MANIFEST_DIR"));
-                tb.parent().unwrap_or(tb).join("vectors")
-            });
+            let dir = vectors.unwrap_or_else(default_vectors_dir);
             let first_shard = shard.map_or(true, |(k, _)| k == 1);
             let v = if no_vectors || !first_shard {
                 Ok((0, 0))
