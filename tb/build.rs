@@ -484,6 +484,19 @@ fn run() -> Result<()> {
         .include(&vdir)
         .define("IOMMU_TB_TOP_HEADER", format!("\"{prefix}.h\"").as_str())
         .define("IOMMU_TB_TOP_CLASS", prefix.as_str())
+        // The shim reads and writes the ports in the root module directly.
+        .define(
+            "IOMMU_TB_ROOT_HEADER",
+            format!("\"{prefix}___024root.h\"").as_str(),
+        )
+        .define(
+            "IOMMU_TB_ROOT_CLASS",
+            format!("{prefix}___024root").as_str(),
+        )
+        // The objects are position independent (the crate links into PIE executables and
+        // tests); without this, GCC assumes every global function can be interposed and
+        // inlines none of them, such as the model's `_eval_nba` into `_eval`.
+        .flag_if_supported("-fno-semantic-interposition")
         .file(manifest.join("cpp/dut_shim.cpp"));
     for (k, v) in &defines {
         b.define(k, v.as_str());
