@@ -45,10 +45,11 @@ class DutShim {
     std::unique_ptr<Model> model_;
     std::unique_ptr<VerilatedFstC> tfp_;
     uint64_t cycle_ = 0;
-    // The narrow inputs last written to the model (DutIn's leading block), valid once
-    // `applied_valid_` is set: they are written again only when they change.
+    // The narrow inputs last written to the model (DutIn's leading block; all zero from
+    // construction on): they are written again only when they change.
     unsigned char applied_[16] = {};
-    bool applied_valid_ = false;
+
+    void apply_narrow(const DutIn& in);
 };
 
 std::unique_ptr<DutShim> new_dut_shim(uint64_t seed);
