@@ -2,7 +2,8 @@
 //!
 //! This layer knows pins and clock cycles only; the agents above it know TLPs, registers and
 //! memory. `step` is one clock cycle and one call across the FFI boundary; the shim writes
-//! only the inputs that changed, and [`Dut::step_into`] reads back only the outputs asked for.
+//! the narrow inputs only when they change, and [`Dut::step_into`] reads back only the
+//! outputs asked for.
 
 mod ffi;
 pub mod waves;
@@ -117,7 +118,9 @@ impl Dut {
 
     /// One clock cycle: applies `inp` and writes into `out` the output groups in `ports`
     /// (sampled before the rising edge) and `sim_error`; `out`'s other fields are left as
-    /// they were. Only the inputs that changed since the last cycle reach the model.
+    /// they were. The shim writes the narrow inputs only when one of them changed since the
+    /// last cycle; the wide ones (headers, prefixes, data words) are copied, as cheap as
+    /// comparing them.
     #[inline]
     pub fn step_into(&mut self, inp: &DutIn, ports: Ports, out: &mut DutOut) {
         self.shim.pin_mut().step(inp, ports.0, out);
