@@ -484,19 +484,47 @@ fn run() -> Result<()> {
         .include(&vdir)
         .define("IOMMU_TB_TOP_HEADER", format!("\"{prefix}.h\"").as_str())
         .define("IOMMU_TB_TOP_CLASS", prefix.as_str())
-        .file(manifest.join("cpp/dut_shim.cpp"));
+        // The shim reads and writes the ports in the root module directly.
+        .define(
+            "IOMMU_TB_ROOT_HEADER",
+            format!("\"{prefix}___024root.h\"").as_str(),
+        )
+        .define(
+            "IOMMU_TB_ROOT_CLASS",
+            format!("{prefix}___024root").as_str(),
+        )
+        // The objects are position independent (the crate links into PIE executables and
+        // tests); without this, GCC assumes every global function can be interposed and
+        // inlines none of them, such as the model's `_eval_nba` into `_eval`.
+        .flag_if_supported("-fno-semantic-interposition");
     for (k, v) in &defines {
         b.define(k, v.as_str());
     }
-    for k in [
+    let units: Vec<PathBuf> = [
         "VM_CLASSES_FAST",
-        "VM_CLASSES_SLOW",
         "VM_SUPPORT_FAST",
+        "VM_CLASSES_SLOW",
         "VM_SUPPORT_SLOW",
-    ] {
-        for c in list(k) {
-            b.file(vdir.join(format!("{c}.cpp")));
-        }
+    ]
+    .iter()
+    .flat_map(|k| list(k))
+    .map(|c| vdir.join(format!("{c}.cpp")))
+    .chain(std::iter::once(manifest.join("cpp/dut_shim.cpp")))
+    .collect();
+    // Verilator's own makefile compiles a design of this size (`VM_PARALLEL_BUILDS = 0`)
+    // as one translation unit, `V<top>__ALL.cpp`, so the compiler inlines across the
+    // model's files (its `_eval_triggers__act` into `_eval`). Do the same, with the shim
+    // in the unit too so that the model's `eval` inlines into `DutShim::step`.
+    if list("VM_PARALLEL_BUILDS") == ["0"] {
+        let all = vdir.join(format!("{prefix}__iommu_tb_ALL.cpp"));
+        let text: String = units
+            .iter()
+            .map(|u| format!("#include \"{}\"\n", u.display()))
+            .collect();
+        fs::write(&all, text).with_context(|| format!("writing {}", all.display()))?;
+        b.file(all);
+    } else {
+        b.files(&units);
     }
     b.try_compile("iommu_dut").map_err(|e| {
         anyhow!("compiling the verilated model and the bridge failed (compiler output above): {e}")

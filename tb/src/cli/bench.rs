@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use iommu_tb::dut::{Dut, DutIn};
+use iommu_tb::dut::{Dut, DutIn, DutOut, Ports};
 use iommu_tb::flows::bench::{CheckedMix, HitStream, WalkCost};
 
 pub fn bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
@@ -45,6 +45,8 @@ pub fn bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
     let mut forwarded = 0u64;
     inp.rx_valid = true;
     inp.rx_nprefix = 0;
+    // Like the C++ main, the loop reads the egress port only.
+    let mut out = DutOut::default();
     let t0 = Instant::now();
     for i in 0..cycles {
         inp.rx_hdr = [
@@ -53,7 +55,7 @@ pub fn bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
             ((i << 6) as u32) & 0xffff_fffc,
             0,
         ];
-        let out = dut.step(&inp);
+        dut.step_into(&inp, Ports::TX, &mut out);
         if out.tx_valid {
             for w in out.tx_hdr {
                 hash = (hash ^ u64::from(w)).wrapping_mul(0x100_0000_01b3);

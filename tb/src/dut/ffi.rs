@@ -1,28 +1,34 @@
-//! The cxx bridge: one call per clock cycle, all top-level inputs in, all outputs out.
+//! The cxx bridge: one call per clock cycle. The inputs go in by reference and the shim
+//! writes to the model only the narrow ports that changed since the last cycle; the outputs
+//! come back only for the port groups the caller asks for.
 //! Kept in a file of its own because any edit to it rebuilds the C++.
 
 #[cxx::bridge(namespace = "iommu_tb")]
 pub mod bridge {
     /// Every input port of `iommu_top` except the clock. Wide ports are u32 words, word 0
     /// holding bits 31:0 (header DW0 in `rx_hdr[0]`).
+    ///
+    /// The field order is the shim's: the narrow ports first, packed without padding (the
+    /// shim compares those 13 bytes with the last applied ones as one block), then the wide
+    /// ports, which it copies every cycle.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct DutIn {
+        pub csr_addr: u16,
         pub rst_n: bool,
         pub rx_valid: bool,
         pub rx_nprefix: u8,
-        pub rx_prefix: [u32; 4],
-        pub rx_hdr: [u32; 4],
         pub tx_ready: bool,
         pub cpl_ready: bool,
         pub csr_valid: bool,
         pub csr_write: bool,
-        pub csr_addr: u16,
         pub csr_size64: bool,
-        pub csr_wdata: u64,
         pub mem_req_ready: bool,
         pub mem_rsp_valid: bool,
-        pub mem_rsp_rdata: u64,
         pub mem_rsp_error: bool,
+        pub rx_prefix: [u32; 4],
+        pub rx_hdr: [u32; 4],
+        pub csr_wdata: u64,
+        pub mem_rsp_rdata: u64,
     }
 
     /// Every output port of `iommu_top`, sampled after the inputs of the same `step` settled
@@ -56,7 +62,9 @@ pub mod bridge {
 
         /// A new model with its own `VerilatedContext`, random reset values seeded by `seed`.
         fn new_dut_shim(seed: u64) -> UniquePtr<DutShim>;
-        fn step(self: Pin<&mut DutShim>, inp: &DutIn, out: &mut DutOut);
+        /// One clock cycle. `ports` is a mask of `PORTS_*` groups: only those fields of `out`
+        /// (and `sim_error`, always) are written.
+        fn step(self: Pin<&mut DutShim>, inp: &DutIn, ports: u8, out: &mut DutOut);
         fn cycle(self: &DutShim) -> u64;
         fn trace_open(self: Pin<&mut DutShim>, path: &str) -> Result<()>;
         fn trace_close(self: Pin<&mut DutShim>);
@@ -64,6 +72,14 @@ pub mod bridge {
         fn coverage_write(self: Pin<&mut DutShim>, path: &str) -> Result<()>;
     }
 }
+
+/// `ports` bits of `DutShim::step`; tb/cpp/dut_shim.h has the same values.
+pub const PORTS_RX: u8 = 1 << 0;
+pub const PORTS_TX: u8 = 1 << 1;
+pub const PORTS_CPL: u8 = 1 << 2;
+pub const PORTS_CSR: u8 = 1 << 3;
+pub const PORTS_MEM: u8 = 1 << 4;
+pub const PORTS_IRQ: u8 = 1 << 5;
 
 // SAFETY: a DutShim owns its VerilatedContext and model outright and touches no shared
 // state after construction (which is serialised inside the shim), so moving one to

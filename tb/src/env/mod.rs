@@ -17,7 +17,7 @@ pub mod monitor;
 pub mod tlp_agent;
 
 use crate::dut::waves::Waves;
-use crate::dut::{Dut, DutIn, DutOut};
+use crate::dut::{Dut, DutIn, DutOut, Ports};
 use crate::env::mem::MemAgent;
 use crate::env::monitor::Monitor;
 use crate::env::tlp_agent::TlpAgent;
@@ -93,7 +93,7 @@ impl Env {
         if let Some(m) = &mut self.mem {
             m.drive(&mut self.inp);
         }
-        self.out = self.dut.step(&self.inp);
+        self.dut.step_into(&self.inp, Ports::ALL, &mut self.out);
         if let Some(m) = &mut self.mem {
             m.observe(&self.inp, &self.out);
         }
