@@ -179,7 +179,7 @@ impl Runner {
         }
     }
 
-    fn devref(&self, d: &DevRef) -> Result<Rid> {
+    pub(super) fn devref(&self, d: &DevRef) -> Result<Rid> {
         match d {
             DevRef::Rid(r) => Ok(*r),
             DevRef::Name(n) => self.dev(&Name(n.clone())),
@@ -200,7 +200,7 @@ impl Runner {
         }
     }
 
-    fn value<const K: u8>(&self, r: &ValRef<K>) -> Result<u64> {
+    pub(super) fn value<const K: u8>(&self, r: &ValRef<K>) -> Result<u64> {
         match r {
             ValRef::Num(n) => Ok(*n),
             ValRef::Name(n, off) => {
@@ -215,7 +215,7 @@ impl Runner {
         }
     }
 
-    fn pasid(&self, r: &PasidRef) -> Result<u32> {
+    pub(super) fn pasid(&self, r: &PasidRef) -> Result<u32> {
         let v = self.value(r)?;
         u32::try_from(v).map_err(|_| anyhow!("PASID {v:#x} does not fit in 32 bits"))
     }
@@ -426,6 +426,12 @@ impl Runner {
                 self.flush()?;
             }
             Step::Heal(_) => {
+                if let Sys::Kernel(k) = &mut self.sys {
+                    // The kernel forgets the errors of `mem_error` steps too, so the
+                    // oracle does not fault what now reads healthy memory.
+                    k.clear_memory_errors()
+                        .map_err(|e| anyhow!("clearing the kernel's memory errors: {e}"))?;
+                }
                 self.mem()?.clear_error_ranges();
                 self.flush()?;
             }
@@ -450,6 +456,10 @@ impl Runner {
                 }
             }
             Step::During(Checked(d)) => self.during(d, at)?,
+            Step::Fpd(Checked(c)) => self.fpd(c)?,
+            Step::SetRootEntry(c) => self.set_root_entry(c)?,
+            Step::MemError(Checked(c)) => self.mem_error(c)?,
+            Step::ClearMemErrors(c) => self.clear_mem_errors(c)?,
         }
         Ok(())
     }
