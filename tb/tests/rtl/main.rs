@@ -3,6 +3,7 @@
 
 mod cache_model;
 mod coverage;
+mod driver_steps;
 mod during;
 mod fault_codes;
 mod invalidation;
