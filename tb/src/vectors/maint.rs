@@ -180,6 +180,13 @@ impl Runner {
             FpdPlace::PasidEntry => FpdAt::PasidEntry(p),
         };
         let r = self.k()?.set_fault_processing(dev, at, c.disable);
+        if r.is_ok() {
+            if c.disable {
+                self.fpd_on.insert((dev, at));
+            } else {
+                self.fpd_on.remove(&(dev, at));
+            }
+        }
         errno_msg(
             &format!(
                 "set_fault_processing({}, {at:?}, disable={})",
@@ -190,6 +197,25 @@ impl Runner {
             c.errno,
         )?;
         Ok(())
+    }
+
+    /// `e`, failing an oracle-judged TLP, with a note when it is a fault record the unit
+    /// did not write while an `fpd` step left FPD set: the oracle does not model FPD.
+    pub(super) fn fpd_note(&self, e: anyhow::Error) -> anyhow::Error {
+        if self.fpd_on.is_empty() || !format!("{e:#}").contains("must write a record") {
+            return e;
+        }
+        let set: Vec<String> = self
+            .fpd_on
+            .iter()
+            .map(|(d, at)| format!("{} {at:?}", show_rid(*d)))
+            .collect();
+        e.context(format!(
+            "note: FPD is set ({}); this TLP is judged by the oracle (during a call or an \
+             unmap's pending flush), which does not model FPD and expects every fault \
+             recorded: send such TLPs to other devices, or ones that translate",
+            set.join(", ")
+        ))
     }
 
     /// `set_root_entry:`: the driver's root table again (it also undoes a `set_rtaddr`).

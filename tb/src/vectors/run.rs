@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
 use iommu_model::golden::HwState;
 use iommu_model::kernel::{
-    DeviceDesc, DomainId, DomainType, Errno, Kernel, KernelConfig, MmId, MmProt, Rid, Stage,
+    DeviceDesc, DomainId, DomainType, Errno, FpdAt, Kernel, KernelConfig, MmId, MmProt, Rid, Stage,
 };
 use iommu_model::locate;
 use iommu_model::mem::{Mem, PhysMem, PAGE_SIZE};
@@ -117,6 +117,8 @@ pub(super) struct Runner {
     /// The status page of `descriptor` waits, and the sequence number of the last.
     pub(super) status_page: Option<u64>,
     pub(super) status_seq: u32,
+    /// FPD bits the vector's `fpd` steps left set (for the note on oracle-judged faults).
+    pub(super) fpd_on: BTreeSet<(Rid, FpdAt)>,
 }
 
 pub(super) fn errno_msg(
@@ -398,7 +400,11 @@ impl Runner {
                 let r = self.k()?.sva_unbind(dev, m);
                 errno_msg("sva_unbind", r, c.errno)?;
             }
-            Step::Tlp(Checked(t)) => self.tlp(t, at)?,
+            Step::Tlp(Checked(t)) => {
+                let oracle = matches!(&self.sys, Sys::Kernel(k) if !k.windows().is_empty());
+                let r = self.tlp(t, at);
+                r.map_err(|e| if oracle { self.fpd_note(e) } else { e })?
+            }
             Step::RawTlp(Checked(t)) => self.raw_tlp(t, at)?,
             Step::WriteMemory(Checked(w)) => self.write_memory(w)?,
             Step::Descriptor(Checked(d)) => self.descriptor(d)?,
@@ -455,7 +461,10 @@ impl Runner {
                     self.tainted = true;
                 }
             }
-            Step::During(Checked(d)) => self.during(d, at)?,
+            Step::During(Checked(d)) => {
+                let r = self.during(d, at);
+                r.map_err(|e| self.fpd_note(e))?
+            }
             Step::Fpd(Checked(c)) => self.fpd(c)?,
             Step::SetRootEntry(c) => self.set_root_entry(c)?,
             Step::MemError(Checked(c)) => self.mem_error(c)?,
@@ -654,6 +663,7 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
         source: v.source.clone(),
         status_page: None,
         status_seq: 0,
+        fpd_on: BTreeSet::new(),
     };
     for (i, w) in v.registers.iter().enumerate() {
         r.write_register(w).with_context(|| {

@@ -63,6 +63,27 @@ fn a_wrong_pin_after_each_driver_step_fails_at_its_position() {
     }
 }
 
+/// A fault the oracle judges while FPD is set: the unit is right not to record it, the
+/// oracle (which does not model FPD) expects the record, as it does in the regression; the
+/// failure says why.
+#[test]
+fn an_oracle_judged_fault_under_fpd_fails_with_a_note() {
+    let v = vectors::parse_file(&fixture("fpd-oracle-judged-fault.yaml")).expect("parses");
+    let e = vectors::run_parsed(&v, &RunOptions::default(), &fresh_dir("drv-note"), false)
+        .expect_err("the oracle expects the record");
+    let msg = format!("{e:#}");
+    assert!(!vectors::is_input_error(&e), "{msg}");
+    assert!(
+        msg.contains("fpd-oracle-judged-fault.yaml:14:5: step 5 of 5 (`during`)"),
+        "{msg}"
+    );
+    assert!(msg.contains("must write a record"), "{msg}");
+    assert!(
+        msg.contains("note: FPD is set (00:02.0 Context)") && msg.contains("does not model FPD"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn driver_step_fields_are_checked_when_parsing() {
     let dev = "devices:\n  - {name: dev, rid: \"00:02.0\"}\n";
