@@ -9,8 +9,11 @@
 //! TLP pins what the golden walker (or the oracle) says, and the vector is run through the
 //! vector runner to confirm that it fails too. The vector carries what the replay had: the
 //! seed's memory timing and back-pressure (`timing:`), the driver bug switches
-//! (`driver_bugs:`), each request's tag, and the requests sent while an operation's
-//! invalidations executed as a `during:` step of that operation.
+//! (`driver_bugs:`), every operation as its step (the driver's FPD, root-entry and
+//! memory-error operations included: `fpd`, `set_root_entry`, `mem_error`,
+//! `clear_mem_errors`), each request's tag, and the requests the unit accepted while an
+//! operation's invalidations executed as a `during:` step of that operation (those it never
+//! accepted, [`regress::Replayed::sent`], are left out).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
