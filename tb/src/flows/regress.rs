@@ -210,14 +210,37 @@ pub fn run_trace(
     seed: u64,
     trace: &[TraceStep],
 ) -> (Result<Report, Failure>, Vec<Applied>) {
+    let r = replay_trace(k, seed, trace);
+    (r.result, r.applied)
+}
+
+/// A replayed trace ([`replay_trace`]).
+#[derive(Debug)]
+pub struct Replayed {
+    pub result: Result<Report, Failure>,
+    /// Each operation's result, up to the failure.
+    pub applied: Vec<Applied>,
+    /// For each operation, how many of its concurrent requests the unit accepted while the
+    /// operation's invalidations executed (the first ones in order; the others were never
+    /// sent: an operation that submits nothing sends none).
+    pub sent: Vec<usize>,
+}
+
+/// [`run_trace`], with how many concurrent requests each operation sent.
+pub fn replay_trace(k: &mut RtlKernel, seed: u64, trace: &[TraceStep]) -> Replayed {
     let mut src = Replay {
         trace,
         bindings: Bindings::default(),
         log: Vec::new(),
         applied: Vec::new(),
+        sent: Vec::new(),
     };
-    let r = drive(k, seed, &mut src, None);
-    (r, src.applied)
+    let result = drive(k, seed, &mut src, None);
+    Replayed {
+        result,
+        applied: src.applied,
+        sent: src.sent,
+    }
 }
 
 /// Where a run's operations and requests come from.
@@ -227,6 +250,8 @@ trait Source {
     fn apply(&mut self, k: &mut RtlKernel, step: usize);
     fn request(&mut self, k: &RtlKernel, step: usize, n: usize) -> Option<Request>;
     fn log(&self) -> &[String];
+    /// `n` of the step's concurrent requests were sent while it executed.
+    fn sent(&mut self, _step: usize, _n: usize) {}
 }
 
 struct Random<'a> {
@@ -273,6 +298,7 @@ struct Replay<'a> {
     bindings: Bindings,
     log: Vec<String>,
     applied: Vec<Applied>,
+    sent: Vec<usize>,
 }
 
 impl Source for Replay<'_> {
@@ -292,6 +318,12 @@ impl Source for Replay<'_> {
     }
     fn log(&self) -> &[String] {
         &self.log
+    }
+    fn sent(&mut self, step: usize, n: usize) {
+        if self.sent.len() <= step {
+            self.sent.resize(step + 1, 0);
+        }
+        self.sent[step] = n;
     }
 }
 
@@ -341,6 +373,10 @@ fn drive(
         let op = src.log().last().cloned().unwrap_or_default();
         let so_far = |src: &dyn Source| src.log().join("\n    ");
         if let Some(bg) = k.ops_mut().hw_mut().background.take() {
+            let got = bg.finish(&mut k.ops_mut().hw_mut().env, &mut records);
+            if let Ok(g) = &got {
+                src.sent(step, g.sent.len());
+            }
             let during = |e: String, n: usize, expected: Option<Outcome>| {
                 Failure {
                 error: anyhow!(
@@ -351,9 +387,7 @@ fn drive(
                 expected,
             }
             };
-            let got = bg
-                .finish(&mut k.ops_mut().hw_mut().env, &mut records)
-                .map_err(|e| during(format!("{e:#}"), 0, None))?;
+            let got = got.map_err(|e| during(format!("{e:#}"), 0, None))?;
             let exps = conc
                 .iter()
                 .take(got.sent.len())

@@ -9,8 +9,11 @@
 //! TLP pins what the golden walker (or the oracle) says, and the vector is run through the
 //! vector runner to confirm that it fails too. The vector carries what the replay had: the
 //! seed's memory timing and back-pressure (`timing:`), the driver bug switches
-//! (`driver_bugs:`), each request's tag, and the requests sent while an operation's
-//! invalidations executed as a `during:` step of that operation.
+//! (`driver_bugs:`), every operation as its step (the driver's FPD, root-entry and
+//! memory-error operations included: `fpd`, `set_root_entry`, `mem_error`,
+//! `clear_mem_errors`), each request's tag, and the requests the unit accepted while an
+//! operation's invalidations executed as a `during:` step of that operation (those it never
+//! accepted, [`regress::Replayed::sent`], are left out).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::{Outcome, Request};
-use iommu_model::kernel::{DomainType, Stage};
+use iommu_model::kernel::{DomainType, FpdAt, MemErrAt, Stage};
 use iommu_model::stimulus::{Applied, DomainArg, Op, PasidArg, DEVS};
 
 use crate::env::Env;
@@ -39,6 +42,9 @@ pub struct Shrunk {
     pub trace: Vec<TraceStep>,
     /// Each operation's result in the final replay.
     pub applied: Vec<Applied>,
+    /// For each operation, how many of its concurrent requests the final replay sent (the
+    /// others are not written: the regression never sent them).
+    pub sent: Vec<usize>,
     pub at: FailPos,
     pub expected: Option<Outcome>,
     /// The failure class kept while shrinking.
@@ -331,7 +337,15 @@ pub fn shrink(seed: u64, cfg: &Config, max_replays: usize) -> Result<Option<Shru
     units = s.ddmin(units, |_| true)?;
     let bound_hit = s.replays >= s.max;
     let (trace, pos) = to_trace(&units);
-    let (r, applied) = replay(seed, cfg.quirks, &trace)?;
+    let regress::Replayed {
+        result: r,
+        applied,
+        sent,
+    } = {
+        let mut env = Env::new(seed);
+        let mut k = regress::seed_system(&mut env, seed, cfg.quirks)?;
+        regress::replay_trace(&mut k, seed, &trace)
+    };
     let f = match r {
         Ok(_) => bail!("seed {seed}: the shrunk trace passes"),
         Err(f) => f,
@@ -346,6 +360,7 @@ pub fn shrink(seed: u64, cfg: &Config, max_replays: usize) -> Result<Option<Shru
         original_requests,
         trace,
         applied,
+        sent,
         at,
         expected: f.expected,
         kind: s.kind,
@@ -432,6 +447,11 @@ fn tlp_fields(r: &Request, tag: u16, expect: Option<&Outcome>) -> String {
     s
 }
 
+/// Whether the failing request of `sh` was sent during operation `i`.
+fn fails_during(sh: &Shrunk, i: usize) -> bool {
+    matches!(sh.at, FailPos::Concurrent { step, .. } if step == i)
+}
+
 /// The kernel-level vector of a shrunk failure.
 pub fn to_yaml(sh: &Shrunk) -> String {
     let mut y = String::new();
@@ -497,10 +517,12 @@ pub fn to_yaml(sh: &Shrunk) -> String {
             FailPos::Request { step, n: m } => !c && step == i && m == n,
             FailPos::Op { .. } => false,
         };
-        // Requests offered during the operation, up to the failing one (the regression
-        // judges them in order after the operation and stops at the first failure).
+        // Requests sent during the operation, up to the failing one (the regression
+        // judges them in order after the operation and stops at the first failure). Those
+        // the operation left no time for were never sent: they are left out.
+        let sent = sh.sent.get(i).copied().unwrap_or(t.concurrent.len());
         let mut conc: Vec<String> = Vec::new();
-        for (n, r) in t.concurrent.iter().enumerate() {
+        for (n, r) in t.concurrent.iter().enumerate().take(sent) {
             let fails = fail_here(true, n);
             let exp = fails.then_some(sh.expected.as_ref()).flatten();
             conc.push(tlp_fields(r, 0x80 | n as u16, exp));
@@ -509,6 +531,15 @@ pub fn to_yaml(sh: &Shrunk) -> String {
             }
         }
         let Some(a) = sh.applied.get(i) else { break };
+        let unsent = t.concurrent.len().saturating_sub(sent.max(conc.len()));
+        if unsent > 0 && !fails_during(sh, i) {
+            let _ = writeln!(
+                y,
+                "  # {unsent} requests offered during `{}` were not sent (it submitted nothing, \
+                 or its invalidations left no time)",
+                a.desc
+            );
+        }
         if !a.skipped {
             let e = errno(&a.result);
             let line = match t.op {
@@ -642,12 +673,33 @@ pub fn to_yaml(sh: &Shrunk) -> String {
                     dev_name(dev),
                     mm.map_or(0, |m| m.0)
                 ),
-                // FPD, root-entry and memory-error operations have no vector step yet.
-                Op::SetFpd { .. }
-                | Op::SetRootEntry
-                | Op::MemError { .. }
-                | Op::ClearMemErrors => {
-                    format!("# {} (no vector step for this operation)", a.desc)
+                Op::SetFpd { dev, at, disable } => {
+                    let (at, pasid) = match at {
+                        FpdAt::Context => ("context", None),
+                        FpdAt::PasidDir(i) => ("pasid_dir", Some(i << 6)),
+                        FpdAt::PasidEntry(p) => ("pasid_entry", Some(p)),
+                    };
+                    format!(
+                        "fpd: {{dev: {}, at: {at}{}, disable: {disable}{e}}}",
+                        dev_ref(dev),
+                        pasid.map_or_else(String::new, |p| format!(", pasid: {p:#x}"))
+                    )
+                }
+                Op::SetRootEntry => format!("set_root_entry: {{{}}}", e.trim_start_matches(", ")),
+                Op::MemError { dev, at } => {
+                    let place = match at {
+                        MemErrAt::RootTable => "root_table".to_owned(),
+                        MemErrAt::ContextTable => "context_table".to_owned(),
+                        MemErrAt::PasidDir => "pasid_dir".to_owned(),
+                        MemErrAt::PasidTable(dir) => format!("pasid_table, pasid: {:#x}", dir << 6),
+                        MemErrAt::PageTable { pasid, level, addr } => format!(
+                            "page_table, pasid: {pasid:#x}, level: {level}, addr: {addr:#x}"
+                        ),
+                    };
+                    format!("mem_error: {{dev: {}, at: {place}{e}}}", dev_ref(dev))
+                }
+                Op::ClearMemErrors => {
+                    format!("clear_mem_errors: {{{}}}", e.trim_start_matches(", "))
                 }
             };
             if line.starts_with('#') {

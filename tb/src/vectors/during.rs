@@ -28,7 +28,8 @@ impl Check for During {
         if !self.call.kernel_call() {
             return Err(format!(
                 "`during:` runs one kernel call (map, unmap, iotlb_sync, attach_device, \
-                 dma_unmap_single, mm_unmap, sva_unbind, ...), not `{}`",
+                 dma_unmap_single, mm_unmap, sva_unbind, fpd, set_root_entry, mem_error, \
+                 ...), not `{}`",
                 self.call.keyword()
             ));
         }

@@ -3,9 +3,11 @@
 //! A vector is a scenario: a list of steps run on one DUT. A *kernel-level* vector declares
 //! `devices:`; the model's kernel and VT-d driver program the DUT ([`crate::hw::rtl_hw::RtlHw`])
 //! and the steps are kernel and DMA API calls with symbolic names (devices, domains, PASIDs,
-//! mms, DMA addresses), TLPs, and hardware-level changes to the tables the driver built. A
-//! *hardware-level* vector has no devices: a memory image (`memory:`), register writes
-//! (`registers:`) and raw TLPs, so tables written by any software can be replayed.
+//! mms, DMA addresses), the driver's operations below that API (FPD, the root entry, memory
+//! errors on its structures: `maint.rs`), TLPs, and hardware-level changes to the tables the
+//! driver built. A *hardware-level* vector has no devices: a memory image (`memory:`),
+//! register writes (`registers:`) and raw TLPs, so tables written by any software can be
+//! replayed.
 //!
 //! Every TLP is judged twice over, as the regression does: the DUT must do exactly what the
 //! golden walker does on the memory it walks, fault record included ([`crate::check::judge`]), and
@@ -24,6 +26,7 @@ mod during;
 mod hw_run;
 mod hw_steps;
 mod judging;
+mod maint;
 mod names;
 mod parse;
 mod run;
@@ -35,6 +38,7 @@ pub use concurrent::*;
 pub use during::*;
 pub use hw_steps::*;
 pub use judging::{first_byte_offset, short_outcome, short_request};
+pub use maint::*;
 use names::*;
 pub use names::{locate, Seg};
 pub use parse::*;

@@ -342,6 +342,9 @@ impl UsesNames for Step {
             Step::Poke(c) => return r.nested(Seg::Key("poke"), &c.0.at()),
             Step::Poison(c) => return r.nested(Seg::Key("poison"), &c.0.at()),
             Step::During(c) => c,
+            Step::Fpd(c) => c,
+            Step::MemError(c) => c,
+            Step::SetRootEntry(_) | Step::ClearMemErrors(_) => return,
             Step::Heal(_)
             | Step::Invalidate(_)
             | Step::SetRtaddr(_)

@@ -348,6 +348,10 @@ pub enum Step {
     WriteMemory(Checked<WriteMemory>),
     Descriptor(Checked<DescriptorStep>),
     ReadRegister(Checked<ReadRegister>),
+    Fpd(Checked<FpdCall>),
+    SetRootEntry(ErrnoOnly),
+    MemError(Checked<MemErrorCall>),
+    ClearMemErrors(ErrnoOnly),
 }
 
 impl Step {
@@ -386,6 +390,10 @@ impl Step {
             Step::WriteMemory(_) => "write_memory",
             Step::Descriptor(_) => "descriptor",
             Step::ReadRegister(_) => "read_register",
+            Step::Fpd(_) => "fpd",
+            Step::SetRootEntry(_) => "set_root_entry",
+            Step::MemError(_) => "mem_error",
+            Step::ClearMemErrors(_) => "clear_mem_errors",
         }
     }
 
@@ -418,7 +426,8 @@ pub enum DomType {
 }
 
 impl Step {
-    /// A call of the kernel or DMA API (what `during:` runs).
+    /// A call of the kernel or DMA API, or of the driver below it (`fpd`, `set_root_entry`,
+    /// `mem_error`, `clear_mem_errors`): what `during:` runs.
     pub fn kernel_call(&self) -> bool {
         !matches!(
             self,

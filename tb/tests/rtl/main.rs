@@ -5,6 +5,7 @@ mod bridge;
 mod cache_model;
 mod cli;
 mod coverage;
+mod driver_steps;
 mod during;
 mod fault_codes;
 mod invalidation;
