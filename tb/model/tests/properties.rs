@@ -120,6 +120,7 @@ fn random_sequences_find_the_skipped_pasid_flush() {
             seed,
             DriverQuirks {
                 skip_pasid_flush: true,
+                ..DriverQuirks::default()
             },
             60,
             6,

@@ -151,8 +151,8 @@ impl IommuOps for FailingMap {
         }
         NoIommu.map_pages(i, v, p, s, r)
     }
-    fn unmap_pages(&mut self, id: DomainId, iova: u64, pgsize: u64) -> Result<(), Errno> {
-        NoIommu.unmap_pages(id, iova, pgsize)
+    fn unmap_pages(&mut self, id: DomainId, iova: u64, pg: u64, n: u64) -> Result<(), Errno> {
+        NoIommu.unmap_pages(id, iova, pg, n)
     }
     fn iotlb_sync(&mut self, id: DomainId) -> Result<(), Errno> {
         NoIommu.iotlb_sync(id)
