@@ -106,6 +106,10 @@ impl Probe {
                 removed.ctx.contains(&t.req.rid)
                     || removed.pasid.iter().any(|&(r, _)| r == t.req.rid)
                     || removed.iotlb.iter().any(|l| covers(l, t.req.addr))
+                    || removed
+                        .psc
+                        .iter()
+                        .any(|(tag, _)| tag.overlaps(t.req.addr, t.req.addr + 1))
             }
         };
         (0..self.reqs.len())
@@ -125,14 +129,18 @@ impl Observer for Probe {
         let dirty = self.affected(at);
         let mut filled = Vec::new();
         let cached = hw.cache.iotlb_len();
+        let structures = hw.cache.psc_len();
         for &i in &dirty {
             self.evals += 1;
             filled.extend(eval(hw, &mut self.reqs[i]));
         }
-        // A new translation in the cache may serve other requests of its page.
-        if hw.cache.iotlb_len() != cached {
+        // A new translation in the cache may serve other requests of its page; a new
+        // non-leaf entry, any request of its region.
+        let psc_grew = hw.cache.psc_len() != structures;
+        if hw.cache.iotlb_len() != cached || psc_grew {
             for i in 0..self.reqs.len() {
-                if !dirty.contains(&i) && filled.iter().any(|l| covers(l, self.reqs[i].req.addr)) {
+                let addr = self.reqs[i].req.addr;
+                if !dirty.contains(&i) && (psc_grew || filled.iter().any(|l| covers(l, addr))) {
                     self.evals += 1;
                     eval(hw, &mut self.reqs[i]);
                 }
