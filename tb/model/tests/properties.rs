@@ -133,6 +133,25 @@ fn random_sequences_find_the_skipped_pasid_flush() {
 }
 
 #[test]
+fn random_sequences_find_ih_always_set() {
+    let found = (0..2000u64).find_map(|seed| {
+        run(
+            seed,
+            DriverQuirks {
+                ih_always_set: true,
+                ..DriverQuirks::default()
+            },
+            60,
+            6,
+        )
+        .err()
+    });
+    let e = found.expect("a stale non-leaf entry into a freed, reused page must be found");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("maximal cache"), "{e}");
+}
+
+#[test]
 fn walker_never_panics_on_random_memory() {
     let mut rng = StdRng::seed_from_u64(0x5eed);
     for _ in 0..300 {

@@ -371,6 +371,27 @@ impl MaxCache {
         mem: &M,
         req: &Request,
     ) -> Vec<Outcome> {
+        self.possible_with(hw, mem, req, true)
+    }
+
+    /// [`MaxCache::possible`] for a unit without paging-structure caches (every walk starts
+    /// at the root): what the non-leaf entries add is the difference.
+    pub fn possible_without_psc<M: PhysMem + ?Sized>(
+        &self,
+        hw: &HwState,
+        mem: &M,
+        req: &Request,
+    ) -> Vec<Outcome> {
+        self.possible_with(hw, mem, req, false)
+    }
+
+    fn possible_with<M: PhysMem + ?Sized>(
+        &self,
+        hw: &HwState,
+        mem: &M,
+        req: &Request,
+        psc: bool,
+    ) -> Vec<Outcome> {
         let mut out = vec![translate(hw, mem, req).outcome];
         if malformed(req)
             || !hw.te
@@ -429,7 +450,12 @@ impl MaxCache {
                 }
                 // The walk from the root in memory, or from any cached non-leaf entry.
                 out.push(walk_from(mem, pasid, &p, (pmr, er), req, None, &mut Vec::new()).outcome);
-                for n in self.psc_hits(&p, pasid, req.addr) {
+                let hits = if psc {
+                    self.psc_hits(&p, pasid, req.addr)
+                } else {
+                    Vec::new()
+                };
+                for n in hits {
                     let w = walk_from(mem, pasid, &p, (pmr, er), req, Some(&n), &mut Vec::new());
                     out.push(w.outcome);
                 }
