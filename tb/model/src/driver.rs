@@ -25,6 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 mod maint;
+mod pgtable;
+
+use pgtable::Owner;
 
 /// `FLPT_DEFAULT_DID`: pass-through and SVA PASID entries.
 pub const FLPT_DEFAULT_DID: u16 = 1;
@@ -64,19 +67,30 @@ pub trait IommuHw {
 pub struct DriverQuirks {
     /// Unmap flushes only the RID-tagged cache tag (PASID 0), skipping PASID-tagged ones.
     pub skip_pasid_flush: bool,
+    /// `iotlb_sync` sets the Invalidation Hint (IH = 1) on its page-selective flushes even
+    /// when the unmap freed page-table pages, so the unit may keep a cached non-leaf entry
+    /// that points into a freed page (Linux passes `ih = list_empty(&gather->freelist)`).
+    pub ih_always_set: bool,
 }
 
 impl DriverQuirks {
     /// Every bug switch by its command-line and vector name, with what it does.
-    pub const NAMES: &'static [(&'static str, &'static str)] = &[(
-        "skip-pasid-flush",
-        "unmap flushes only the RID's cache tag, not the PASID attachments'",
-    )];
+    pub const NAMES: &'static [(&'static str, &'static str)] = &[
+        (
+            "skip-pasid-flush",
+            "unmap flushes only the RID's cache tag, not the PASID attachments'",
+        ),
+        (
+            "ih-always-set",
+            "iotlb_sync sets IH=1 even when the unmap freed page-table pages",
+        ),
+    ];
 
     /// Turns on the bug switch called `name` (one of [`DriverQuirks::NAMES`]).
     pub fn enable(&mut self, name: &str) -> Result<(), String> {
         match name {
             "skip-pasid-flush" => self.skip_pasid_flush = true,
+            "ih-always-set" => self.ih_always_set = true,
             _ => {
                 let known: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
                 return Err(format!(
@@ -93,6 +107,9 @@ impl DriverQuirks {
         let mut v = Vec::new();
         if self.skip_pasid_flush {
             v.push("skip-pasid-flush");
+        }
+        if self.ih_always_set {
+            v.push("ih-always-set");
         }
         v
     }
@@ -124,7 +141,11 @@ struct DomInfo {
     pgd: Option<u64>,
     /// IOTLB cache tags: PASID -> users (Linux keys IOTLB tags by IOMMU, DID and PASID).
     tags: BTreeMap<u32, u32>,
+    /// `struct iommu_iotlb_gather`: the range unmapped since the last `iotlb_sync`, and
+    /// its freelist (page-table pages the unmaps took out of the tables, freed only after
+    /// the flush).
     gather: Option<(u64, u64)>,
+    freelist: Vec<u64>,
 }
 
 /// Number of PASID-directory entries Linux allocates for a device
@@ -517,12 +538,31 @@ impl<H: IommuHw> Driver<H> {
         Ok(())
     }
 
+    /// `intel_arch_invalidate_secondary_tlbs()`: `cache_tag_flush_range(domain, start,
+    /// end, 0)` for every SVA domain of `mm`, over `[start, end]` (inclusive).
+    fn flush_mm(&mut self, mm: MmId, start: u64, end: u64, reason: &str) -> Result<(), Errno> {
+        let doms: Vec<DomainId> = self
+            .sva_mm
+            .iter()
+            .filter(|(_, &m)| m == mm)
+            .map(|(&d, _)| d)
+            .collect();
+        for d in doms {
+            self.flush_range(d, start, end, false, reason)?;
+        }
+        Ok(())
+    }
+
     /// `cache_tag_flush_range()` over `[start, end]` (inclusive): one descriptor per tag.
+    /// `ih` goes into the page-selective descriptors (types 2 and 6, QW1 bit 6); the
+    /// domain- and PASID-selective fallbacks carry IH = 0, as `cache_tag_flush_iotlb()`
+    /// and `qi_desc_piotlb()` build them.
     fn flush_range(
         &mut self,
         id: DomainId,
         start: u64,
         end: u64,
+        ih: bool,
         reason: &str,
     ) -> Result<(), Errno> {
         let d = self.domains.get(&id).ok_or(Errno::ENOENT)?;
@@ -556,7 +596,7 @@ impl<H: IommuHw> Driver<H> {
                     pasid,
                     addr,
                     am: mask as u8,
-                    ih: false,
+                    ih,
                 });
             } else if !self.caps.psi() || mask > self.caps.mamv() {
                 descs.push(Descriptor::Iotlb {
@@ -576,119 +616,11 @@ impl<H: IommuHw> Driver<H> {
                     did,
                     addr,
                     am: mask as u8,
-                    ih: false,
+                    ih,
                 });
             }
         }
         self.submit(reason, descs).map_err(|_| Errno::EBUSY)
-    }
-
-    /// Walks/extends a 4-level table to the entry for `va` at `level`.
-    fn pte_slot(
-        &mut self,
-        pgd: u64,
-        va: u64,
-        level: u32,
-        table_bits: u64,
-        alloc: bool,
-    ) -> Result<Option<u64>, Errno> {
-        let mut table = pgd;
-        for l in (level + 1..=4).rev() {
-            let slot = table + tables::level_index(va, l) * 8;
-            let e = self.read_mem(slot)?;
-            if e == 0 {
-                if !alloc {
-                    return Ok(None);
-                }
-                let t = self.hw.mem().alloc_page().map_err(mem_err)?;
-                self.write_mem(slot, t | table_bits)?;
-                table = t;
-            } else if e & ss::PS != 0 {
-                return Err(Errno::EEXIST);
-            } else {
-                table = e & tables::ADDR_MASK;
-            }
-        }
-        Ok(Some(table + tables::level_index(va, level) * 8))
-    }
-
-    /// Whether a table subtree holds no present entry; frees it if so.
-    fn free_if_empty(&mut self, table: u64, level: u32) -> Result<bool, Errno> {
-        for i in 0..512 {
-            let e = self.read_mem(table + i * 8)?;
-            if e == 0 {
-                continue;
-            }
-            if level > 1
-                && e & ss::PS == 0
-                && self.free_if_empty(e & tables::ADDR_MASK, level - 1)?
-            {
-                self.write_mem(table + i * 8, 0)?;
-                continue;
-            }
-            return Ok(false);
-        }
-        self.hw.mem().free_pages(table).map_err(mem_err)?;
-        Ok(true)
-    }
-
-    fn set_leaf(
-        &mut self,
-        pgd: u64,
-        va: u64,
-        pgsize: u64,
-        leaf: u64,
-        table_bits: u64,
-    ) -> Result<(), Errno> {
-        let level = match pgsize {
-            0x1000 => 1,
-            0x20_0000 => 2,
-            0x4000_0000 => 3,
-            _ => return Err(Errno::EINVAL),
-        };
-        let slot = self
-            .pte_slot(pgd, va, level, table_bits, true)?
-            .ok_or(Errno::ENOMEM)?;
-        let old = self.read_mem(slot)?;
-        if old != 0 {
-            // Old small page tables make room for a superpage if they map nothing.
-            if level > 1
-                && old & ss::PS == 0
-                && self.free_if_empty(old & tables::ADDR_MASK, level - 1)?
-            {
-                self.write_mem(slot, 0)?;
-            } else {
-                return Err(Errno::EEXIST);
-            }
-        }
-        let ps = if level > 1 { ss::PS } else { 0 };
-        self.write_mem(slot, leaf | ps)
-    }
-
-    fn clear_leaf(&mut self, pgd: u64, va: u64, pgsize: u64, table_bits: u64) -> Result<(), Errno> {
-        let level = match pgsize {
-            0x1000 => 1,
-            0x20_0000 => 2,
-            0x4000_0000 => 3,
-            _ => return Err(Errno::EINVAL),
-        };
-        match self.pte_slot(pgd, va, level, table_bits, false)? {
-            Some(slot) => self.write_mem(slot, 0),
-            None => Ok(()),
-        }
-    }
-
-    fn free_table(&mut self, table: u64, level: u32) {
-        if level > 1 {
-            for i in 0..512 {
-                if let Ok(e) = self.read_mem(table + i * 8) {
-                    if e != 0 && e & ss::PS == 0 {
-                        self.free_table(e & tables::ADDR_MASK, level - 1);
-                    }
-                }
-            }
-        }
-        let _ = self.hw.mem().free_pages(table);
     }
 }
 
@@ -764,6 +696,7 @@ impl<H: IommuHw> IommuOps for Driver<H> {
                 pgd,
                 tags: BTreeMap::new(),
                 gather: None,
+                freelist: Vec::new(),
             },
         );
         Ok(())
@@ -771,6 +704,8 @@ impl<H: IommuHw> IommuOps for Driver<H> {
 
     fn domain_free(&mut self, id: DomainId) {
         if let Some(d) = self.domains.remove(&id) {
+            // Pages still on the freelist of an unmap that was never synced.
+            let _ = self.put_pages(d.freelist);
             if let Some(pgd) = d.pgd {
                 self.free_table(pgd, 4);
             }
@@ -867,20 +802,28 @@ impl<H: IommuHw> IommuOps for Driver<H> {
             }
             (l, ss::R | ss::W)
         };
-        self.set_leaf(pgd, iova, pgsize, leaf, table)
+        self.set_leaf(Owner::Domain(id), pgd, iova, pgsize, leaf, table)
     }
 
-    fn unmap_pages(&mut self, id: DomainId, iova: u64, pgsize: u64) -> Result<(), Errno> {
+    /// `intel_iommu_unmap_pages()` -> `intel_iommu_unmap()`: `domain_unmap()` over the
+    /// range (page-table pages the range covers go on the gather's freelist), then
+    /// `iommu_iotlb_gather_add_page()`.
+    fn unmap_pages(
+        &mut self,
+        id: DomainId,
+        iova: u64,
+        pgsize: u64,
+        count: u64,
+    ) -> Result<(), Errno> {
         let d = self.domains.get(&id).ok_or(Errno::ENOENT)?;
         let pgd = d.pgd.ok_or(Errno::EINVAL)?;
-        let table = if d.ty.first_stage() {
-            fs::LINUX_TABLE
-        } else {
-            ss::R | ss::W
-        };
-        self.clear_leaf(pgd, iova, pgsize, table)?;
+        let size = pgsize.checked_mul(count).ok_or(Errno::EINVAL)?;
+        if size == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = iova.checked_add(size - 1).ok_or(Errno::EINVAL)?;
+        self.domain_unmap(id, pgd, iova, end)?;
         if let Some(d) = self.domains.get_mut(&id) {
-            let end = iova + pgsize - 1;
             d.gather = Some(match d.gather {
                 Some((s, e)) => (s.min(iova), e.max(end)),
                 None => (iova, end),
@@ -889,18 +832,19 @@ impl<H: IommuHw> IommuOps for Driver<H> {
         Ok(())
     }
 
-    /// `intel_iommu_tlb_sync`.
+    /// `intel_iommu_tlb_sync`: `cache_tag_flush_range(domain, start, end,
+    /// list_empty(&gather->freelist))`, then `iommu_put_pages_list(&gather->freelist)`:
+    /// IH = 1 only if no page-table page was freed, and the freed pages go back to the
+    /// allocator only once the flush (and its wait) is done.
     fn iotlb_sync(&mut self, id: DomainId) -> Result<(), Errno> {
-        let g = self
-            .domains
-            .get_mut(&id)
-            .ok_or(Errno::ENOENT)?
-            .gather
-            .take();
-        match g {
-            Some((s, e)) => self.flush_range(id, s, e, "iotlb_sync"),
-            None => Ok(()),
+        let d = self.domains.get_mut(&id).ok_or(Errno::ENOENT)?;
+        let g = d.gather.take();
+        let freelist = std::mem::take(&mut d.freelist);
+        if let Some((s, e)) = g {
+            let ih = freelist.is_empty() || self.quirks.ih_always_set;
+            self.flush_range(id, s, e, ih, "iotlb_sync")?;
         }
+        self.put_pages(freelist)
     }
 
     fn mm_alloc(&mut self, mm: MmId) -> Result<(), Errno> {
@@ -935,7 +879,7 @@ impl<H: IommuHw> IommuOps for Driver<H> {
         if !prot.exec {
             leaf |= fs::XD;
         }
-        self.set_leaf(pgd, va, pgsize, leaf, fs::MM_TABLE)
+        self.set_leaf(Owner::Mm(mm), pgd, va, pgsize, leaf, fs::MM_TABLE)
     }
 
     fn mm_clear_pte(&mut self, mm: MmId, va: u64, pgsize: u64) -> Result<(), Errno> {
@@ -967,16 +911,7 @@ impl<H: IommuHw> IommuOps for Driver<H> {
     }
 
     fn mm_invalidate(&mut self, mm: MmId, start: u64, end: u64) -> Result<(), Errno> {
-        let doms: Vec<DomainId> = self
-            .sva_mm
-            .iter()
-            .filter(|(_, &m)| m == mm)
-            .map(|(&d, _)| d)
-            .collect();
-        for d in doms {
-            self.flush_range(d, start, end - 1, "mmu notifier")?;
-        }
-        Ok(())
+        self.flush_mm(mm, start, end - 1, "mmu notifier")
     }
 }
 

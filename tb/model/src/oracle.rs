@@ -252,17 +252,35 @@ fn lookup<T: Copy>(
     (addr < va + size).then(|| (*m, pa + (addr - va)))
 }
 
-/// Inserts the translations (never the faults: VT-d caches no fault) of `from` into `s`.
+/// Inserts into `s` what cached entries of an older state may still give: its
+/// translations (IOTLB entries), and the faults a walk of that state's page tables gives
+/// at the page-table level (not present, and the leaf's permissions). The latter come from
+/// the paging-structure caches (docs/contract.md section 5): an unmap takes page-table
+/// pages out of the tables but frees them, contents untouched, only after its flush, so a
+/// cached non-leaf entry may still walk into the old tables until the flush's wait
+/// completes. Faults are never cached, so no other fault of an older state is legal.
 fn insert_translations(s: &mut AllowedSet, from: AllowedSet) {
     for o in from.0 {
-        if matches!(o, Outcome::Translated(_)) {
+        let walked = matches!(
+            o,
+            Outcome::Translated(_)
+                | Outcome::Fault(
+                    F::SsNotPresent
+                        | F::FsNotPresent
+                        | F::ReadDenied
+                        | F::WriteDenied
+                        | F::UserToSupervisorPage
+                )
+        );
+        if walked {
             s.insert(o);
         }
     }
 }
 
 /// The allowed set from a current state plus the states before each open stale window:
-/// their translations (faults are never cached) through the old attachments, and through
+/// their translations and page-walk faults (see `insert_translations`; no other fault is
+/// ever cached) through the old attachments, and through
 /// the current attachments with the window's domain contents (IOTLB entries are tagged by
 /// DID and PASID, not by requester, so during a window any attachment of a domain, even
 /// one made after the unmap, may hit the domain's stale entries).
@@ -345,7 +363,9 @@ pub fn allowed_during<O: IommuOps>(before: &Snapshot, k: &Kernel<O>, req: &Reque
 ///   before or after the operation (`before.windows`, `after.windows`: an unmap whose
 ///   flush this very operation submits is only over when the operation's wait completes),
 ///   reached through its own attachments or through the attachments of any moment of the
-///   operation. Faults are never cached.
+///   operation; with them the page-walk faults of those older tables (a cached non-leaf
+///   entry may still lead into tables an unmap took out but has not freed yet). No other
+///   fault is ever cached.
 ///
 /// The rule rests on the invalidation wait (VT-d 6.5.2.8 and the contract's ordering
 /// section): a wait descriptor completes only after every invalidation before it took

@@ -31,11 +31,12 @@ use std::collections::BTreeSet;
 
 use iommu_model::driver::DriverQuirks;
 use iommu_model::fault::FaultReason;
-use iommu_model::golden::{GoldenHw, Leaf, Outcome, Request};
+use iommu_model::golden::{psc_invalidated, GoldenHw, Leaf, Outcome, PscRule, Request};
 use iommu_model::kernel::State;
 use iommu_model::mem::{Mem, MemError, PhysMem, PAGE_SIZE};
 use iommu_model::observe::{observed_kernel, ObservedKernel, Observer, Point};
 use iommu_model::oracle::{self, AllowedSet, Snapshot};
+use iommu_model::qi::{Descriptor, IotlbGran, PiotlbGran};
 use iommu_model::stimulus::{Op, PasidArg, Stimulus, DEVS};
 
 /// Memory that remembers which words a walk read.
@@ -70,15 +71,69 @@ struct Probe {
     reqs: Vec<Tracked>,
     points: u64,
     evals: u64,
+    psc: PscStats,
+}
+
+/// How the paging-structure caches were exercised.
+#[derive(Default, Debug, Clone, Copy)]
+struct PscStats {
+    /// Page-selective flushes with IH = 0 (page-table pages freed) that removed cached
+    /// non-leaf entries.
+    ih0_removed: u64,
+    /// Page-selective flushes with IH = 1 that kept cached non-leaf entries an IH = 0 flush
+    /// would have removed.
+    ih1_kept: u64,
+    /// Outcomes only a walk from a cached non-leaf entry gives (neither the walk from
+    /// memory nor the IOTLB).
+    stale_walks: u64,
+}
+
+/// A page-selective IOTLB or PASID-based IOTLB invalidation.
+fn page_selective(d: &Descriptor) -> bool {
+    matches!(
+        d,
+        Descriptor::Iotlb {
+            gran: IotlbGran::Page,
+            ..
+        } | Descriptor::PasidIotlb {
+            gran: PiotlbGran::Page,
+            ..
+        }
+    )
+}
+
+/// The same descriptor with IH = 0 if it is page-selective with IH = 1.
+fn without_ih(d: &Descriptor) -> Option<Descriptor> {
+    match *d {
+        Descriptor::Iotlb {
+            gran: IotlbGran::Page,
+            ih: true,
+            ..
+        }
+        | Descriptor::PasidIotlb {
+            gran: PiotlbGran::Page,
+            ih: true,
+            ..
+        } => {
+            let mut q = d.encode();
+            q[1] &= !(1 << 6);
+            Descriptor::decode(q).ok()
+        }
+        _ => None,
+    }
 }
 
 /// Translates `t` every legal way and fills the maximal cache; returns the leaf filled.
-fn eval(hw: &mut GoldenHw, t: &mut Tracked) -> Option<Leaf> {
+fn eval(hw: &mut GoldenHw, t: &mut Tracked, stats: &mut PscStats) -> Option<Leaf> {
     let rec = Recorder {
         mem: &hw.mem,
         reads: RefCell::new(Vec::new()),
     };
     let now = hw.cache.possible(&hw.regs, &rec, &t.req);
+    if hw.cache.psc_len() > 0 {
+        let without = hw.cache.possible_without_psc(&hw.regs, &hw.mem, &t.req);
+        stats.stale_walks += now.iter().filter(|o| !without.contains(o)).count() as u64;
+    }
     let fill = hw.cache.translate(&hw.regs, &rec, &t.req);
     let mut reads = rec.reads.into_inner();
     reads.sort_unstable();
@@ -106,6 +161,10 @@ impl Probe {
                 removed.ctx.contains(&t.req.rid)
                     || removed.pasid.iter().any(|&(r, _)| r == t.req.rid)
                     || removed.iotlb.iter().any(|l| covers(l, t.req.addr))
+                    || removed
+                        .psc
+                        .iter()
+                        .any(|(tag, _)| tag.overlaps(t.req.addr, t.req.addr + 1))
             }
         };
         (0..self.reqs.len())
@@ -117,7 +176,14 @@ impl Probe {
 impl Observer for Probe {
     fn point(&mut self, hw: &mut GoldenHw, at: Point<'_>) {
         self.points += 1;
-        if let Point::Executed(_, r) = at {
+        if let Point::Executed(d, r) = at {
+            if !r.psc.is_empty() && page_selective(d) && without_ih(d).is_none() {
+                self.psc.ih0_removed += 1;
+            }
+            if let Some(d0) = without_ih(d) {
+                let kept = hw.cache.psc_entries().any(|(t, _)| psc_invalidated(&d0, t));
+                self.psc.ih1_kept += u64::from(kept);
+            }
             if r.is_empty() {
                 return;
             }
@@ -125,16 +191,20 @@ impl Observer for Probe {
         let dirty = self.affected(at);
         let mut filled = Vec::new();
         let cached = hw.cache.iotlb_len();
+        let structures = hw.cache.psc_len();
         for &i in &dirty {
             self.evals += 1;
-            filled.extend(eval(hw, &mut self.reqs[i]));
+            filled.extend(eval(hw, &mut self.reqs[i], &mut self.psc));
         }
-        // A new translation in the cache may serve other requests of its page.
-        if hw.cache.iotlb_len() != cached {
+        // A new translation in the cache may serve other requests of its page; a new
+        // non-leaf entry, any request of its region.
+        let psc_grew = hw.cache.psc_len() != structures;
+        if hw.cache.iotlb_len() != cached || psc_grew {
             for i in 0..self.reqs.len() {
-                if !dirty.contains(&i) && filled.iter().any(|l| covers(l, self.reqs[i].req.addr)) {
+                let addr = self.reqs[i].req.addr;
+                if !dirty.contains(&i) && (psc_grew || filled.iter().any(|l| covers(l, addr))) {
                     self.evals += 1;
-                    eval(hw, &mut self.reqs[i]);
+                    eval(hw, &mut self.reqs[i], &mut self.psc);
                 }
             }
         }
@@ -178,6 +248,7 @@ struct Stats {
     stale_pre_op: u64,
     /// Translations the precision check compared.
     precise: u64,
+    psc: PscStats,
 }
 
 impl Stats {
@@ -189,6 +260,9 @@ impl Stats {
         self.only_during += o.only_during;
         self.stale_pre_op += o.stale_pre_op;
         self.precise += o.precise;
+        self.psc.ih0_removed += o.psc.ih0_removed;
+        self.psc.ih1_kept += o.psc.ih1_kept;
+        self.psc.stale_walks += o.psc.stale_walks;
     }
 }
 
@@ -230,9 +304,10 @@ fn op_pasid(op: &Op, stim: &Stimulus, st: &State, held: &BTreeSet<u32>) -> Optio
 }
 
 impl Run {
-    fn new(seed: u64) -> Self {
-        let mut k = observed_kernel(DriverQuirks::default(), Probe::default())
-            .expect("the golden hardware initialises");
+    fn new(seed: u64, hw: Hardware) -> Self {
+        let mut k =
+            observed_kernel(hw.quirks, Probe::default()).expect("the golden hardware initialises");
+        k.ops_mut().hw_mut().hw.cache.set_psc_rule(hw.psc_rule);
         Stimulus::add_devices(&mut k).expect("the devices probe");
         let paths = DEVS.iter().map(|&(r, _)| (r, None)).collect();
         Self {
@@ -308,7 +383,7 @@ impl Run {
                         seen: BTreeSet::new(),
                         moved: false,
                     };
-                    eval(&mut oh.hw, &mut t);
+                    eval(&mut oh.hw, &mut t, &mut oh.observer.psc);
                     oh.observer.reqs.push(t);
                 }
             }
@@ -410,9 +485,36 @@ impl Run {
 /// to build up under the default operation mix.
 const OPS: usize = 60;
 
+/// The driver and the golden hardware a run uses, so that a wrong one can be shown to be
+/// caught: the driver's bug switches and the maximal cache's rule for paging-structure
+/// entries.
+#[derive(Clone, Copy)]
+struct Hardware {
+    quirks: DriverQuirks,
+    psc_rule: PscRule,
+}
+
+const LINUX: Hardware = Hardware {
+    quirks: DriverQuirks {
+        skip_pasid_flush: false,
+        ih_always_set: false,
+    },
+    psc_rule: psc_invalidated,
+};
+
 /// One seeded sequence of `ops` operations.
 fn run(seed: u64, ops: usize, oracle: Oracle, check: Check) -> Result<Stats, String> {
-    let mut r = Run::new(seed);
+    run_on(seed, ops, oracle, check, LINUX)
+}
+
+fn run_on(
+    seed: u64,
+    ops: usize,
+    oracle: Oracle,
+    check: Check,
+    hw: Hardware,
+) -> Result<Stats, String> {
+    let mut r = Run::new(seed, hw);
     r.follow();
     for step in 0..ops {
         if let Err(e) = r.step(step, oracle, check) {
@@ -425,6 +527,7 @@ fn run(seed: u64, ops: usize, oracle: Oracle, check: Check) -> Result<Stats, Str
     let p = &r.k.ops().hw().observer;
     r.stats.points = p.points;
     r.stats.evals = p.evals;
+    r.stats.psc = p.psc;
     Ok(r.stats)
 }
 
@@ -452,6 +555,18 @@ fn requests_racing_an_operation_see_only_what_the_oracle_allows() {
     assert!(
         s.stale_pre_op > 100,
         "stale translations of windows opened before the operation must occur: {s:?}"
+    );
+    assert!(
+        s.psc.ih0_removed > 100,
+        "IH = 0 flushes after freed page tables must remove cached non-leaf entries: {s:?}"
+    );
+    assert!(
+        s.psc.ih1_kept > 100,
+        "IH = 1 flushes must keep cached non-leaf entries: {s:?}"
+    );
+    assert!(
+        s.psc.stale_walks > 100,
+        "walks from cached non-leaf entries must give outcomes of their own: {s:?}"
     );
 }
 
@@ -583,6 +698,62 @@ fn precision_check_catches_an_oracle_that_keeps_closed_windows() {
         .expect("the property must find the over-wide oracle");
     eprintln!("{}", e.lines().next().unwrap_or_default());
     assert!(e.contains("no open window keeps"), "{e}");
+}
+
+/// The first seed in `seeds` whose run on `hw` fails the soundness check.
+fn first_unsound(seeds: std::ops::Range<u64>, hw: Hardware) -> Option<String> {
+    seeds
+        .into_iter()
+        .find_map(|seed| run_on(seed, OPS, REAL, Check::Sound, hw).err())
+}
+
+#[test]
+fn soundness_check_catches_a_driver_that_always_sets_ih() {
+    let buggy = Hardware {
+        quirks: DriverQuirks {
+            ih_always_set: true,
+            ..DriverQuirks::default()
+        },
+        ..LINUX
+    };
+    let e = first_unsound(0..2000, buggy)
+        .expect("a walk through a stale non-leaf entry into a freed, reused page must be found");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("hardware may give"), "{e}");
+}
+
+/// Page-selective invalidations keep every non-leaf entry, as if IH were always 1.
+fn ignores_ih(d: &Descriptor, t: &iommu_model::golden::PscTag) -> bool {
+    !page_selective(d) && psc_invalidated(d, t)
+}
+
+/// PASID-based IOTLB invalidations (type 6) remove no non-leaf entry.
+fn piotlb_keeps_psc(d: &Descriptor, t: &iommu_model::golden::PscTag) -> bool {
+    !matches!(d, Descriptor::PasidIotlb { .. }) && psc_invalidated(d, t)
+}
+
+#[test]
+fn soundness_check_catches_a_maximal_cache_that_ignores_ih_0() {
+    let wrong = Hardware {
+        psc_rule: ignores_ih,
+        ..LINUX
+    };
+    let e = first_unsound(0..2000, wrong)
+        .expect("the property must find non-leaf entries an IH = 0 flush failed to remove");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("hardware may give"), "{e}");
+}
+
+#[test]
+fn soundness_check_catches_a_maximal_cache_whose_type_6_keeps_non_leaf_entries() {
+    let wrong = Hardware {
+        psc_rule: piotlb_keeps_psc,
+        ..LINUX
+    };
+    let e = first_unsound(0..2000, wrong)
+        .expect("the property must find first-stage non-leaf entries type 6 failed to remove");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("hardware may give"), "{e}");
 }
 
 // Hand-written cases on the plain golden system.

@@ -120,6 +120,7 @@ fn random_sequences_find_the_skipped_pasid_flush() {
             seed,
             DriverQuirks {
                 skip_pasid_flush: true,
+                ..DriverQuirks::default()
             },
             60,
             6,
@@ -127,6 +128,25 @@ fn random_sequences_find_the_skipped_pasid_flush() {
         .err()
     });
     let e = found.expect("the bug switch must be caught by some sequence");
+    eprintln!("{}", e.lines().next().unwrap_or_default());
+    assert!(e.contains("maximal cache"), "{e}");
+}
+
+#[test]
+fn random_sequences_find_ih_always_set() {
+    let found = (0..2000u64).find_map(|seed| {
+        run(
+            seed,
+            DriverQuirks {
+                ih_always_set: true,
+                ..DriverQuirks::default()
+            },
+            60,
+            6,
+        )
+        .err()
+    });
+    let e = found.expect("a stale non-leaf entry into a freed, reused page must be found");
     eprintln!("{}", e.lines().next().unwrap_or_default());
     assert!(e.contains("maximal cache"), "{e}");
 }

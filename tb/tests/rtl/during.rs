@@ -72,6 +72,7 @@ fn the_bug_vector_passes_by_catching_the_bug_and_cli_bugs_merge() {
     let opts = RunOptions {
         quirks: DriverQuirks {
             skip_pasid_flush: true,
+            ..DriverQuirks::default()
         },
         ..RunOptions::default()
     };

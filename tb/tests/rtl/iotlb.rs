@@ -155,6 +155,7 @@ fn skipping_the_pasid_flush_leaves_a_stale_translation_in_the_rtl() -> Result<()
     run_test("skip_pasid_flush_rtl", 25, |tb| {
         let quirks = DriverQuirks {
             skip_pasid_flush: true,
+            ..DriverQuirks::default()
         };
         let mut k = system_on(tb, MemTiming::default(), quirks)?;
         let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::First)?;
@@ -185,6 +186,7 @@ fn second_stage_did_flush_covers_every_pasid() -> Result<(), TestFailure> {
     run_test("ss_did_flush", 26, |tb| {
         let quirks = DriverQuirks {
             skip_pasid_flush: true,
+            ..DriverQuirks::default()
         };
         let mut k = system_on(tb, MemTiming::default(), quirks)?;
         let (d, pasid) = dma_domain_with_pasid(&mut k, Stage::Second)?;

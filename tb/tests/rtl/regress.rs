@@ -38,6 +38,7 @@ fn random_regression_finds_the_skipped_pasid_flush() {
         requests_per_op: 6,
         quirks: DriverQuirks {
             skip_pasid_flush: true,
+            ..DriverQuirks::default()
         },
         ..Config::default()
     };

@@ -11,6 +11,7 @@ use iommu_tb::vectors::{self, RunOptions};
 fn skipped_pasid_flush_shrinks_to_a_short_vector() {
     let quirks = DriverQuirks {
         skip_pasid_flush: true,
+        ..DriverQuirks::default()
     };
     let cfg = Config {
         ops: 60,
@@ -75,6 +76,7 @@ fn skipped_pasid_flush_shrinks_to_a_short_vector() {
 fn concurrent_failure_shrinks_to_a_during_step_that_reproduces() {
     let quirks = DriverQuirks {
         skip_pasid_flush: true,
+        ..DriverQuirks::default()
     };
     // DMA-domain traffic only: maps and unmaps through a RID and its DMA PASID, so that
     // flushes the bug skips are common.

@@ -56,6 +56,7 @@ fn unmap_flush_vector_catches_the_skipped_pasid_flush() {
     let opts = RunOptions {
         quirks: DriverQuirks {
             skip_pasid_flush: true,
+            ..DriverQuirks::default()
         },
         ..RunOptions::default()
     };

@@ -273,8 +273,15 @@ pub trait IommuOps {
         pgsize: u64,
         prot: Prot,
     ) -> Result<(), Errno>;
-    /// `unmap_pages` of one page of `pgsize`, gathered for the next `iotlb_sync`.
-    fn unmap_pages(&mut self, id: DomainId, iova: u64, pgsize: u64) -> Result<(), Errno>;
+    /// `unmap_pages` of `count` pages of `pgsize` from `iova` (one chunk of
+    /// `__iommu_unmap()`, chosen by [`iommu_pgsize`]), gathered for the next `iotlb_sync`.
+    fn unmap_pages(
+        &mut self,
+        id: DomainId,
+        iova: u64,
+        pgsize: u64,
+        count: u64,
+    ) -> Result<(), Errno>;
     /// `iotlb_sync`: flushes the gathered range and waits.
     fn iotlb_sync(&mut self, id: DomainId) -> Result<(), Errno>;
     /// A new mm (its page-table root).
@@ -347,7 +354,7 @@ impl IommuOps for NoIommu {
     fn map_pages(&mut self, _: DomainId, _: u64, _: u64, _: u64, _: Prot) -> Result<(), Errno> {
         Ok(())
     }
-    fn unmap_pages(&mut self, _: DomainId, _: u64, _: u64) -> Result<(), Errno> {
+    fn unmap_pages(&mut self, _: DomainId, _: u64, _: u64, _: u64) -> Result<(), Errno> {
         Ok(())
     }
     fn iotlb_sync(&mut self, _: DomainId) -> Result<(), Errno> {
@@ -417,6 +424,31 @@ pub fn pick_pgsize(bitmap: u64, iova: u64, pa: u64, remaining: u64) -> u64 {
         }
     }
     best
+}
+
+/// `iommu_pgsize()` (drivers/iommu/iommu.c): the largest page size in `bitmap` that
+/// `iova | pa` is aligned to and `size` holds, and how many pages of it to take before a
+/// larger supported size becomes usable. Returns (page size, count).
+pub fn iommu_pgsize(bitmap: u64, iova: u64, pa: u64, size: u64) -> (u64, u64) {
+    let merge = iova | pa;
+    let mut sizes = bitmap & (u64::MAX >> (63 - (63 - size.leading_zeros())));
+    if merge != 0 {
+        sizes &= u64::MAX >> (63 - merge.trailing_zeros());
+    }
+    let idx = 63 - sizes.max(PAGE_SIZE).leading_zeros();
+    let pgsize = 1u64 << idx;
+    let mut size = size;
+    let bigger = bitmap & !(u64::MAX >> (63 - idx));
+    if bigger != 0 {
+        let next = 1u64 << bigger.trailing_zeros();
+        if (iova ^ pa) & (next - 1) == 0 {
+            let offset = next - (merge & (next - 1));
+            if offset.saturating_add(next) <= size {
+                size = offset;
+            }
+        }
+    }
+    (pgsize, size >> idx)
 }
 
 impl<O: IommuOps> Kernel<O> {
@@ -746,17 +778,22 @@ impl<O: IommuOps> Kernel<O> {
     /// `iommu_unmap` without the sync: removes the leaves from `iova` on, stopping at the
     /// first hole; a superpage is removed whole. Returns the bytes unmapped. The flush is
     /// gathered for [`Kernel::iotlb_sync`].
+    ///
+    /// The backend sees the run of leaves being removed the way `__iommu_unmap()` hands
+    /// it to the driver: in chunks of [`iommu_pgsize`] (page size, count), so that a
+    /// 2 MiB-aligned 2 MiB run of 4 KiB leaves reaches the driver as one 2 MiB chunk and
+    /// frees the page table under it (`dma_pte_clear_level()`).
     pub fn unmap(&mut self, id: DomainId, iova: u64, size: u64) -> Result<u64, Errno> {
         let dom = self.domain(id)?;
         if !matches!(dom.ty, DomainType::Paging(_)) || (iova | size) & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
+        let bitmap = self.ops.pgsize_bitmap(dom.ty);
         let before = self.state.clone();
         let mut cur = iova;
-        let mut unmapped = 0;
+        let mut start = None;
         while cur < iova.saturating_add(size) {
-            let hit = self
-                .domain(id)?
+            let hit = dom
                 .mappings
                 .range(..=cur)
                 .next_back()
@@ -765,10 +802,23 @@ impl<O: IommuOps> Kernel<O> {
                 Some((v, m)) if cur < v + m.size => (v, m),
                 _ => break,
             };
-            self.ops.unmap_pages(id, v, m.size)?;
-            self.domain_mut(id)?.mappings.remove(&v);
-            unmapped += m.size;
+            start.get_or_insert(v);
             cur = v + m.size;
+        }
+        let mut unmapped = 0;
+        if let Some(start) = start {
+            let mut at = start;
+            while at < cur {
+                let (pg, count) = iommu_pgsize(bitmap, at, at, cur - at);
+                self.ops.unmap_pages(id, at, pg, count)?;
+                let end = at + pg * count;
+                let m = &mut self.domain_mut(id)?.mappings;
+                let gone: Vec<u64> = m.range(at..end).map(|(&v, _)| v).collect();
+                for v in gone {
+                    unmapped += m.remove(&v).map_or(0, |x| x.size);
+                }
+                at = end;
+            }
         }
         if unmapped > 0 {
             self.next_seq += 1;

@@ -151,8 +151,8 @@ impl IommuOps for FailingMap {
         }
         NoIommu.map_pages(i, v, p, s, r)
     }
-    fn unmap_pages(&mut self, id: DomainId, iova: u64, pgsize: u64) -> Result<(), Errno> {
-        NoIommu.unmap_pages(id, iova, pgsize)
+    fn unmap_pages(&mut self, id: DomainId, iova: u64, pg: u64, n: u64) -> Result<(), Errno> {
+        NoIommu.unmap_pages(id, iova, pg, n)
     }
     fn iotlb_sync(&mut self, id: DomainId) -> Result<(), Errno> {
         NoIommu.iotlb_sync(id)
@@ -207,4 +207,28 @@ fn transit_records_what_neither_end_of_an_operation_shows() {
     let t = k.transit();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].devices[&rid(3, 0, 0)].rid_domain, None);
+}
+
+/// `iommu_pgsize()`: small pages up to the next larger size's boundary, then the larger
+/// size; without a larger size supported, everything left in one chunk.
+#[test]
+fn unmap_chunks_follow_iommu_pgsize() {
+    let all = PAGE_SIZE | 1 << 21 | 1 << 30;
+    assert_eq!(
+        super::iommu_pgsize(all, 0x1000, 0x1000, 0x40_0000),
+        (0x1000, 511)
+    );
+    assert_eq!(
+        super::iommu_pgsize(all, 0x20_0000, 0x20_0000, 0x20_1000),
+        (1 << 21, 1)
+    );
+    assert_eq!(
+        super::iommu_pgsize(all, 0x4000_0000, 0x4000_0000, 1 << 31),
+        (1 << 30, 2)
+    );
+    let no_1g = PAGE_SIZE | 1 << 21;
+    assert_eq!(
+        super::iommu_pgsize(no_1g, 0x4000_0000, 0x4000_0000, 1 << 30),
+        (1 << 21, 512)
+    );
 }
