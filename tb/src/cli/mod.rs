@@ -48,7 +48,9 @@ struct SeedArgs {
     #[arg(long, value_parser = parse_weights)]
     weights: Option<iommu_model::stimulus::Weights>,
     /// Make the model's driver deviate from Linux with a bug switch, to watch the checkers
-    /// catch it (repeatable). `skip-pasid-flush`: unmap flushes only the RID's cache tag.
+    /// catch it (repeatable). `skip-pasid-flush`: unmap flushes only the RID's cache tag;
+    /// `ih-always-set`: page-selective flushes say IH=1 even after freeing page-table pages
+    /// (caught only by a unit with paging-structure caches).
     #[arg(long = "driver-bug", value_name = "NAME", value_parser = parse_driver_bug)]
     driver_bugs: Vec<String>,
     /// Do not shrink failing seeds.

@@ -492,6 +492,7 @@ fn every_driver_operation_is_written_as_a_step_and_the_vector_reproduces_the_rep
 fn a_failure_after_every_driver_operation_reproduces_from_the_written_vector() {
     let quirks = DriverQuirks {
         skip_pasid_flush: true,
+        ..DriverQuirks::default()
     };
     let r = replay(quirks);
     let (sh, result) = shrunk(r, quirks);
