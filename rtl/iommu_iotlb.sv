@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // PASID-tagged IOTLB: fully associative, Entries ways, tree-PLRU replacement.
 //
 // Tag {DID, PASID, page number, page size (4K/2M/1G)}; data {PA frame, R, W, U/S, XD}.
@@ -168,14 +172,9 @@ module iommu_iotlb
   logic unused_iotlb;
   assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
 
-  // Invariants.
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      // The pipeline never fills and invalidates in the same cycle: invalidations run only
-      // when no translation is in flight.
-      assert (!(fill_i && inv_i)) else $error("IOTLB fill and invalidation in one cycle");
-      assert (!fill_i || fill_leaf_i.size != 2'd3) else $error("IOTLB fill with a bad page size");
-    end
-  end
+  // The pipeline never fills and invalidates in the same cycle: invalidations run only
+  // when no translation is in flight.
+  `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
+  `ASSERT_NEVER(FillSizeValid_A, fill_i && fill_leaf_i.size == 2'd3)
 
 endmodule

@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Context/PASID-entry cache: what a walk of root -> scalable context -> PASID directory ->
 // PASID table produced for one {RID, PASID of the request} (no prefix: the context entry's
 // RID_PASID, recorded in the entry). Fully associative, tree-PLRU replacement.
@@ -134,14 +138,12 @@ module iommu_pasid_cache
   logic unused_pcache;
   assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am};
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(fill_i && inv_i)) else $error("PASID cache fill and invalidation in one cycle");
-      assert (!(fill_i && lk_hit_o && lk_rid_i == fill_rid_i
-                && lk_has_pasid_i == fill_has_pasid_i
-                && key_pasid(lk_has_pasid_i, lk_pasid_i) == key_pasid(fill_has_pasid_i, fill_pasid_i)))
-        else $error("PASID cache filled with a key it already holds");
-    end
-  end
+  // The pipeline never fills and invalidates in the same cycle.
+  `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
+  // A fill never duplicates a key the cache holds.
+  `ASSERT_NEVER(FillNoDuplicate_A, fill_i && lk_hit_o && lk_rid_i == fill_rid_i
+                                   && lk_has_pasid_i == fill_has_pasid_i
+                                   && key_pasid(lk_has_pasid_i, lk_pasid_i)
+                                      == key_pasid(fill_has_pasid_i, fill_pasid_i))
 
 endmodule

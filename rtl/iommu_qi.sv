@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Queued invalidation (VT-d 6.5.2): fetches 256-bit descriptors from the queue at IQA
 // between IQH and IQT and executes them in order.
 //
@@ -60,7 +64,6 @@ module iommu_qi
   logic [13:0]         head_q, head_d;    // descriptor index (256-bit descriptors)
   logic [63:0]         qw0_q, qw0_d, qw1_q, qw1_d;
   logic                rest_nz_q, rest_nz_d;
-  logic                qie_q;
   logic                status_sent_q;
 
   // Queue length in 256-bit descriptors: 2^(QS+12) bytes / 32.
@@ -283,12 +286,10 @@ module iommu_qi
       state_q   <= SIdle;
       waiting_q <= 1'b0;
       head_q    <= '0;
-      qie_q     <= 1'b0;
     end else begin
       state_q   <= state_d;
       waiting_q <= waiting_d;
       head_q    <= head_d;
-      qie_q     <= qie_i;
     end
   end
 
@@ -299,14 +300,9 @@ module iommu_qi
     rest_nz_q <= rest_nz_d;
   end
 
-  logic unused_qi;
-  assign unused_qi = ^{qie_q};
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(inv_o && !xlate_idle_i)) else $error("invalidation while a translation is in flight");
-      assert (!(mem_rsp_valid_i && !waiting_q)) else $error("QI memory response without a request");
-    end
-  end
+  // An invalidation takes effect only with no translation in flight.
+  `ASSERT_NEVER(InvWhenIdle_A, inv_o && !xlate_idle_i)
+  // A memory response only for the request outstanding.
+  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !waiting_q)
 
 endmodule

@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // VT-d register file: VER, CAP, ECAP, GCMD/GSTS, RTADDR, fault status/event registers,
 // queued-invalidation registers and the primary fault recording registers.
 //
@@ -457,14 +461,9 @@ module iommu_regfile
   assign inv_irq_o   = ~ie_im_q & iwc_q;
 
   // Invariants.
-  // Checked on the same (asynchronous-reset) edge as the flops they watch.
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (xlate_idle_i || (tes_d == tes_q && rtaddr_act_d == rtaddr_act_q))
-        else $error("TE or the root-table pointer changed while a translation was in flight");
-      assert (!(rvalid_q && rerror_q && rdata_q != 64'h0))
-        else $error("CSR error response carries data");
-    end
-  end
+  // TE and the root-table pointer change only while no translation is in flight.
+  `ASSERT(ModeChangeWhenIdle_A, xlate_idle_i || (tes_d == tes_q && rtaddr_act_d == rtaddr_act_q))
+  // An error response carries no data.
+  `ASSERT_NEVER(ErrorRspNoData_A, rvalid_q && rerror_q && rdata_q != 64'h0)
 
 endmodule

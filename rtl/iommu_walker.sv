@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Translation walker: root entry -> scalable-mode context entry -> PASID directory entry ->
 // PASID table entry, then the first-stage (IA-32e) or second-stage 4-level page walk, with
 // every architected check in the order of docs/contract.md "Translation flow and check order"
@@ -60,9 +64,6 @@ module iommu_walker
   logic [63:0]   qw0_q, qw0_d, qw1_q, qw1_d, qw2_q, qw2_d;
   logic          rest_nz_q, rest_nz_d;   // a reserved trailing quadword was non-zero
   pfn_t          ptr_q, ptr_d;           // next structure or table to read
-  pfn_t          pdir_q, pdir_d;
-  logic [2:0]    pdts_q, pdts_d;
-  logic          paside_q, paside_d;
   logic          rid_priv_q, rid_priv_d;
   logic          fpd_q, fpd_d;
   pasid_t        pasid_q, pasid_d;
@@ -123,9 +124,6 @@ module iommu_walker
     qw2_d      = qw2_q;
     rest_nz_d  = rest_nz_q;
     ptr_d      = ptr_q;
-    pdir_d     = pdir_q;
-    pdts_d     = pdts_q;
-    paside_d   = paside_q;
     rid_priv_d = rid_priv_q;
     fpd_d      = fpd_q;
     pasid_d    = pasid_q;
@@ -190,9 +188,6 @@ module iommu_walker
         end else if (cnt_q == 3'd3) begin
           cnt_d      = '0;
           fpd_d      = qw0_q[1];
-          paside_d   = qw0_q[3];
-          pdts_d     = qw0_q[11:9];
-          pdir_d     = qw0_q[HawBits-1:12];
           rid_priv_d = qw1_q[20];
           pasid_d    = req_i.has_pasid ? req_i.pasid : qw1_q[19:0];
           if (!qw0_q[0]) begin
@@ -382,9 +377,6 @@ module iommu_walker
     qw2_q      <= qw2_d;
     rest_nz_q  <= rest_nz_d;
     ptr_q      <= ptr_d;
-    pdir_q     <= pdir_d;
-    pdts_q     <= pdts_d;
-    paside_q   <= paside_d;
     rid_priv_q <= rid_priv_d;
     fpd_q      <= fpd_d;
     pasid_q    <= pasid_d;
@@ -411,15 +403,11 @@ module iommu_walker
   assign leaf_new_o = leaf_new_q && fault_q == FrNone;
   assign leaf_o     = leaf_q;
 
-  logic unused_walker;
-  assign unused_walker = ^{pdir_q, pdts_q, paside_q};
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(start_i && busy_o)) else $error("walker started while busy");
-      assert (!(rsp && !waiting_q)) else $error("memory response without a request");
-      assert (!(done_o && fault_q == FrNone && leaf_q.size == 2'd3)) else $error("bad leaf size");
-    end
-  end
+  // Started only when idle.
+  `ASSERT_NEVER(StartWhenIdle_A, start_i && busy_o)
+  // A memory response only for the request outstanding.
+  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !waiting_q)
+  // A translation names a page size that exists.
+  `ASSERT_NEVER(LeafSizeValid_A, done_o && fault_q == FrNone && leaf_q.size == 2'd3)
 
 endmodule
