@@ -123,20 +123,21 @@ module iommu_regfile
   logic ppf;
   assign ppf = |frcd_f_q;
 
-  fault_rec_t  frcd_sel;
-  logic [63:0] frcd_qw1_rdata;
-  always_comb begin
-    frcd_sel                = frcd_q[frcd_idx];
-    frcd_qw1_rdata          = '0;
-    frcd_qw1_rdata[15:0]    = frcd_sel.sid;
-    frcd_qw1_rdata[29]      = frcd_sel.priv;
-    frcd_qw1_rdata[30]      = frcd_sel.exe;
-    frcd_qw1_rdata[31]      = frcd_sel.pp;
-    frcd_qw1_rdata[39:32]   = frcd_sel.reason;
-    frcd_qw1_rdata[59:40]   = frcd_sel.pasid;
-    frcd_qw1_rdata[62]      = frcd_sel.read;
-    frcd_qw1_rdata[63]      = frcd_f_q[frcd_idx];
-  end
+  fault_rec_t frcd_sel;
+  frcd_qw1_t  frcd_qw1_rdata;
+  assign frcd_sel       = frcd_q[frcd_idx];
+  assign frcd_qw1_rdata = '{
+    f:      frcd_f_q[frcd_idx],
+    read:   frcd_sel.read,
+    at:     '0,
+    pasid:  frcd_sel.pasid,
+    reason: frcd_sel.reason,
+    pp:     frcd_sel.pp,
+    exe:    frcd_sel.exe,
+    priv:   frcd_sel.priv,
+    rsvd:   '0,
+    sid:    frcd_sel.sid
+  };
 
   always_comb begin
     map_lo     = 1'b0;

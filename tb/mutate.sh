@@ -105,7 +105,7 @@ mut walker-ps-level4 rtl/iommu_walker.sv \
   ''
 mut fpd-pasid-entry rtl/iommu_walker.sv \
   "the PASID entry's FPD is ignored (its faults are recorded)" \
-  'fpd:      fpd_q | qw0_q[1],' \
+  'fpd:      fpd_q | pe0.fpd,' \
   'fpd:      fpd_q,'
 mut frcd-overwrite rtl/iommu_regfile.sv \
   "fault recording overwrites a pending record instead of setting PFO" \
