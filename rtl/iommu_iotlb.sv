@@ -2,7 +2,8 @@
 `include "iommu_assert.svh"
 `endif
 
-// PASID-tagged IOTLB: fully associative, Entries ways, tree-PLRU replacement.
+// PASID-tagged IOTLB: fully associative, Entries ways, tree-PLRU replacement
+// (iommu_fa_cache).
 //
 // Tag {DID, PASID, page number, page size (4K/2M/1G)}; data {PA frame, R, W, U/S, XD}.
 // The PASID in the tag is the one the translation used: the prefix PASID, or RID_PASID for
@@ -16,8 +17,7 @@
 module iommu_iotlb
   import iommu_pkg::*;
 #(
-  parameter int unsigned Entries = 32,
-  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1
+  parameter int unsigned Entries = 32
 ) (
   input  logic     clk_i,
   input  logic     rst_ni,
@@ -49,9 +49,6 @@ module iommu_iotlb
     leaf_t  leaf;
   } entry_t;
 
-  logic   [Entries-1:0] valid_q, valid_d;
-  entry_t               entry_q [Entries];
-
   // Page-number bits a leaf of `size` ignores.
   function automatic pfn_t size_mask(input pgsize_e size);
     unique case (size)
@@ -65,62 +62,28 @@ module iommu_iotlb
     return page & ~size_mask(size);
   endfunction
 
+  entry_t             way [Entries];
+  logic [Entries-1:0] tag_match, inv_hit;
+  entry_t             hit_entry;
+
   // ---------------------------------------------------------------------------------------
-  // Lookup
+  // Tag compare
   // ---------------------------------------------------------------------------------------
-  logic [Entries-1:0] match;
-  logic [IdxBits-1:0] hit_idx;
   always_comb begin
     for (int unsigned i = 0; i < Entries; i++) begin
-      match[i] = valid_q[i] && entry_q[i].did == lk_did_i && entry_q[i].pasid == lk_pasid_i
-                 && entry_q[i].page == align(lk_page_i, entry_q[i].leaf.size);
+      tag_match[i] = way[i].did == lk_did_i && way[i].pasid == lk_pasid_i
+                     && way[i].page == align(lk_page_i, way[i].leaf.size);
     end
   end
 
-  // Two ways can both match after a mapping changed size; either is a legal translation
-  // until an invalidation removes both, so the lowest index wins.
-  iommu_first_set #(
-    .Width (Entries)
-  ) u_hit_way (
-    .bits_i (match),
-    .any_o  (lk_hit_o),
-    .idx_o  (hit_idx)
-  );
-  assign lk_leaf_o = entry_q[hit_idx].leaf;
-
-  // ---------------------------------------------------------------------------------------
-  // Replacement
-  // ---------------------------------------------------------------------------------------
-  logic [IdxBits-1:0] victim, free_idx, fill_idx;
-  logic               any_free;
-  iommu_first_set #(
-    .Width (Entries)
-  ) u_free_way (
-    .bits_i (~valid_q),
-    .any_o  (any_free),
-    .idx_o  (free_idx)
-  );
-
   // A fill for the address that hit replaces that entry.
-  logic fill_hits;
-  assign fill_hits = lk_hit_o && fill_did_i == lk_did_i && fill_pasid_i == lk_pasid_i
-                     && fill_page_i == lk_page_i;
-  assign fill_idx  = fill_hits ? hit_idx : (any_free ? free_idx : victim);
-
-  iommu_plru #(
-    .Entries (Entries)
-  ) u_plru (
-    .clk_i,
-    .rst_ni,
-    .use_i     ((lk_use_i && lk_hit_o) || fill_i),
-    .use_idx_i (fill_i ? fill_idx : hit_idx),
-    .victim_o  (victim)
-  );
+  logic fill_at_hit;
+  assign fill_at_hit = fill_did_i == lk_did_i && fill_pasid_i == lk_pasid_i
+                       && fill_page_i == lk_page_i;
 
   // ---------------------------------------------------------------------------------------
-  // Invalidation
+  // Invalidation match
   // ---------------------------------------------------------------------------------------
-  logic [Entries-1:0] inv_hit;
   always_comb begin
     pfn_t range_mask;
     range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
@@ -128,10 +91,10 @@ module iommu_iotlb
       logic did_ok, pasid_ok, addr_ok;
       pfn_t ignore;
       // Two aligned power-of-two ranges overlap iff they agree above the larger one.
-      ignore   = range_mask | size_mask(entry_q[i].leaf.size);
-      did_ok   = entry_q[i].did == inv_cmd_i.did;
-      pasid_ok = entry_q[i].pasid == inv_cmd_i.pasid;
-      addr_ok  = ((entry_q[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
+      ignore   = range_mask | size_mask(way[i].leaf.size);
+      did_ok   = way[i].did == inv_cmd_i.did;
+      pasid_ok = way[i].pasid == inv_cmd_i.pasid;
+      addr_ok  = ((way[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
       unique case (inv_cmd_i.kind)
         InvAll:          inv_hit[i] = 1'b1;
         InvDid:          inv_hit[i] = did_ok;
@@ -143,34 +106,36 @@ module iommu_iotlb
     end
   end
 
-  always_comb begin
-    valid_d = valid_q;
-    if (inv_i && inv_cmd_i.iotlb) valid_d = valid_q & ~inv_hit;
-    if (fill_i) valid_d[fill_idx] = 1'b1;
-  end
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      valid_q <= '0;
-    end else begin
-      valid_q <= valid_d;
-    end
-  end
-
-  // Entry payloads are qualified by valid_q and need no reset.
-  always_ff @(posedge clk_i) begin
-    if (fill_i) begin
-      entry_q[fill_idx] <= '{
-        did:   fill_did_i,
-        pasid: fill_pasid_i,
-        page:  align(fill_page_i, fill_leaf_i.size),
-        leaf:  fill_leaf_i
-      };
-    end
-  end
+  // ---------------------------------------------------------------------------------------
+  // Storage and replacement
+  // ---------------------------------------------------------------------------------------
+  iommu_fa_cache #(
+    .Entries (Entries),
+    .entry_t (entry_t)
+  ) u_cache (
+    .clk_i,
+    .rst_ni,
+    .way_o         (way),
+    .lk_match_i    (tag_match),
+    .lk_hit_o,
+    .lk_entry_o    (hit_entry),
+    .lk_use_i      (lk_use_i),
+    .fill_i,
+    .fill_at_hit_i (fill_at_hit),
+    .fill_entry_i  ('{
+      did:   fill_did_i,
+      pasid: fill_pasid_i,
+      page:  align(fill_page_i, fill_leaf_i.size),
+      leaf:  fill_leaf_i
+    }),
+    .inv_i         (inv_i && inv_cmd_i.iotlb),
+    .inv_hit_i     (inv_hit)
+  );
+  assign lk_leaf_o = hit_entry.leaf;
 
   logic unused_iotlb;
-  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
+  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask,
+                          hit_entry.did, hit_entry.pasid, hit_entry.page};
 
   // The pipeline never fills and invalidates in the same cycle: invalidations run only
   // when no translation is in flight.
