@@ -139,7 +139,7 @@ mut ccache-global-as-device rtl/iommu_qi.sv \
 mut iotlb-plru-no-hit-update rtl/iommu_iotlb.sv \
   "IOTLB hits do not update the PLRU tree (only fills do): a recently used page is evicted" \
   '.lk_use_i      (lk_use_i),' \
-  ".lk_use_i      (1'b0),"
+  ".lk_use_i      (lk_use_i && 1'b0),"
 mut plru-mru-victim rtl/iommu_plru.sv \
   "tree PLRU points toward the used way: the victim is the most recently used" \
   'tree_d[node] = ~use_idx_i[IdxBits-1-l];' \
