@@ -2,10 +2,12 @@
 `include "iommu_assert.svh"
 `endif
 
-// Fully associative cache of Entries ways of `entry_t`, with tree-PLRU replacement: the
-// storage and replacement shared by the IOTLB and the PASID-entry cache. The user compares
-// tags and matches invalidations on the ways it reads from `way_o`; this block keeps the
-// valid bits and the entries, picks the hitting way and the way a fill writes.
+// Way management of a fully associative cache of Entries ways with tree-PLRU replacement,
+// shared by the IOTLB and the PASID-entry cache: the valid bits, the hitting way, the way a
+// fill writes and the replacement state. The user holds the entries (an unpacked array
+// indexed by lk_idx_o and fill_idx_o, written on fill_i), compares tags and matches
+// invalidations on them. (Holding the entries here and handing them out through an
+// unpacked-array port costs Verilator about a fifth of the simulation speed.)
 //
 // Lookup is combinational: lk_match_i names the ways whose tag matches (valid or not); the
 // lowest valid one hits (two ways can match after a mapping changed size: either is a legal
@@ -18,25 +20,21 @@
 // same cycle sets its way's.
 module iommu_fa_cache #(
   parameter int unsigned Entries = 8,
-  parameter type         entry_t = logic,
   localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1
 ) (
   input  logic               clk_i,
   input  logic               rst_ni,
 
-  // Every way's entry (valid or not), for the user's tag compare and invalidation match
-  output entry_t             way_o [Entries],
-
   // Lookup
   input  logic [Entries-1:0] lk_match_i,
   output logic               lk_hit_o,
-  output entry_t             lk_entry_o,
+  output logic [IdxBits-1:0] lk_idx_o,
   input  logic               lk_use_i,     // the hit was used: update replacement state
 
   // Fill
   input  logic               fill_i,
   input  logic               fill_at_hit_i, // the fill is for the key that hits: replace it
-  input  entry_t             fill_entry_i,
+  output logic [IdxBits-1:0] fill_idx_o,
 
   // Invalidation
   input  logic               inv_i,
@@ -44,7 +42,6 @@ module iommu_fa_cache #(
 );
 
   logic [Entries-1:0] valid_q, valid_d;
-  entry_t             entry_q [Entries];
 
   // ---------------------------------------------------------------------------------------
   // Lookup
@@ -60,7 +57,7 @@ module iommu_fa_cache #(
     .any_o  (lk_hit_o),
     .idx_o  (hit_idx)
   );
-  assign lk_entry_o = entry_q[hit_idx];
+  assign lk_idx_o = hit_idx;
 
   // ---------------------------------------------------------------------------------------
   // Replacement
@@ -104,14 +101,7 @@ module iommu_fa_cache #(
     end
   end
 
-  // Entry payloads are qualified by valid_q and need no reset.
-  always_ff @(posedge clk_i) begin
-    if (fill_i) begin
-      entry_q[fill_idx] <= fill_entry_i;
-    end
-  end
-
-  assign way_o = entry_q;
+  assign fill_idx_o = fill_idx;
 
   // A hit names a valid way.
   `ASSERT(HitValid_A, !lk_hit_o || valid_q[hit_idx])

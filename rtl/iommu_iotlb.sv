@@ -62,9 +62,11 @@ module iommu_iotlb
     return page & ~size_mask(size);
   endfunction
 
-  entry_t             way [Entries];
+  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1;
+
+  entry_t             way [Entries];  // valid bits in u_cache
   logic [Entries-1:0] tag_match, inv_hit;
-  entry_t             hit_entry;
+  logic [IdxBits-1:0] hit_idx, fill_idx;
 
   // ---------------------------------------------------------------------------------------
   // Tag compare
@@ -107,35 +109,39 @@ module iommu_iotlb
   end
 
   // ---------------------------------------------------------------------------------------
-  // Storage and replacement
+  // Valid bits and replacement; the entries
   // ---------------------------------------------------------------------------------------
   iommu_fa_cache #(
-    .Entries (Entries),
-    .entry_t (entry_t)
+    .Entries (Entries)
   ) u_cache (
     .clk_i,
     .rst_ni,
-    .way_o         (way),
     .lk_match_i    (tag_match),
     .lk_hit_o,
-    .lk_entry_o    (hit_entry),
+    .lk_idx_o      (hit_idx),
     .lk_use_i      (lk_use_i),
     .fill_i,
     .fill_at_hit_i (fill_at_hit),
-    .fill_entry_i  ('{
-      did:   fill_did_i,
-      pasid: fill_pasid_i,
-      page:  align(fill_page_i, fill_leaf_i.size),
-      leaf:  fill_leaf_i
-    }),
+    .fill_idx_o    (fill_idx),
     .inv_i         (inv_i && inv_cmd_i.iotlb),
     .inv_hit_i     (inv_hit)
   );
-  assign lk_leaf_o = hit_entry.leaf;
+  assign lk_leaf_o = way[hit_idx].leaf;
+
+  // Entry payloads are qualified by the valid bits and need no reset.
+  always_ff @(posedge clk_i) begin
+    if (fill_i) begin
+      way[fill_idx] <= '{
+        did:   fill_did_i,
+        pasid: fill_pasid_i,
+        page:  align(fill_page_i, fill_leaf_i.size),
+        leaf:  fill_leaf_i
+      };
+    end
+  end
 
   logic unused_iotlb;
-  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask,
-                          hit_entry.did, hit_entry.pasid, hit_entry.page};
+  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
 
   // The pipeline never fills and invalidates in the same cycle: invalidations run only
   // when no translation is in flight.

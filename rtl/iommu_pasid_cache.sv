@@ -48,9 +48,11 @@ module iommu_pasid_cache
     return has_pasid ? pasid : '0;
   endfunction
 
-  entry_t             way [Entries];
+  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1;
+
+  entry_t             way [Entries];  // valid bits in u_cache
   logic [Entries-1:0] tag_match, inv_hit;
-  entry_t             hit_entry;
+  logic [IdxBits-1:0] hit_idx, fill_idx;
 
   always_comb begin
     for (int unsigned i = 0; i < Entries; i++) begin
@@ -80,32 +82,36 @@ module iommu_pasid_cache
   // The pipeline fills only after a miss for the same key, so a fill never duplicates and
   // never replaces the way that hit.
   iommu_fa_cache #(
-    .Entries (Entries),
-    .entry_t (entry_t)
+    .Entries (Entries)
   ) u_cache (
     .clk_i,
     .rst_ni,
-    .way_o         (way),
     .lk_match_i    (tag_match),
     .lk_hit_o,
-    .lk_entry_o    (hit_entry),
+    .lk_idx_o      (hit_idx),
     .lk_use_i      (lk_use_i),
     .fill_i,
     .fill_at_hit_i (1'b0),
-    .fill_entry_i  ('{
-      rid:       fill_rid_i,
-      has_pasid: fill_has_pasid_i,
-      pasid:     key_pasid(fill_has_pasid_i, fill_pasid_i),
-      info:      fill_info_i
-    }),
+    .fill_idx_o    (fill_idx),
     .inv_i         (inv_i && inv_cmd_i.pcache),
     .inv_hit_i     (inv_hit)
   );
-  assign lk_info_o = hit_entry.info;
+  assign lk_info_o = way[hit_idx].info;
+
+  // Entry payloads are qualified by the valid bits and need no reset.
+  always_ff @(posedge clk_i) begin
+    if (fill_i) begin
+      way[fill_idx] <= '{
+        rid:       fill_rid_i,
+        has_pasid: fill_has_pasid_i,
+        pasid:     key_pasid(fill_has_pasid_i, fill_pasid_i),
+        info:      fill_info_i
+      };
+    end
+  end
 
   logic unused_pcache;
-  assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am,
-                           hit_entry.rid, hit_entry.has_pasid, hit_entry.pasid};
+  assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am};
 
   // The pipeline never fills and invalidates in the same cycle.
   `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
