@@ -1,4 +1,9 @@
-// PASID-tagged IOTLB: fully associative, Entries ways, tree-PLRU replacement.
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
+// PASID-tagged IOTLB: fully associative, Entries ways, tree-PLRU replacement
+// (iommu_fa_cache).
 //
 // Tag {DID, PASID, page number, page size (4K/2M/1G)}; data {PA frame, R, W, U/S, XD}.
 // The PASID in the tag is the one the translation used: the prefix PASID, or RID_PASID for
@@ -12,8 +17,7 @@
 module iommu_iotlb
   import iommu_pkg::*;
 #(
-  parameter int unsigned Entries = 32,
-  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1
+  parameter int unsigned Entries = 32
 ) (
   input  logic     clk_i,
   input  logic     rst_ni,
@@ -45,9 +49,6 @@ module iommu_iotlb
     leaf_t  leaf;
   } entry_t;
 
-  logic   [Entries-1:0] valid_q, valid_d;
-  entry_t               entry_q [Entries];
-
   // Page-number bits a leaf of `size` ignores.
   function automatic pfn_t size_mask(input pgsize_e size);
     unique case (size)
@@ -61,62 +62,30 @@ module iommu_iotlb
     return page & ~size_mask(size);
   endfunction
 
+  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1;
+
+  entry_t             way [Entries];  // valid bits in u_cache
+  logic [Entries-1:0] tag_match, inv_hit;
+  logic [IdxBits-1:0] hit_idx, fill_idx;
+
   // ---------------------------------------------------------------------------------------
-  // Lookup
+  // Tag compare
   // ---------------------------------------------------------------------------------------
-  logic [Entries-1:0] match;
-  logic [IdxBits-1:0] hit_idx;
   always_comb begin
     for (int unsigned i = 0; i < Entries; i++) begin
-      match[i] = valid_q[i] && entry_q[i].did == lk_did_i && entry_q[i].pasid == lk_pasid_i
-                 && entry_q[i].page == align(lk_page_i, entry_q[i].leaf.size);
+      tag_match[i] = way[i].did == lk_did_i && way[i].pasid == lk_pasid_i
+                     && way[i].page == align(lk_page_i, way[i].leaf.size);
     end
   end
 
-  // Two ways can both match after a mapping changed size; either is a legal translation
-  // until an invalidation removes both, so the lowest index wins.
-  iommu_first_set #(
-    .Width (Entries)
-  ) u_hit_way (
-    .bits_i (match),
-    .any_o  (lk_hit_o),
-    .idx_o  (hit_idx)
-  );
-  assign lk_leaf_o = entry_q[hit_idx].leaf;
-
-  // ---------------------------------------------------------------------------------------
-  // Replacement
-  // ---------------------------------------------------------------------------------------
-  logic [IdxBits-1:0] victim, free_idx, fill_idx;
-  logic               any_free;
-  iommu_first_set #(
-    .Width (Entries)
-  ) u_free_way (
-    .bits_i (~valid_q),
-    .any_o  (any_free),
-    .idx_o  (free_idx)
-  );
-
   // A fill for the address that hit replaces that entry.
-  logic fill_hits;
-  assign fill_hits = lk_hit_o && fill_did_i == lk_did_i && fill_pasid_i == lk_pasid_i
-                     && fill_page_i == lk_page_i;
-  assign fill_idx  = fill_hits ? hit_idx : (any_free ? free_idx : victim);
-
-  iommu_plru #(
-    .Entries (Entries)
-  ) u_plru (
-    .clk_i,
-    .rst_ni,
-    .use_i     ((lk_use_i && lk_hit_o) || fill_i),
-    .use_idx_i (fill_i ? fill_idx : hit_idx),
-    .victim_o  (victim)
-  );
+  logic fill_at_hit;
+  assign fill_at_hit = fill_did_i == lk_did_i && fill_pasid_i == lk_pasid_i
+                       && fill_page_i == lk_page_i;
 
   // ---------------------------------------------------------------------------------------
-  // Invalidation
+  // Invalidation match
   // ---------------------------------------------------------------------------------------
-  logic [Entries-1:0] inv_hit;
   always_comb begin
     pfn_t range_mask;
     range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
@@ -124,10 +93,10 @@ module iommu_iotlb
       logic did_ok, pasid_ok, addr_ok;
       pfn_t ignore;
       // Two aligned power-of-two ranges overlap iff they agree above the larger one.
-      ignore   = range_mask | size_mask(entry_q[i].leaf.size);
-      did_ok   = entry_q[i].did == inv_cmd_i.did;
-      pasid_ok = entry_q[i].pasid == inv_cmd_i.pasid;
-      addr_ok  = ((entry_q[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
+      ignore   = range_mask | size_mask(way[i].leaf.size);
+      did_ok   = way[i].did == inv_cmd_i.did;
+      pasid_ok = way[i].pasid == inv_cmd_i.pasid;
+      addr_ok  = ((way[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
       unique case (inv_cmd_i.kind)
         InvAll:          inv_hit[i] = 1'b1;
         InvDid:          inv_hit[i] = did_ok;
@@ -139,24 +108,30 @@ module iommu_iotlb
     end
   end
 
-  always_comb begin
-    valid_d = valid_q;
-    if (inv_i && inv_cmd_i.iotlb) valid_d = valid_q & ~inv_hit;
-    if (fill_i) valid_d[fill_idx] = 1'b1;
-  end
+  // ---------------------------------------------------------------------------------------
+  // Valid bits and replacement; the entries
+  // ---------------------------------------------------------------------------------------
+  iommu_fa_cache #(
+    .Entries (Entries)
+  ) u_cache (
+    .clk_i,
+    .rst_ni,
+    .lk_match_i    (tag_match),
+    .lk_hit_o,
+    .lk_idx_o      (hit_idx),
+    .lk_use_i      (lk_use_i),
+    .fill_i,
+    .fill_at_hit_i (fill_at_hit),
+    .fill_idx_o    (fill_idx),
+    .inv_i         (inv_i && inv_cmd_i.iotlb),
+    .inv_hit_i     (inv_hit)
+  );
+  assign lk_leaf_o = way[hit_idx].leaf;
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      valid_q <= '0;
-    end else begin
-      valid_q <= valid_d;
-    end
-  end
-
-  // Entry payloads are qualified by valid_q and need no reset.
+  // Entry payloads are qualified by the valid bits and need no reset.
   always_ff @(posedge clk_i) begin
     if (fill_i) begin
-      entry_q[fill_idx] <= '{
+      way[fill_idx] <= '{
         did:   fill_did_i,
         pasid: fill_pasid_i,
         page:  align(fill_page_i, fill_leaf_i.size),
@@ -168,14 +143,9 @@ module iommu_iotlb
   logic unused_iotlb;
   assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
 
-  // Invariants.
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      // The pipeline never fills and invalidates in the same cycle: invalidations run only
-      // when no translation is in flight.
-      assert (!(fill_i && inv_i)) else $error("IOTLB fill and invalidation in one cycle");
-      assert (!fill_i || fill_leaf_i.size != 2'd3) else $error("IOTLB fill with a bad page size");
-    end
-  end
+  // The pipeline never fills and invalidates in the same cycle: invalidations run only
+  // when no translation is in flight.
+  `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
+  `ASSERT_NEVER(FillSizeValid_A, fill_i && fill_leaf_i.size == 2'd3)
 
 endmodule

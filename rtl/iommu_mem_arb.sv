@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Memory-port arbiter: two clients (0: walker, 1: invalidation queue), one request
 // outstanding on the port at a time, fixed priority to the walker so a translation in
 // flight finishes first. The response goes to the client whose request is outstanding.
@@ -63,10 +67,7 @@ module iommu_mem_arb (
     end
   end
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(mem_rsp_valid_i && !busy_q)) else $error("memory response with no request outstanding");
-    end
-  end
+  // A memory response only for the request outstanding.
+  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !busy_q)
 
 endmodule

@@ -1,14 +1,18 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Context/PASID-entry cache: what a walk of root -> scalable context -> PASID directory ->
 // PASID table produced for one {RID, PASID of the request} (no prefix: the context entry's
-// RID_PASID, recorded in the entry). Fully associative, tree-PLRU replacement.
+// RID_PASID, recorded in the entry). Fully associative, tree-PLRU replacement
+// (iommu_fa_cache).
 //
 // Invalidation: context-cache descriptors remove a source ID's entries (under the function
 // mask) or all of them; PASID-cache descriptors remove by DID, by DID and PASID, or all.
 module iommu_pasid_cache
   import iommu_pkg::*;
 #(
-  parameter int unsigned Entries = 8,
-  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1
+  parameter int unsigned Entries = 8
 ) (
   input  logic        clk_i,
   input  logic        rst_ni,
@@ -40,61 +44,30 @@ module iommu_pasid_cache
     pasid_info_t info;
   } entry_t;
 
-  logic [Entries-1:0] valid_q, valid_d;
-  entry_t             entry_q [Entries];
-
   function automatic pasid_t key_pasid(input logic has_pasid, input pasid_t pasid);
     return has_pasid ? pasid : '0;
   endfunction
 
-  logic [Entries-1:0] match;
-  logic [IdxBits-1:0] hit_idx;
+  localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1;
+
+  entry_t             way [Entries];  // valid bits in u_cache
+  logic [Entries-1:0] tag_match, inv_hit;
+  logic [IdxBits-1:0] hit_idx, fill_idx;
+
   always_comb begin
     for (int unsigned i = 0; i < Entries; i++) begin
-      match[i] = valid_q[i] && entry_q[i].rid == lk_rid_i
-                 && entry_q[i].has_pasid == lk_has_pasid_i
-                 && entry_q[i].pasid == key_pasid(lk_has_pasid_i, lk_pasid_i);
+      tag_match[i] = way[i].rid == lk_rid_i
+                     && way[i].has_pasid == lk_has_pasid_i
+                     && way[i].pasid == key_pasid(lk_has_pasid_i, lk_pasid_i);
     end
   end
 
-  iommu_first_set #(
-    .Width (Entries)
-  ) u_hit_way (
-    .bits_i (match),
-    .any_o  (lk_hit_o),
-    .idx_o  (hit_idx)
-  );
-  assign lk_info_o = entry_q[hit_idx].info;
-
-  logic [IdxBits-1:0] victim, free_idx, fill_idx;
-  logic               any_free;
-  iommu_first_set #(
-    .Width (Entries)
-  ) u_free_way (
-    .bits_i (~valid_q),
-    .any_o  (any_free),
-    .idx_o  (free_idx)
-  );
-  // The pipeline fills only after a miss for the same key, so a fill never duplicates.
-  assign fill_idx = any_free ? free_idx : victim;
-
-  iommu_plru #(
-    .Entries (Entries)
-  ) u_plru (
-    .clk_i,
-    .rst_ni,
-    .use_i     ((lk_use_i && lk_hit_o) || fill_i),
-    .use_idx_i (fill_i ? fill_idx : hit_idx),
-    .victim_o  (victim)
-  );
-
-  logic [Entries-1:0] inv_hit;
   always_comb begin
     for (int unsigned i = 0; i < Entries; i++) begin
       logic did_ok, pasid_ok, sid_ok;
-      did_ok   = entry_q[i].info.did == inv_cmd_i.did;
-      pasid_ok = entry_q[i].info.pasid == inv_cmd_i.pasid;
-      sid_ok   = {entry_q[i].rid[15:3], entry_q[i].rid[2:0] & ~inv_cmd_i.sid_mask}
+      did_ok   = way[i].info.did == inv_cmd_i.did;
+      pasid_ok = way[i].info.pasid == inv_cmd_i.pasid;
+      sid_ok   = {way[i].rid[15:3], way[i].rid[2:0] & ~inv_cmd_i.sid_mask}
                  == {inv_cmd_i.sid[15:3], inv_cmd_i.sid[2:0] & ~inv_cmd_i.sid_mask};
       unique case (inv_cmd_i.kind)
         InvAll:      inv_hit[i] = 1'b1;
@@ -106,23 +79,29 @@ module iommu_pasid_cache
     end
   end
 
-  always_comb begin
-    valid_d = valid_q;
-    if (inv_i && inv_cmd_i.pcache) valid_d = valid_q & ~inv_hit;
-    if (fill_i) valid_d[fill_idx] = 1'b1;
-  end
+  // The pipeline fills only after a miss for the same key, so a fill never duplicates and
+  // never replaces the way that hit.
+  iommu_fa_cache #(
+    .Entries (Entries)
+  ) u_cache (
+    .clk_i,
+    .rst_ni,
+    .lk_match_i    (tag_match),
+    .lk_hit_o,
+    .lk_idx_o      (hit_idx),
+    .lk_use_i      (lk_use_i),
+    .fill_i,
+    .fill_at_hit_i (1'b0),
+    .fill_idx_o    (fill_idx),
+    .inv_i         (inv_i && inv_cmd_i.pcache),
+    .inv_hit_i     (inv_hit)
+  );
+  assign lk_info_o = way[hit_idx].info;
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      valid_q <= '0;
-    end else begin
-      valid_q <= valid_d;
-    end
-  end
-
+  // Entry payloads are qualified by the valid bits and need no reset.
   always_ff @(posedge clk_i) begin
     if (fill_i) begin
-      entry_q[fill_idx] <= '{
+      way[fill_idx] <= '{
         rid:       fill_rid_i,
         has_pasid: fill_has_pasid_i,
         pasid:     key_pasid(fill_has_pasid_i, fill_pasid_i),
@@ -134,14 +113,12 @@ module iommu_pasid_cache
   logic unused_pcache;
   assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am};
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(fill_i && inv_i)) else $error("PASID cache fill and invalidation in one cycle");
-      assert (!(fill_i && lk_hit_o && lk_rid_i == fill_rid_i
-                && lk_has_pasid_i == fill_has_pasid_i
-                && key_pasid(lk_has_pasid_i, lk_pasid_i) == key_pasid(fill_has_pasid_i, fill_pasid_i)))
-        else $error("PASID cache filled with a key it already holds");
-    end
-  end
+  // The pipeline never fills and invalidates in the same cycle.
+  `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
+  // A fill never duplicates a key the cache holds.
+  `ASSERT_NEVER(FillNoDuplicate_A, fill_i && lk_hit_o && lk_rid_i == fill_rid_i
+                                   && lk_has_pasid_i == fill_has_pasid_i
+                                   && key_pasid(lk_has_pasid_i, lk_pasid_i)
+                                      == key_pasid(fill_has_pasid_i, fill_pasid_i))
 
 endmodule

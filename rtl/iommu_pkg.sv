@@ -243,6 +243,172 @@ package iommu_pkg;
     logic [5:0] am;        // address mask: 2^am pages
   } inv_cmd_t;
 
+  // ---------------------------------------------------------------------------------------
+  // Translation structures in memory (VT-d scalable mode; host address width 48). Bits above
+  // the host address width inside an address field are reserved; the walker's reserved-bit
+  // masks say which other bits are. Fields named `ign` are accepted and ignored (cache
+  // control, A/D and attribute bits), so tables written by real drivers never fault on them.
+  // ---------------------------------------------------------------------------------------
+
+  // Scalable-mode root entry, the half (lower or upper) that covers the device number.
+  typedef struct packed {
+    logic [63:12] ctp;       // context-table pointer
+    logic [11:1]  rsvd;
+    logic         p;
+  } root_entry_t;
+
+  // Scalable-mode context entry, quadwords 0 and 1 (2 and 3 are reserved).
+  typedef struct packed {
+    logic [63:12] pdir;      // PASID directory pointer
+    logic [2:0]   pdts;      // PASID directory size: 2^(pdts + 7) entries
+    logic [3:0]   rsvd;      // 8:5
+    logic         pre;       // page requests (not offered; ignored)
+    logic         paside;    // requests with a PASID prefix are allowed
+    logic         dte;       // device-TLB (not offered; ignored)
+    logic         fpd;       // fault processing disable
+    logic         p;
+  } ctx_qw0_t;
+
+  typedef struct packed {
+    logic [63:21] rsvd;
+    logic         rid_priv;  // privilege of requests without a PASID
+    pasid_t       rid_pasid; // PASID of requests without a PASID
+  } ctx_qw1_t;
+
+  // PASID directory entry.
+  typedef struct packed {
+    logic [63:12] pt;        // PASID table pointer
+    logic [11:2]  rsvd;
+    logic         fpd;
+    logic         p;
+  } pdir_entry_t;
+
+  // PGTT encodings of a PASID entry.
+  typedef enum logic [2:0] {
+    PgttEncFs = 3'b001,      // first stage only
+    PgttEncSs = 3'b010,      // second stage only
+    PgttEncPt = 3'b100       // pass-through
+  } pgtt_enc_e;
+
+  // Scalable-mode PASID table entry, quadwords 0..2 (3..7 are reserved).
+  typedef struct packed {
+    logic [63:12] ssptptr;   // second-stage table pointer
+    logic [1:0]   rsvd;      // 11:10
+    logic         ssade;     // second-stage A/D enable (ignored)
+    pgtt_enc_e    pgtt;
+    logic         ssee;      // second-stage execute enable (ignored)
+    logic [2:0]   aw;        // second-stage address width: 3'b010 = 4-level, 48 bits
+    logic         fpd;
+    logic         p;
+  } pasid_qw0_t;
+
+  typedef struct packed {
+    logic [63:23] ign;       // cache control and attributes
+    logic [22:16] rsvd;
+    did_t         did;
+  } pasid_qw1_t;
+
+  typedef struct packed {
+    logic [63:12] fsptptr;   // first-stage table pointer
+    logic [11:8]  rsvd;
+    logic [7:4]   ign;       // first-stage controls (WPE, NXE, SMEP, EAFE)
+    logic [1:0]   flpm;      // first-stage paging mode: 2'b00 = 4-level
+    logic         ere;       // execute requests enable
+    logic         sre;       // supervisor requests enable
+  } pasid_qw2_t;
+
+  // A paging-structure entry of either stage. Flag names are first stage / second stage.
+  typedef struct packed {
+    logic         xd;        // 63: execute disable (first stage)
+    logic [62:52] ign_hi;
+    logic [51:12] addr;      // next table or page frame
+    logic [11:8]  ign_lo;
+    logic         ps;        // 7: page size (a leaf above level 1)
+    logic [6:3]   ign_attr;  // accessed, dirty, cache attributes
+    logic         us_x;      // 2: user/supervisor / execute
+    logic         w;         // 1: read/write / write
+    logic         p_r;       // 0: present / read
+  } pte_t;
+
+  // Invalidation descriptor types (256-bit descriptors, VT-d 6.5.2).
+  typedef enum logic [3:0] {
+    DescCc     = 4'd1,       // context-cache
+    DescIotlb  = 4'd2,       // IOTLB
+    DescWait   = 4'd5,       // invalidation wait
+    DescPiotlb = 4'd6,       // PASID-based IOTLB
+    DescPc     = 4'd7        // PASID-cache
+  } desc_type_e;
+
+  // The low 12 bits of quadword 0, common to every descriptor.
+  typedef struct packed {
+    logic [2:0]   type_hi;   // 11:9: type bits 6:4 (no type above 15 is offered)
+    logic [2:0]   ctl;       // 8:6: IOTLB: DR, DW; wait: FN
+    logic [1:0]   gran;      // granularity; wait: SW (5), IF (4)
+    desc_type_e   typ;
+  } desc_hdr_t;
+
+  // Bits 51:32 of a context-cache invalidation.
+  typedef struct packed {
+    logic [1:0]   rsvd;
+    logic [1:0]   fm;        // function mask: low SID bits ignored
+    rid_t         sid;       // source ID
+  } desc_cc_src_t;
+
+  typedef union packed {
+    pasid_t       pasid;     // types 6, 7
+    desc_cc_src_t cc;        // type 1
+  } desc_src_u;
+
+  // Quadword 0 of a cache invalidation (types 1, 2, 6, 7).
+  typedef struct packed {
+    logic [63:52] rsvd_hi;
+    desc_src_u    src;
+    did_t         did;
+    logic [15:12] rsvd_lo;
+    desc_hdr_t    hdr;
+  } desc_inv_qw0_t;
+
+  // Quadword 0 of a wait descriptor.
+  typedef struct packed {
+    logic [31:0]  stat_data; // written to the status address (SW)
+    logic [31:12] rsvd;
+    logic [2:0]   type_hi;
+    logic [1:0]   rsvd_lo;   // 8:7
+    logic         fn;        // fence (accepted: descriptors complete in order anyway)
+    logic         sw;        // status write
+    logic         iflag;     // IF: set ICS.IWC
+    desc_type_e   typ;
+  } desc_wait_qw0_t;
+
+  // Quadword 1 of a page-selective IOTLB invalidation (types 2, 6).
+  typedef struct packed {
+    logic [63:12] addr;
+    logic [11:7]  rsvd;
+    logic         ih;        // invalidation hint (accepted)
+    logic [5:0]   am;        // address mask: 2^am pages
+  } desc_addr_qw1_t;
+
+  // Quadword 1 of a wait descriptor.
+  typedef struct packed {
+    logic [63:3]  stat_addr; // status address (a DW: bit 2 selects the half of the QW)
+    logic         stat_hi;   // 2
+    logic [1:0]   rsvd;
+  } desc_wait_qw1_t;
+
+  // Quadword 1 of a primary fault recording register as software reads it.
+  typedef struct packed {
+    logic          f;        // 63: fault (RW1C)
+    logic          read;     // 62: T, 1 = read request
+    logic [61:60]  at;       // address type: untranslated
+    pasid_t        pasid;    // 59:40
+    fault_reason_e reason;   // 39:32
+    logic          pp;       // 31: PASID present
+    logic          exe;      // 30
+    logic          priv;     // 29
+    logic [28:16]  rsvd;
+    rid_t          sid;      // 15:0
+  } frcd_qw1_t;
+
   // IQER.IQEI: why the invalidation queue stopped.
   localparam logic [3:0] IqeiTail     = 4'd1;  // IQT invalid (bit 4 with 256-bit descriptors, or beyond the queue)
   localparam logic [3:0] IqeiFetch    = 4'd2;  // memory error fetching a descriptor

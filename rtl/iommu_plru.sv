@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Tree pseudo-LRU replacement for Entries ways (a power of two). `use_i` marks way
 // `use_idx_i` as most recently used; `victim_o` is the way the tree points away from.
 module iommu_plru #(
@@ -49,10 +53,7 @@ module iommu_plru #(
     end
   end
 
-  // Simulation-only guard on the parameter.
-  initial begin
-    assert (Entries >= 2 && (Entries & (Entries - 1)) == 0)
-      else $fatal(1, "iommu_plru: Entries must be a power of two >= 2");
-  end
+  // The tree needs a power-of-two number of ways, at least 2.
+  `ASSERT_INIT(EntriesPow2_A, Entries >= 2 && (Entries & (Entries - 1)) == 0)
 
 endmodule

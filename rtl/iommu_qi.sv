@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Queued invalidation (VT-d 6.5.2): fetches 256-bit descriptors from the queue at IQA
 // between IQH and IQT and executes them in order.
 //
@@ -60,7 +64,6 @@ module iommu_qi
   logic [13:0]         head_q, head_d;    // descriptor index (256-bit descriptors)
   logic [63:0]         qw0_q, qw0_d, qw1_q, qw1_d;
   logic                rest_nz_q, rest_nz_d;
-  logic                qie_q;
   logic                status_sent_q;
 
   // Queue length in 256-bit descriptors: 2^(QS+12) bytes / 32.
@@ -76,10 +79,26 @@ module iommu_qi
   // ---------------------------------------------------------------------------------------
   // Descriptor decode (fields as docs/contract.md and VT-d 6.5.2)
   // ---------------------------------------------------------------------------------------
-  logic [3:0] typ;
+  // Views of the two quadwords that matter (2 and 3 are reserved in every type).
+  desc_inv_qw0_t  inv_qw0;
+  desc_wait_qw0_t wait_qw0;
+  desc_addr_qw1_t addr_qw1;
+  desc_wait_qw1_t wait_qw1;
+  assign inv_qw0  = desc_inv_qw0_t'(qw0_q);
+  assign wait_qw0 = desc_wait_qw0_t'(qw0_q);
+  assign addr_qw1 = desc_addr_qw1_t'(qw1_q);
+  assign wait_qw1 = desc_wait_qw1_t'(qw1_q);
+
+  // Reserved fields are checked through the masks below; the views read the others.
+  logic unused_views;
+  assign unused_views = ^{inv_qw0.rsvd_hi, inv_qw0.rsvd_lo, wait_qw0.rsvd, wait_qw0.type_hi,
+                          wait_qw0.rsvd_lo, wait_qw0.fn, wait_qw0.typ, addr_qw1.rsvd,
+                          addr_qw1.ih, wait_qw1.rsvd};
+
+  desc_type_e typ;
   logic [1:0] gran;
-  assign typ  = qw0_q[3:0];
-  assign gran = qw0_q[5:4];
+  assign typ  = inv_qw0.hdr.typ;
+  assign gran = inv_qw0.hdr.gran;
 
   function automatic logic [63:0] bits(input int unsigned hi, input int unsigned lo);
     return (64'hFFFF_FFFF_FFFF_FFFF >> (63 - hi)) & ~((64'd1 << lo) - 64'd1);
@@ -88,24 +107,25 @@ module iommu_qi
   logic       dec_type_bad, dec_rsvd_bad, dec_is_wait;
   inv_cmd_t   dec_cmd;
   always_comb begin
-    dec_type_bad = !(typ inside {4'd1, 4'd2, 4'd5, 4'd6, 4'd7}) || qw0_q[11:9] != 3'b000;
+    dec_type_bad = !(typ inside {DescCc, DescIotlb, DescWait, DescPiotlb, DescPc})
+                   || inv_qw0.hdr.type_hi != 3'b000;
     dec_rsvd_bad = rest_nz_q;
-    dec_is_wait  = typ == 4'd5;
+    dec_is_wait  = typ == DescWait;
     dec_cmd      = '{
       iotlb:    1'b0,
       pcache:   1'b0,
       kind:     InvAll,
-      did:      qw0_q[31:16],
-      pasid:    qw0_q[51:32],
-      sid:      qw0_q[47:32],
+      did:      inv_qw0.did,
+      pasid:    inv_qw0.src.pasid,
+      sid:      inv_qw0.src.cc.sid,
       sid_mask: '0,
-      addr:     qw1_q[HawBits-1:12],
-      am:       qw1_q[5:0]
+      addr:     addr_qw1.addr[HawBits-1:12],
+      am:       addr_qw1.am
     };
     unique case (typ)
-      4'd1: begin  // context-cache: 1 global, 2 domain, 3 device (SID, FM)
+      DescCc: begin  // context-cache: 1 global, 2 domain, 3 device (SID, FM)
         dec_cmd.pcache = 1'b1;
-        unique case (qw0_q[49:48])
+        unique case (inv_qw0.src.cc.fm)
           2'd0:    dec_cmd.sid_mask = 3'b000;
           2'd1:    dec_cmd.sid_mask = 3'b100;
           2'd2:    dec_cmd.sid_mask = 3'b110;
@@ -115,7 +135,7 @@ module iommu_qi
         if (gran == 2'd0) dec_rsvd_bad = 1'b1;
         if ((qw0_q & ~(bits(5, 0) | bits(49, 16))) != '0 || qw1_q != '0) dec_rsvd_bad = 1'b1;
       end
-      4'd2: begin  // IOTLB: 1 global, 2 domain, 3 page-selective (DR/DW hints accepted)
+      DescIotlb: begin  // IOTLB: 1 global, 2 domain, 3 page-selective (DR/DW hints accepted)
         dec_cmd.iotlb = 1'b1;
         unique case (gran)
           2'd1:    dec_cmd.kind = InvAll;
@@ -126,19 +146,19 @@ module iommu_qi
         if ((qw0_q & ~(bits(7, 0) | bits(31, 16))) != '0
             || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
       end
-      4'd5: begin  // wait
+      DescWait: begin  // wait
         if ((qw0_q & ~(bits(6, 0) | bits(63, 32))) != '0 || qw1_q[1:0] != 2'b00) begin
           dec_rsvd_bad = 1'b1;
         end
       end
-      4'd6: begin  // PASID-based IOTLB: 2 PASID-selective, 3 page-selective within PASID
+      DescPiotlb: begin  // PASID-based IOTLB: 2 PASID-selective, 3 page-selective within PASID
         dec_cmd.iotlb = 1'b1;
         dec_cmd.kind  = (gran == 2'd3) ? InvDidPasidPage : InvDidPasid;
         if (gran inside {2'd0, 2'd1}) dec_rsvd_bad = 1'b1;
         if ((qw0_q & ~(bits(5, 0) | bits(51, 16))) != '0
             || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
       end
-      4'd7: begin  // PASID-cache: 0 DID, 1 DID+PASID, 3 global
+      DescPc: begin  // PASID-cache: 0 DID, 1 DID+PASID, 3 global
         dec_cmd.pcache = 1'b1;
         unique case (gran)
           2'd0:    dec_cmd.kind = InvDid;
@@ -218,8 +238,8 @@ module iommu_qi
         // quiesce_o is high: wait until nothing is in flight, then take effect.
         if (xlate_idle_i) begin
           if (dec_is_wait) begin
-            if (qw0_q[4]) iwc_set_o = 1'b1;
-            if (qw0_q[5]) begin
+            if (wait_qw0.iflag) iwc_set_o = 1'b1;
+            if (wait_qw0.sw) begin
               state_d = SStatus;
             end else begin
               head_d  = next_head(head_q);
@@ -257,10 +277,10 @@ module iommu_qi
                            && !(state_q == SStatus && status_sent_q);
   assign mem_req_write_o = state_q == SStatus;
   assign mem_req_addr_o  = (state_q == SStatus)
-      ? {qw1_q[63:3], 3'b000}
+      ? {wait_qw1.stat_addr, 3'b000}
       : {{(64 - HawBits){1'b0}}, iqa_base_i, 12'h000} + {45'h0, head_q, 5'h0} + {59'h0, cnt_q, 3'h0};
-  assign mem_req_wdata_o = {qw0_q[63:32], qw0_q[63:32]};
-  assign mem_req_wstrb_o = qw1_q[2] ? 8'hF0 : 8'h0F;
+  assign mem_req_wdata_o = {2{wait_qw0.stat_data}};
+  assign mem_req_wstrb_o = wait_qw1.stat_hi ? 8'hF0 : 8'h0F;
 
   // The status write is issued once per wait descriptor.
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -283,12 +303,10 @@ module iommu_qi
       state_q   <= SIdle;
       waiting_q <= 1'b0;
       head_q    <= '0;
-      qie_q     <= 1'b0;
     end else begin
       state_q   <= state_d;
       waiting_q <= waiting_d;
       head_q    <= head_d;
-      qie_q     <= qie_i;
     end
   end
 
@@ -299,14 +317,9 @@ module iommu_qi
     rest_nz_q <= rest_nz_d;
   end
 
-  logic unused_qi;
-  assign unused_qi = ^{qie_q};
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(inv_o && !xlate_idle_i)) else $error("invalidation while a translation is in flight");
-      assert (!(mem_rsp_valid_i && !waiting_q)) else $error("QI memory response without a request");
-    end
-  end
+  // An invalidation takes effect only with no translation in flight.
+  `ASSERT_NEVER(InvWhenIdle_A, inv_o && !xlate_idle_i)
+  // A memory response only for the request outstanding.
+  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !waiting_q)
 
 endmodule

@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // VT-d register file: VER, CAP, ECAP, GCMD/GSTS, RTADDR, fault status/event registers,
 // queued-invalidation registers and the primary fault recording registers.
 //
@@ -119,20 +123,21 @@ module iommu_regfile
   logic ppf;
   assign ppf = |frcd_f_q;
 
-  fault_rec_t  frcd_sel;
-  logic [63:0] frcd_qw1_rdata;
-  always_comb begin
-    frcd_sel                = frcd_q[frcd_idx];
-    frcd_qw1_rdata          = '0;
-    frcd_qw1_rdata[15:0]    = frcd_sel.sid;
-    frcd_qw1_rdata[29]      = frcd_sel.priv;
-    frcd_qw1_rdata[30]      = frcd_sel.exe;
-    frcd_qw1_rdata[31]      = frcd_sel.pp;
-    frcd_qw1_rdata[39:32]   = frcd_sel.reason;
-    frcd_qw1_rdata[59:40]   = frcd_sel.pasid;
-    frcd_qw1_rdata[62]      = frcd_sel.read;
-    frcd_qw1_rdata[63]      = frcd_f_q[frcd_idx];
-  end
+  fault_rec_t frcd_sel;
+  frcd_qw1_t  frcd_qw1_rdata;
+  assign frcd_sel       = frcd_q[frcd_idx];
+  assign frcd_qw1_rdata = '{
+    f:      frcd_f_q[frcd_idx],
+    read:   frcd_sel.read,
+    at:     '0,
+    pasid:  frcd_sel.pasid,
+    reason: frcd_sel.reason,
+    pp:     frcd_sel.pp,
+    exe:    frcd_sel.exe,
+    priv:   frcd_sel.priv,
+    rsvd:   '0,
+    sid:    frcd_sel.sid
+  };
 
   always_comb begin
     map_lo     = 1'b0;
@@ -457,14 +462,9 @@ module iommu_regfile
   assign inv_irq_o   = ~ie_im_q & iwc_q;
 
   // Invariants.
-  // Checked on the same (asynchronous-reset) edge as the flops they watch.
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (xlate_idle_i || (tes_d == tes_q && rtaddr_act_d == rtaddr_act_q))
-        else $error("TE or the root-table pointer changed while a translation was in flight");
-      assert (!(rvalid_q && rerror_q && rdata_q != 64'h0))
-        else $error("CSR error response carries data");
-    end
-  end
+  // TE and the root-table pointer change only while no translation is in flight.
+  `ASSERT(ModeChangeWhenIdle_A, xlate_idle_i || (tes_d == tes_q && rtaddr_act_d == rtaddr_act_q))
+  // An error response carries no data.
+  `ASSERT_NEVER(ErrorRspNoData_A, rvalid_q && rerror_q && rdata_q != 64'h0)
 
 endmodule

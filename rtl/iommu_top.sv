@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // VT-d scalable-mode translation unit: top level. See rtl/README.md for the diagram.
 //
 //   rx -> stage A: decode, malformed check, PASID-cache + IOTLB lookup (or a walk on a
@@ -457,20 +461,39 @@ module iommu_top
   };
 
   logic unused_top;
-  assign unused_top = ^{rtaddr[11:10], a_req.addr64, wk_pa[63:HawBits], a_pa[1:0]};
+  assign unused_top = ^{a_req.addr64, wk_pa[63:HawBits], a_pa[1:0]};
 
   // ---------------------------------------------------------------------------------------
   // Invariants
   // ---------------------------------------------------------------------------------------
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(tx_valid_o && cpl_valid_o)) else $error("a TLP went to both tx and cpl");
-      assert (!(a_adv && a_bad && a_emit && !a_emit_cpl)) else $error("a malformed request was forwarded");
-      assert (!(inv && !xlate_idle)) else $error("cache invalidation with a translation in flight");
-      assert (!(wk_done && !a_walk_q)) else $error("walker finished with no request waiting");
-      assert (!(a_adv && a_xlate && a_fault == FrNone && a_pa[63:HawBits] != '0))
-        else $error("translated address beyond the host address width");
-    end
-  end
+  // One TLP leaves on one port.
+  `ASSERT_NEVER(TxCplExclusive_A, tx_valid_o && cpl_valid_o)
+  // A malformed request is answered with a UR completion or dropped, never forwarded.
+  `ASSERT_NEVER(MalformedNotForwarded_A, a_adv && a_bad && a_emit && !a_emit_cpl)
+  // Caches are invalidated only with no translation in flight.
+  `ASSERT_NEVER(InvWhenIdle_A, inv && !xlate_idle)
+  // The walker finishes only for the request stage A holds.
+  `ASSERT_NEVER(WalkDoneHasReq_A, wk_done && !a_walk_q)
+  // A translated address fits the host address width.
+  `ASSERT_NEVER(PaWithinHaw_A, a_adv && a_xlate && a_fault == FrNone && a_pa[63:HawBits] != '0)
+
+  // Every output is known out of reset; a payload whenever its valid is set.
+  `ASSERT_KNOWN(RxReadyKnown_A, rx_ready_o)
+  `ASSERT_KNOWN(TxValidKnown_A, tx_valid_o)
+  `ASSERT_KNOWN_IF(TxHdrKnown_A, tx_hdr_o, tx_valid_o)
+  `ASSERT_KNOWN(CplValidKnown_A, cpl_valid_o)
+  `ASSERT_KNOWN_IF(CplHdrKnown_A, cpl_hdr_o, cpl_valid_o)
+  `ASSERT_KNOWN(CsrReadyKnown_A, csr_ready_o)
+  `ASSERT_KNOWN(CsrRvalidKnown_A, csr_rvalid_o)
+  `ASSERT_KNOWN_IF(CsrRdataKnown_A, csr_rdata_o, csr_rvalid_o)
+  `ASSERT_KNOWN_IF(CsrErrorKnown_A, csr_error_o, csr_rvalid_o)
+  `ASSERT_KNOWN(MemReqValidKnown_A, mem_req_valid_o)
+  `ASSERT_KNOWN_IF(MemReqWriteKnown_A, mem_req_write_o, mem_req_valid_o)
+  `ASSERT_KNOWN_IF(MemReqAddrKnown_A, mem_req_addr_o, mem_req_valid_o)
+  // Write data and strobes of a read are don't-care.
+  `ASSERT_KNOWN_IF(MemReqWdataKnown_A, mem_req_wdata_o, mem_req_valid_o && mem_req_write_o)
+  `ASSERT_KNOWN_IF(MemReqWstrbKnown_A, mem_req_wstrb_o, mem_req_valid_o && mem_req_write_o)
+  `ASSERT_KNOWN(FaultIrqKnown_A, fault_irq_o)
+  `ASSERT_KNOWN(InvIrqKnown_A, inv_irq_o)
 
 endmodule

@@ -1,3 +1,7 @@
+`ifndef IOMMU_ASSERT_SVH
+`include "iommu_assert.svh"
+`endif
+
 // Translation walker: root entry -> scalable-mode context entry -> PASID directory entry ->
 // PASID table entry, then the first-stage (IA-32e) or second-stage 4-level page walk, with
 // every architected check in the order of docs/contract.md "Translation flow and check order"
@@ -60,9 +64,6 @@ module iommu_walker
   logic [63:0]   qw0_q, qw0_d, qw1_q, qw1_d, qw2_q, qw2_d;
   logic          rest_nz_q, rest_nz_d;   // a reserved trailing quadword was non-zero
   pfn_t          ptr_q, ptr_d;           // next structure or table to read
-  pfn_t          pdir_q, pdir_d;
-  logic [2:0]    pdts_q, pdts_d;
-  logic          paside_q, paside_d;
   logic          rid_priv_q, rid_priv_d;
   logic          fpd_q, fpd_d;
   pasid_t        pasid_q, pasid_d;
@@ -114,6 +115,30 @@ module iommu_walker
   assign rsp = reading && waiting_q && mem_rsp_valid_i;
   assign err = mem_rsp_error_i;
 
+  // The response and the quadwords read so far, as the structures they are. Reserved bits
+  // are checked against the masks above on the raw quadwords.
+  root_entry_t root;
+  pdir_entry_t pdir;
+  pte_t        pte;
+  ctx_qw0_t    ctx0;
+  ctx_qw1_t    ctx1;
+  pasid_qw0_t  pe0;
+  pasid_qw1_t  pe1;
+  pasid_qw2_t  pe2;
+  assign root = root_entry_t'(e);
+  assign pdir = pdir_entry_t'(e);
+  assign pte  = pte_t'(e);
+  assign ctx0 = ctx_qw0_t'(qw0_q);
+  assign ctx1 = ctx_qw1_t'(qw1_q);
+  assign pe0  = pasid_qw0_t'(qw0_q);
+  assign pe1  = pasid_qw1_t'(qw1_q);
+  assign pe2  = pasid_qw2_t'(qw2_q);
+
+  logic unused_views;
+  assign unused_views = ^{root.rsvd, pdir.rsvd, pte.ign_hi, pte.ign_lo, pte.ign_attr,
+                          ctx0.rsvd, ctx0.pre, ctx0.dte, ctx1.rsvd, pe0.rsvd, pe0.ssade,
+                          pe0.ssee, pe1.ign, pe1.rsvd, pe2.rsvd, pe2.ign};
+
   always_comb begin
     state_d    = state_q;
     waiting_d  = waiting_q;
@@ -123,9 +148,6 @@ module iommu_walker
     qw2_d      = qw2_q;
     rest_nz_d  = rest_nz_q;
     ptr_d      = ptr_q;
-    pdir_d     = pdir_q;
-    pdts_d     = pdts_q;
-    paside_d   = paside_q;
     rid_priv_d = rid_priv_q;
     fpd_d      = fpd_q;
     pasid_d    = pasid_q;
@@ -168,10 +190,10 @@ module iommu_walker
       SRoot: if (rsp) begin
         record_d = 1'b1;
         if (err)                  {fault_d, state_d} = {FrRootRead, SDone};
-        else if (!e[0])           {fault_d, state_d} = {FrRootNotPresent, SDone};
+        else if (!root.p)         {fault_d, state_d} = {FrRootNotPresent, SDone};
         else if ((e & RootRsvd) != '0) {fault_d, state_d} = {FrRootReserved, SDone};
         else begin
-          ptr_d   = e[HawBits-1:12];
+          ptr_d   = root.ctp[HawBits-1:12];
           state_d = SCtx;
         end
       end
@@ -189,25 +211,22 @@ module iommu_walker
           {fault_d, state_d} = {FrCtxRead, SDone};
         end else if (cnt_q == 3'd3) begin
           cnt_d      = '0;
-          fpd_d      = qw0_q[1];
-          paside_d   = qw0_q[3];
-          pdts_d     = qw0_q[11:9];
-          pdir_d     = qw0_q[HawBits-1:12];
-          rid_priv_d = qw1_q[20];
-          pasid_d    = req_i.has_pasid ? req_i.pasid : qw1_q[19:0];
-          if (!qw0_q[0]) begin
+          fpd_d      = ctx0.fpd;
+          rid_priv_d = ctx1.rid_priv;
+          pasid_d    = req_i.has_pasid ? req_i.pasid : ctx1.rid_pasid;
+          if (!ctx0.p) begin
             {fault_d, state_d} = {FrCtxNotPresent, SDone};
           end else if ((qw0_q & CtxQw0Rsvd) != '0 || (qw1_q & CtxQw1Rsvd) != '0
                        || rest_nz_q || e != '0) begin
             {fault_d, state_d} = {FrCtxReserved, SDone};
           end else begin
-            record_d = !qw0_q[1];
-            if (req_i.has_pasid && !qw0_q[3]) begin
+            record_d = !ctx0.fpd;
+            if (req_i.has_pasid && !ctx0.paside) begin
               {fault_d, state_d} = {FrPasidDisabled, SDone};
-            end else if ({1'b0, pasid_d[19:6]} >= (15'd1 << (4'd7 + {1'b0, qw0_q[11:9]}))) begin
+            end else if ({1'b0, pasid_d[19:6]} >= (15'd1 << (4'd7 + {1'b0, ctx0.pdts}))) begin
               {fault_d, state_d} = {FrPasidTooLarge, SDone};
             end else begin
-              ptr_d   = qw0_q[HawBits-1:12];
+              ptr_d   = ctx0.pdir[HawBits-1:12];
               state_d = SPdir;
             end
           end
@@ -217,11 +236,11 @@ module iommu_walker
       SPdir: if (rsp) begin
         record_d = !fpd_q;
         if (err)                       {fault_d, state_d} = {FrPdirRead, SDone};
-        else if (!e[0])                {fault_d, state_d} = {FrPdirNotPresent, SDone};
+        else if (!pdir.p)              {fault_d, state_d} = {FrPdirNotPresent, SDone};
         else if ((e & PdirRsvd) != '0) {fault_d, state_d} = {FrPdirReserved, SDone};
         else begin
-          fpd_d   = fpd_q | e[1];
-          ptr_d   = e[HawBits-1:12];
+          fpd_d   = fpd_q | pdir.fpd;
+          ptr_d   = pdir.pt[HawBits-1:12];
           state_d = SPte;
         end
       end
@@ -241,36 +260,37 @@ module iommu_walker
           logic       pgtt_ok, ptr_rsvd;
           pgtt_e      pgtt;
           pgtt_ok  = 1'b1;
-          unique case (qw0_q[8:6])
-            3'b001:  pgtt = PgttFs;
-            3'b010:  pgtt = PgttSs;
-            3'b100:  pgtt = PgttPt;
+          unique case (pe0.pgtt)
+            PgttEncFs: pgtt = PgttFs;
+            PgttEncSs: pgtt = PgttSs;
+            PgttEncPt: pgtt = PgttPt;
             default: begin
               pgtt    = PgttPt;
               pgtt_ok = 1'b0;
             end
           endcase
-          ptr_rsvd = pgtt_ok && ((pgtt == PgttSs && qw0_q[63:HawBits] != '0)
-                                 || (pgtt == PgttFs && qw2_q[63:HawBits] != '0));
-          if (!qw0_q[0]) begin
+          ptr_rsvd = pgtt_ok && ((pgtt == PgttSs && pe0.ssptptr[63:HawBits] != '0)
+                                 || (pgtt == PgttFs && pe2.fsptptr[63:HawBits] != '0));
+          if (!pe0.p) begin
             {fault_d, state_d} = {FrPteNotPresent, SDone};
           end else if ((qw0_q & PteQw0Rsvd) != '0 || (qw1_q & PteQw1Rsvd) != '0
                        || (qw2_q & PteQw2Rsvd) != '0 || rest_nz_q || e != '0 || ptr_rsvd) begin
             {fault_d, state_d} = {FrPteReserved, SDone};
           end else begin
-            fpd_d    = fpd_q | qw0_q[1];
-            record_d = !(fpd_q | qw0_q[1]);
-            if (!pgtt_ok || (pgtt == PgttSs && qw0_q[4:2] != 3'b010)
-                || (pgtt == PgttFs && qw2_q[3:2] != 2'b00)) begin
+            fpd_d    = fpd_q | pe0.fpd;
+            record_d = !(fpd_q | pe0.fpd);
+            if (!pgtt_ok || (pgtt == PgttSs && pe0.aw != 3'b010)
+                || (pgtt == PgttFs && pe2.flpm != 2'b00)) begin
               {fault_d, state_d} = {FrPgttInvalid, SDone};
             end else begin
               info_d = '{
-                did:      qw1_q[15:0],
+                did:      pe1.did,
                 pgtt:     pgtt,
-                ptr:      (pgtt == PgttFs) ? qw2_q[HawBits-1:12] : qw0_q[HawBits-1:12],
-                sre:      qw2_q[0],
-                ere:      qw2_q[1],
-                fpd:      fpd_q | qw0_q[1],
+                ptr:      (pgtt == PgttFs) ? pe2.fsptptr[HawBits-1:12]
+                                           : pe0.ssptptr[HawBits-1:12],
+                sre:      pe2.sre,
+                ere:      pe2.ere,
+                fpd:      fpd_q | pe0.fpd,
                 rid_priv: rid_priv_q,
                 pasid:    pasid_q
               };
@@ -307,7 +327,7 @@ module iommu_walker
         logic        ss, ps, leaf;
         logic [63:0] low;
         ss   = info_q.pgtt == PgttSs;
-        ps   = e[7];
+        ps   = pte.ps;
         leaf = (level_q == 3'd1) || ps;
         // Frame bits below a superpage's size are reserved (first stage: bit 12 is PAT).
         unique case ({leaf, level_q})
@@ -317,23 +337,23 @@ module iommu_walker
         endcase
         if (err) begin
           {fault_d, state_d} = {ss ? FrSsRead : FrFsRead, SDone};
-        end else if (ss ? (e[1:0] == 2'b00) : !e[0]) begin
+        end else if (ss ? ({pte.w, pte.p_r} == 2'b00) : !pte.p_r) begin
           {fault_d, state_d} = {ss ? FrSsNotPresent : FrFsNotPresent, SDone};
         end else if ((e & PteAboveHaw) != '0 || (ps && level_q == 3'd4) || (e & low) != '0) begin
           {fault_d, state_d} = {ss ? FrSsReserved : FrFsReserved, SDone};
         end else begin
           logic r, w, us, xd;
-          r  = acc_r_q & (ss ? e[0] : 1'b1);
-          w  = acc_w_q & e[1];
-          us = acc_us_q & (ss ? 1'b1 : e[2]);
-          xd = acc_xd_q | (ss ? 1'b0 : e[63]);
+          r  = acc_r_q & (ss ? pte.p_r : 1'b1);
+          w  = acc_w_q & pte.w;
+          us = acc_us_q & (ss ? 1'b1 : pte.us_x);
+          xd = acc_xd_q | (ss ? 1'b0 : pte.xd);
           acc_r_d  = r;
           acc_w_d  = w;
           acc_us_d = us;
           acc_xd_d = xd;
           if (leaf) begin
             leaf_d.size = (level_q == 3'd3) ? Size1G : (level_q == 3'd2) ? Size2M : Size4K;
-            leaf_d.pa   = e[HawBits-1:12];
+            leaf_d.pa   = pte.addr[HawBits-1:12];
             if (level_q == 3'd3) leaf_d.pa[29:12] = '0;
             if (level_q == 3'd2) leaf_d.pa[20:12] = '0;
             leaf_d.r    = r;
@@ -343,7 +363,7 @@ module iommu_walker
             leaf_new_d  = 1'b1;
             state_d     = SLeaf;
           end else begin
-            ptr_d   = e[HawBits-1:12];
+            ptr_d   = pte.addr[HawBits-1:12];
             level_d = level_q - 3'd1;
           end
         end
@@ -382,9 +402,6 @@ module iommu_walker
     qw2_q      <= qw2_d;
     rest_nz_q  <= rest_nz_d;
     ptr_q      <= ptr_d;
-    pdir_q     <= pdir_d;
-    pdts_q     <= pdts_d;
-    paside_q   <= paside_d;
     rid_priv_q <= rid_priv_d;
     fpd_q      <= fpd_d;
     pasid_q    <= pasid_d;
@@ -411,15 +428,11 @@ module iommu_walker
   assign leaf_new_o = leaf_new_q && fault_q == FrNone;
   assign leaf_o     = leaf_q;
 
-  logic unused_walker;
-  assign unused_walker = ^{pdir_q, pdts_q, paside_q};
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (rst_ni) begin
-      assert (!(start_i && busy_o)) else $error("walker started while busy");
-      assert (!(rsp && !waiting_q)) else $error("memory response without a request");
-      assert (!(done_o && fault_q == FrNone && leaf_q.size == 2'd3)) else $error("bad leaf size");
-    end
-  end
+  // Started only when idle.
+  `ASSERT_NEVER(StartWhenIdle_A, start_i && busy_o)
+  // A memory response only for the request outstanding.
+  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !waiting_q)
+  // A translation names a page size that exists.
+  `ASSERT_NEVER(LeafSizeValid_A, done_o && fault_q == FrNone && leaf_q.size == 2'd3)
 
 endmodule

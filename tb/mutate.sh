@@ -41,12 +41,12 @@ mut() { names+=("$1"); files+=("$2"); descs+=("$3"); olds+=("$4"); news+=("$5");
 
 mut iotlb-pasid-tag rtl/iommu_iotlb.sv \
   "IOTLB lookup ignores the PASID tag (RID- and PASID-tagged entries alias)" \
-  'entry_q[i].did == lk_did_i && entry_q[i].pasid == lk_pasid_i' \
-  'entry_q[i].did == lk_did_i'
+  'way[i].did == lk_did_i && way[i].pasid == lk_pasid_i' \
+  'way[i].did == lk_did_i'
 mut iotlb-did-tag rtl/iommu_iotlb.sv \
   "IOTLB lookup ignores the DID tag" \
-  'valid_q[i] && entry_q[i].did == lk_did_i && entry_q[i].pasid' \
-  'valid_q[i] && entry_q[i].pasid'
+  'tag_match[i] = way[i].did == lk_did_i && way[i].pasid' \
+  'tag_match[i] = way[i].pasid'
 mut perm-write-ss rtl/iommu_pkg.sv \
   "second stage: a write without W is allowed" \
   $'        if (!write && !l.r) return FrReadDenied;\n        if (write && !l.w) return FrWriteDenied;\n' \
@@ -77,7 +77,7 @@ mut psi-no-addr-match rtl/iommu_iotlb.sv \
   'InvDidPage:      inv_hit[i] = did_ok;'
 mut psi-superpage rtl/iommu_iotlb.sv \
   "page-selective invalidation ignores the entry's page size (a 4K flush inside a 2M/1G entry misses it)" \
-  'ignore   = range_mask | size_mask(entry_q[i].leaf.size);' \
+  'ignore   = range_mask | size_mask(way[i].leaf.size);' \
   'ignore   = range_mask;'
 mut psi-am rtl/iommu_iotlb.sv \
   "page-selective invalidation ignores the address mask (AM): a range flush removes one page" \
@@ -105,7 +105,7 @@ mut walker-ps-level4 rtl/iommu_walker.sv \
   ''
 mut fpd-pasid-entry rtl/iommu_walker.sv \
   "the PASID entry's FPD is ignored (its faults are recorded)" \
-  'fpd:      fpd_q | qw0_q[1],' \
+  'fpd:      fpd_q | pe0.fpd,' \
   'fpd:      fpd_q,'
 mut frcd-overwrite rtl/iommu_regfile.sv \
   "fault recording overwrites a pending record instead of setting PFO" \
@@ -138,8 +138,8 @@ mut ccache-global-as-device rtl/iommu_qi.sv \
   'dec_cmd.kind = InvSid;'
 mut iotlb-plru-no-hit-update rtl/iommu_iotlb.sv \
   "IOTLB hits do not update the PLRU tree (only fills do): a recently used page is evicted" \
-  '.use_i     ((lk_use_i && lk_hit_o) || fill_i),' \
-  ".use_i     ((lk_use_i && lk_hit_o && 1'b0) || fill_i),"
+  '.lk_use_i      (lk_use_i),' \
+  ".lk_use_i      (lk_use_i && 1'b0),"
 mut plru-mru-victim rtl/iommu_plru.sv \
   "tree PLRU points toward the used way: the victim is the most recently used" \
   'tree_d[node] = ~use_idx_i[IdxBits-1-l];' \

@@ -1,0 +1,59 @@
+// Named assertions, in the manner of lowRISC's prim_assert.sv.
+//
+//   `ASSERT(Name_A, prop, clk = clk_i, rst = !rst_ni)    prop holds on every clock edge out of reset
+//   `ASSERT_NEVER(Name_A, prop, clk, rst)                prop never holds
+//   `ASSERT_KNOWN(Name_A, sig, clk, rst)                 sig has no X or Z bit
+//   `ASSERT_KNOWN_IF(Name_A, sig, en, clk, rst)          sig is known whenever en is 1 (and en
+//                                                        itself is always known)
+//   `ASSERT_INIT(Name_A, prop)                           prop holds at time 0 (parameters)
+//
+// The name is the assertion's label: a failure reports it with its hierarchy ("Assertion
+// TOP.iommu_top.u_iotlb.FillInvExclusive_A failed"). Every macro expands to nothing for
+// synthesis (SYNTHESIS defined). Clock and reset default to clk_i and !rst_ni, so the
+// assertions are disabled while the asynchronous reset is asserted.
+//
+// Include it guarded, so that a build that reads this file as the first source (tb/build.rs
+// passes every file of the `rtl` fileset to Verilator without an include path) and a build
+// that finds it through the include path (FuseSoC's is_include_file) both work:
+//
+//   `ifndef IOMMU_ASSERT_SVH
+//   `include "iommu_assert.svh"
+//   `endif
+
+`ifndef IOMMU_ASSERT_SVH
+`define IOMMU_ASSERT_SVH
+
+`ifdef SYNTHESIS
+
+`define ASSERT(__name, __prop, __clk = clk_i, __rst = !rst_ni)
+`define ASSERT_NEVER(__name, __prop, __clk = clk_i, __rst = !rst_ni)
+`define ASSERT_KNOWN(__name, __sig, __clk = clk_i, __rst = !rst_ni)
+`define ASSERT_KNOWN_IF(__name, __sig, __en, __clk = clk_i, __rst = !rst_ni)
+`define ASSERT_INIT(__name, __prop)
+
+`else
+
+`define ASSERT(__name, __prop, __clk = clk_i, __rst = !rst_ni) \
+  __name: assert property (@(posedge __clk) disable iff (__rst) (__prop)) \
+    else $error("Assertion %m failed");
+
+`define ASSERT_NEVER(__name, __prop, __clk = clk_i, __rst = !rst_ni) \
+  `ASSERT(__name, !(__prop), __clk, __rst)
+
+// With a 2-state simulator (Verilator) $isunknown is always 0 and these never fire; a
+// 4-state simulator checks them.
+`define ASSERT_KNOWN(__name, __sig, __clk = clk_i, __rst = !rst_ni) \
+  `ASSERT(__name, !$isunknown(__sig), __clk, __rst)
+
+`define ASSERT_KNOWN_IF(__name, __sig, __en, __clk = clk_i, __rst = !rst_ni) \
+  `ASSERT_KNOWN(__name``En, __en, __clk, __rst) \
+  `ASSERT(__name, !(__en) || !$isunknown(__sig), __clk, __rst)
+
+`define ASSERT_INIT(__name, __prop) \
+  initial begin : __name \
+    assert (__prop) else $fatal(1, "Assertion %m failed"); \
+  end
+
+`endif
+
+`endif
