@@ -493,9 +493,12 @@ fn run() -> Result<()> {
             "IOMMU_TB_ROOT_CLASS",
             format!("{prefix}___024root").as_str(),
         )
-        // The objects are position independent (the crate links into PIE executables and
-        // tests); without this, GCC assumes every global function can be interposed and
-        // inlines none of them, such as the model's `_eval_nba` into `_eval`.
+        // The objects link only into executables (the binary and the tests, PIE), so they
+        // are compiled as such: -fPIE, not -fPIC, so GCC neither assumes that a global
+        // function can be interposed (it inlines the model's `_eval_nba` into `_eval`) nor
+        // reaches globals and thread-locals through the GOT.
+        .pic(false)
+        .flag("-fPIE")
         .flag_if_supported("-fno-semantic-interposition");
     for (k, v) in &defines {
         b.define(k, v.as_str());

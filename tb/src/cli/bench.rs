@@ -48,6 +48,7 @@ pub fn bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
     // Like the C++ main, the loop reads the egress port only.
     let mut out = DutOut::default();
     let t0 = Instant::now();
+    let mut stepper = dut.stepper();
     for i in 0..cycles {
         inp.rx_hdr = [
             0x0000_0001,
@@ -55,7 +56,7 @@ pub fn bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
             ((i << 6) as u32) & 0xffff_fffc,
             0,
         ];
-        dut.step_into(&inp, Ports::TX, &mut out);
+        stepper.step_into(&inp, Ports::TX, &mut out);
         if out.tx_valid {
             for w in out.tx_hdr {
                 hash = (hash ^ u64::from(w)).wrapping_mul(0x100_0000_01b3);

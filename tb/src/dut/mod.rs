@@ -14,6 +14,19 @@ use thiserror::Error;
 
 pub use ffi::bridge::{DutIn, DutOut};
 
+/// A [`Dut`] borrowed for a loop of cycles (see [`Dut::stepper`]).
+pub struct Stepper<'a> {
+    shim: std::pin::Pin<&'a mut ffi::bridge::DutShim>,
+}
+
+impl Stepper<'_> {
+    /// One clock cycle, as [`Dut::step_into`].
+    #[inline]
+    pub fn step_into(&mut self, inp: &DutIn, ports: Ports, out: &mut DutOut) {
+        self.shim.as_mut().step(inp, ports.0, out);
+    }
+}
+
 /// The unit's Completer ID in the completions it builds (bus 0, device 0, function 0).
 pub const COMPLETER_ID: u16 = 0x0000;
 
@@ -124,6 +137,15 @@ impl Dut {
     #[inline]
     pub fn step_into(&mut self, inp: &DutIn, ports: Ports, out: &mut DutOut) {
         self.shim.pin_mut().step(inp, ports.0, out);
+    }
+
+    /// The model borrowed for a loop of cycles: [`Stepper::step_into`] steps it without
+    /// fetching the model through its owning pointer every cycle (as a C++ harness holds
+    /// its model pointer).
+    pub fn stepper(&mut self) -> Stepper<'_> {
+        Stepper {
+            shim: self.shim.pin_mut(),
+        }
     }
 
     /// Cycles simulated since construction.
