@@ -144,17 +144,7 @@ fn driver_step_fields_are_checked_when_parsing() {
             "unknown errno `EWHAT`",
         ),
     ];
-    for (step, at, what) in cases {
-        let text = format!("name: t\n{dev}steps:\n{step}");
-        let e = match vectors::parse_str(&text, Path::new("bad.yaml"), Path::new(".")) {
-            Ok(_) => panic!("accepted:\n{text}"),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            e.starts_with(at) && e.contains(what),
-            "expected `{at}`..`{what}`: {e}"
-        );
-    }
+    crate::assert_parse_errors(dev, &cases);
     // Kernel-level only.
     let text = "name: t\nsteps:\n  - set_root_entry: {}\n";
     let e = vectors::parse_str(text, Path::new("hw.yaml"), Path::new("."))

@@ -190,17 +190,7 @@ fn raw_tlp_and_descriptor_fields_are_checked_when_parsing() {
             "unknown register `NOPE`",
         ),
     ];
-    for (step, at, what) in cases {
-        let text = format!("name: t\nsteps:\n{step}");
-        let e = match vectors::parse_str(&text, Path::new("bad.yaml"), Path::new(".")) {
-            Ok(_) => panic!("accepted:\n{text}"),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            e.starts_with(at) && e.contains(what),
-            "expected `{at}`..`{what}`: {e}"
-        );
-    }
+    crate::assert_parse_errors("", &cases);
 }
 
 #[test]
