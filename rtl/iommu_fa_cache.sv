@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // Way management of a fully associative cache of Entries ways with tree-PLRU replacement,
 // shared by the IOTLB and the PASID-entry cache: the valid bits, the hitting way, the way a
 // fill writes and the replacement state. The user holds the entries (an unpacked array

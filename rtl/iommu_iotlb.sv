@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // PASID-tagged IOTLB: fully associative, Entries ways, tree-PLRU replacement
 // (iommu_fa_cache).
 //

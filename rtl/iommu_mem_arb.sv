@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // Memory-port arbiter: two clients (0: walker, 1: invalidation queue), one request
 // outstanding on the port at a time, fixed priority to the walker so a translation in
 // flight finishes first. The response goes to the client whose request is outstanding.

@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // Context/PASID-entry cache: what a walk of root -> scalable context -> PASID directory ->
 // PASID table produced for one {RID, PASID of the request} (no prefix: the context entry's
 // RID_PASID, recorded in the entry). Fully associative, tree-PLRU replacement

@@ -2,6 +2,13 @@
 // Bit positions follow the Intel VT-d specification (scalable mode) and docs/contract.md section 2.
 package iommu_pkg;
 
+  // The package names the whole VT-d register map and the TLP field encodings, and each
+  // module uses the constants of its own block, so some are unused in any one elaboration;
+  // its functions take whole request and entry structs and each reads only the fields its
+  // check needs.
+  /* verilator lint_off UNUSEDPARAM */
+  /* verilator lint_off UNUSEDSIGNAL */
+
   // ---------------------------------------------------------------------------------------
   // Widths
   // ---------------------------------------------------------------------------------------
@@ -468,4 +475,6 @@ package iommu_pkg;
     return pa;
   endfunction
 
+  /* verilator lint_on UNUSEDSIGNAL */
+  /* verilator lint_on UNUSEDPARAM */
 endpackage

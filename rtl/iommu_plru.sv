@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // Tree pseudo-LRU replacement for Entries ways (a power of two). `use_i` marks way
 // `use_idx_i` as most recently used; `victim_o` is the way the tree points away from.
 module iommu_plru #(

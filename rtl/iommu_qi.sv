@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // Queued invalidation (VT-d 6.5.2): fetches 256-bit descriptors from the queue at IQA
 // between IQH and IQT and executes them in order.
 //

@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // VT-d register file: VER, CAP, ECAP, GCMD/GSTS, RTADDR, fault status/event registers,
 // queued-invalidation registers and the primary fault recording registers.
 //

@@ -1,7 +1,3 @@
-`ifndef IOMMU_ASSERT_SVH
-`include "iommu_assert.svh"
-`endif
-
 // Translation walker: root entry -> scalable-mode context entry -> PASID directory entry ->
 // PASID table entry, then the first-stage (IA-32e) or second-stage 4-level page walk, with
 // every architected check in the order of docs/contract.md "Translation flow and check order"

@@ -1,8 +1,7 @@
 //! Verilates the RTL named in `fusesoc.core` and links it, with the Verilator runtime and the
 //! cxx bridge, into this crate.
 //!
-//! The RTL file list and the top module come from the core file's `waivers` and `rtl`
-//! filesets and its `default` target, so cargo and FuseSoC build the same design. The build
+//! The RTL file list and the top module come from the core file's `rtl` fileset and its `default` target, so cargo and FuseSoC build the same design. The build
 //! reruns only when the core file, an RTL file, the shim or a file Verilator read changes.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,8 +61,7 @@ fn read_core(root: &Path) -> Result<Core> {
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let core: serde_yaml::Value =
         serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let mut files = yaml_files(&core, "waivers", root)?;
-    files.extend(yaml_files(&core, "rtl", root)?);
+    let files = yaml_files(&core, "rtl", root)?;
     let top = core
         .get("targets")
         .and_then(|t| t.get("default"))

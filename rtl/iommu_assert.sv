@@ -12,16 +12,14 @@
 // synthesis (SYNTHESIS defined). Clock and reset default to clk_i and !rst_ni, so the
 // assertions are disabled while the asynchronous reset is asserted.
 //
-// Include it guarded, so that a build that reads this file as the first source (tb/build.rs
-// passes every file of the `rtl` fileset to Verilator without an include path) and a build
-// that finds it through the include path (FuseSoC's is_include_file) both work:
-//
-//   `ifndef IOMMU_ASSERT_SVH
-//   `include "iommu_assert.svh"
-//   `endif
+// This file holds macros only. It is read as a source file before every module that uses
+// the macros (first in fusesoc.core's `rtl` fileset, which tb/build.rs and FuseSoC both
+// follow; first in an alphabetical `rtl/*.sv` too), so no module includes it and no include
+// path is needed: a macro defined in one file stays defined for the files read after it.
+// The guard lets a tool read it twice.
 
-`ifndef IOMMU_ASSERT_SVH
-`define IOMMU_ASSERT_SVH
+`ifndef IOMMU_ASSERT_MACROS
+`define IOMMU_ASSERT_MACROS
 
 `ifdef SYNTHESIS
 
