@@ -10,8 +10,9 @@
 // translation until an invalidation removes both). A hit used (lk_use_i) or a fill marks its
 // way most recently used.
 //
-// A fill writes the way that hit when fill_at_hit_i says the fill is for the key that hit
-// (a re-walk replaces its entry), else the lowest invalid way, else the PLRU victim. An
+// A fill writes the valid way whose tag equals the fill's (fill_match_i: a re-walk, or a
+// walk that ran beside another for the same key, replaces the entry, so no key is held
+// twice), else the lowest invalid way, else the PLRU victim. An
 // invalidation clears, in one cycle, the valid bit of every way in inv_hit_i; a fill in the
 // same cycle sets its way's.
 module iommu_fa_cache #(
@@ -29,7 +30,7 @@ module iommu_fa_cache #(
 
   // Fill
   input  logic               fill_i,
-  input  logic               fill_at_hit_i, // the fill is for the key that hits: replace it
+  input  logic [Entries-1:0] fill_match_i,  // ways whose tag equals the fill's
   output logic [IdxBits-1:0] fill_idx_o,
 
   // Invalidation
@@ -68,7 +69,17 @@ module iommu_fa_cache #(
     .idx_o  (free_idx)
   );
 
-  assign fill_idx = (fill_at_hit_i && lk_hit_o) ? hit_idx : (any_free ? free_idx : victim);
+  logic [IdxBits-1:0] same_idx;
+  logic               any_same;
+  iommu_first_set #(
+    .Width (Entries)
+  ) u_same_way (
+    .bits_i (valid_q & fill_match_i),
+    .any_o  (any_same),
+    .idx_o  (same_idx)
+  );
+
+  assign fill_idx = any_same ? same_idx : (any_free ? free_idx : victim);
 
   iommu_plru #(
     .Entries (Entries)
@@ -99,6 +110,8 @@ module iommu_fa_cache #(
 
   assign fill_idx_o = fill_idx;
 
+  // No tag is held twice: a fill finds at most one way with its tag.
+  `ASSERT(FillOnce_A, !fill_i || $onehot0(valid_q & fill_match_i))
   // A hit names a valid way.
   `ASSERT(HitValid_A, !lk_hit_o || valid_q[hit_idx])
 

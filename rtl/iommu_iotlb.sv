@@ -6,7 +6,7 @@
 // requests without a prefix, so RID- and PASID-tagged translations of one domain are
 // separate entries, exactly as VT-d tags them.
 //
-// Lookup is combinational. A fill writes the way that hit (a re-walk after a failed
+// Lookup is combinational. A fill writes the way holding its tag (a re-walk after a failed
 // permission check replaces its entry), else the first invalid way, else the PLRU victim.
 // An invalidation removes, in one cycle, every entry whose tag meets the command; the
 // address match covers any overlap of the entry's page and the 2^am-page range.
@@ -74,10 +74,15 @@ module iommu_iotlb
     end
   end
 
-  // A fill for the address that hit replaces that entry.
-  logic fill_at_hit;
-  assign fill_at_hit = fill_did_i == lk_did_i && fill_pasid_i == lk_pasid_i
-                       && fill_page_i == lk_page_i;
+  // A fill replaces the entry with its tag, if there is one.
+  logic [Entries-1:0] fill_match;
+  always_comb begin
+    for (int unsigned i = 0; i < Entries; i++) begin
+      fill_match[i] = way[i].did == fill_did_i && way[i].pasid == fill_pasid_i
+                      && way[i].leaf.size == fill_leaf_i.size
+                      && way[i].page == align(fill_page_i, fill_leaf_i.size);
+    end
+  end
 
   // ---------------------------------------------------------------------------------------
   // Invalidation match
@@ -117,7 +122,7 @@ module iommu_iotlb
     .lk_idx_o      (hit_idx),
     .lk_use_i      (lk_use_i),
     .fill_i,
-    .fill_at_hit_i (fill_at_hit),
+    .fill_match_i  (fill_match),
     .fill_idx_o    (fill_idx),
     .inv_i         (inv_i && inv_cmd_i.iotlb),
     .inv_hit_i     (inv_hit)
@@ -139,8 +144,8 @@ module iommu_iotlb
   logic unused_iotlb;
   assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
 
-  // The pipeline never fills and invalidates in the same cycle: invalidations run only
-  // when no translation is in flight.
+  // Never a fill and an invalidation in the same cycle: a walk in flight when an
+  // invalidation takes effect is stale and fills nothing.
   `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
   `ASSERT_NEVER(FillSizeValid_A, fill_i && fill_leaf_i.size == 2'd3)
 

@@ -475,6 +475,60 @@ package iommu_pkg;
     return pa;
   endfunction
 
+  // ---------------------------------------------------------------------------------------
+  // PCIe ordering at the translated-request port (docs/contract.md section 4, rule 2)
+  // ---------------------------------------------------------------------------------------
+
+  // What the ordering rules look at in a memory request.
+  typedef struct packed {
+    logic       posted;  // MWr (else MRd)
+    logic [2:0] tc;      // DW0 22:20
+    logic       ro;      // Attr[1], DW0 13
+    logic       ido;     // Attr[2], DW0 18
+    rid_t       rid;
+  } order_t;
+
+  function automatic order_t order_of(input logic [31:0] dw0, input logic posted, input rid_t rid);
+    return '{posted: posted, tc: dw0[22:20], ro: dw0[13], ido: dw0[18], rid: rid};
+  endfunction
+
+  // Whether memory request `later` may leave on the translated-request port before
+  // `earlier`: always across traffic classes and past a read; past a posted write only a
+  // posted write with RO, or a request with IDO from another requester.
+  function automatic logic may_pass(input order_t later, input order_t earlier);
+    if (later.tc != earlier.tc || !earlier.posted) return 1'b1;
+    if (later.posted && later.ro) return 1'b1;
+    return later.ido && later.rid != earlier.rid;
+  endfunction
+
+  // A finished walk, as the requests it serves see it.
+  typedef struct packed {
+    fault_reason_e fault;   // a fault found by the walk (FrNone: leaf holds the page)
+    logic          record;  // that fault is recorded
+    pasid_info_t   info;
+    leaf_t         leaf;
+  } walk_res_t;
+
+  // The outcome of one request: a walk's fault, else the leaf's check for this request.
+  typedef struct packed {
+    fault_reason_e fault;
+    logic          record;
+    logic [63:0]   pa;
+  } outcome_t;
+
+  function automatic outcome_t walk_outcome(input walk_res_t w, input mem_req_t r);
+    outcome_t o;
+    o.pa = leaf_pa(w.leaf, r.addr);
+    if (w.fault != FrNone) begin
+      o.fault  = w.fault;
+      o.record = w.record;
+    end else begin
+      o.fault  = leaf_check(w.info.pgtt, w.leaf, r.write, eff_pmr(w.info, r), eff_er(r));
+      o.record = !w.info.fpd;
+    end
+    return o;
+  endfunction
+
   /* verilator lint_on UNUSEDSIGNAL */
   /* verilator lint_on UNUSEDPARAM */
 endpackage

@@ -2,12 +2,13 @@
 // between IQH and IQT and executes them in order.
 //
 //   1 context-cache, 2 IOTLB, 6 PASID-based IOTLB, 7 PASID-cache: one cache command,
-//     applied in one cycle while no translation is in flight (quiesce_o stops new ones and
-//     the pipeline drains first), so no walk that started before the invalidation can fill
-//     a stale entry after it.
+//     applied in one cycle while translations and walks go on; a walk in flight then is
+//     stale and fills no cache (iommu_walker), so none can install an entry the
+//     invalidation removed.
 //   5 wait: completes after every earlier descriptor (they are executed strictly in order)
-//     and after the pipeline has drained, so no TLP translated before it leaves after it;
-//     then the status write (SW) and/or ICS.IWC (IF).
+//     and after the pipeline has drained (quiesce_o stops new requests meanwhile), so no
+//     TLP translated before it leaves after it, and no walk begun before it is still
+//     running; then the status write (SW) and/or ICS.IWC (IF).
 //
 // A descriptor with an unknown type, a granularity this unit does not offer, or a reserved
 // bit set, a memory error while fetching, or an invalid IQT sets FSTS.IQE with the reason in
@@ -231,18 +232,18 @@ module iommu_qi
         end
       end
       SDrain: begin
-        // quiesce_o is high: wait until nothing is in flight, then take effect.
-        if (xlate_idle_i) begin
-          if (dec_is_wait) begin
-            if (wait_qw0.iflag) iwc_set_o = 1'b1;
-            if (wait_qw0.sw) begin
-              state_d = SStatus;
-            end else begin
-              head_d  = next_head(head_q);
-              state_d = SIdle;
-            end
+        // A cache invalidation takes effect at once, with translations and walks in
+        // flight (walks in flight are marked stale and fill nothing). A wait raises
+        // quiesce_o and completes once nothing is in flight.
+        if (!dec_is_wait) begin
+          inv_o   = 1'b1;
+          head_d  = next_head(head_q);
+          state_d = SIdle;
+        end else if (xlate_idle_i) begin
+          if (wait_qw0.iflag) iwc_set_o = 1'b1;
+          if (wait_qw0.sw) begin
+            state_d = SStatus;
           end else begin
-            inv_o   = 1'b1;
             head_d  = next_head(head_q);
             state_d = SIdle;
           end
@@ -289,7 +290,7 @@ module iommu_qi
     end
   end
 
-  assign quiesce_o = state_q == SDrain;
+  assign quiesce_o = state_q == SDrain && dec_is_wait;
   assign inv_cmd_o = dec_cmd;
   assign iqh_o     = {head_q, 1'b0};
   assign idle_o    = state_q inside {SIdle, SError} && !waiting_q;
@@ -314,7 +315,6 @@ module iommu_qi
   end
 
   // An invalidation takes effect only with no translation in flight.
-  `ASSERT_NEVER(InvWhenIdle_A, inv_o && !xlate_idle_i)
   // A memory response only for the request outstanding.
   `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !waiting_q)
 

@@ -15,6 +15,7 @@ module iommu_top
   parameter int unsigned IotlbEntries = 32,
   parameter int unsigned PcacheEntries = 8,
   parameter int unsigned NumFrcd      = 8,
+  parameter int unsigned NumWalkers   = 8,
   parameter logic [15:0] CompleterId  = 16'h0000
 ) (
   input  logic                         clk_i,
@@ -127,9 +128,13 @@ module iommu_top
   logic     quiesce, inv;
   inv_cmd_t inv_cmd;
 
-  logic [1:0]       arb_req_valid, arb_req_ready, arb_req_write, arb_rsp_valid;
-  logic [1:0][63:0] arb_req_addr, arb_req_wdata;
-  logic [1:0][7:0]  arb_req_wstrb;
+  // Memory clients: the walkers (0 .. NumWalkers-1), then the queue.
+  localparam int unsigned MemClients = NumWalkers + 1;
+  localparam int unsigned QiClient   = NumWalkers;
+
+  logic [MemClients-1:0]       arb_req_valid, arb_req_ready, arb_req_write, arb_rsp_valid;
+  logic [MemClients-1:0][63:0] arb_req_addr, arb_req_wdata;
+  logic [MemClients-1:0][7:0]  arb_req_wstrb;
 
   iommu_qi u_qi (
     .clk_i,
@@ -149,18 +154,20 @@ module iommu_top
     .xlate_idle_i    (xlate_idle),
     .inv_o           (inv),
     .inv_cmd_o       (inv_cmd),
-    .mem_req_valid_o (arb_req_valid[1]),
-    .mem_req_ready_i (arb_req_ready[1]),
-    .mem_req_write_o (arb_req_write[1]),
-    .mem_req_addr_o  (arb_req_addr[1]),
-    .mem_req_wdata_o (arb_req_wdata[1]),
-    .mem_req_wstrb_o (arb_req_wstrb[1]),
-    .mem_rsp_valid_i (arb_rsp_valid[1]),
+    .mem_req_valid_o (arb_req_valid[QiClient]),
+    .mem_req_ready_i (arb_req_ready[QiClient]),
+    .mem_req_write_o (arb_req_write[QiClient]),
+    .mem_req_addr_o  (arb_req_addr[QiClient]),
+    .mem_req_wdata_o (arb_req_wdata[QiClient]),
+    .mem_req_wstrb_o (arb_req_wstrb[QiClient]),
+    .mem_rsp_valid_i (arb_rsp_valid[QiClient]),
     .mem_rsp_rdata_i,
     .mem_rsp_error_i
   );
 
-  iommu_mem_arb u_mem_arb (
+  iommu_mem_arb #(
+    .NumClients (MemClients)
+  ) u_mem_arb (
     .clk_i,
     .rst_ni,
     .req_valid_i     (arb_req_valid),
@@ -216,11 +223,9 @@ module iommu_top
   pasid_info_t pc_info;
   leaf_t       tl_leaf;
 
-  logic          wk_start, wk_busy, wk_done, wk_record, wk_info_new, wk_leaf_new;
-  fault_reason_e wk_fault;
-  logic [63:0]   wk_pa;
-  pasid_info_t   wk_info;
-  leaf_t         wk_leaf;
+  logic        mq_fill, mq_fill_info, mq_fill_leaf;
+  mem_req_t    mq_fill_req;
+  walk_res_t   mq_fill_res;
 
   iommu_pasid_cache #(
     .Entries (PcacheEntries)
@@ -233,11 +238,11 @@ module iommu_top
     .lk_hit_o         (pc_hit),
     .lk_info_o        (pc_info),
     .lk_use_i         (lk_use),
-    .fill_i           (wk_done && wk_info_new),
-    .fill_rid_i       (a_req.rid),
-    .fill_has_pasid_i (a_req.has_pasid),
-    .fill_pasid_i     (a_req.pasid),
-    .fill_info_i      (wk_info),
+    .fill_i           (mq_fill && mq_fill_info),
+    .fill_rid_i       (mq_fill_req.rid),
+    .fill_has_pasid_i (mq_fill_req.has_pasid),
+    .fill_pasid_i     (mq_fill_req.pasid),
+    .fill_info_i      (mq_fill_res.info),
     .inv_i            (inv),
     .inv_cmd_i        (inv_cmd)
   );
@@ -253,11 +258,11 @@ module iommu_top
     .lk_hit_o     (tl_hit),
     .lk_leaf_o    (tl_leaf),
     .lk_use_i     (lk_use),
-    .fill_i       (wk_done && wk_leaf_new),
-    .fill_did_i   (wk_info.did),
-    .fill_pasid_i (wk_info.pasid),
-    .fill_page_i  (a_req.addr[HawBits-1:12]),
-    .fill_leaf_i  (wk_leaf),
+    .fill_i       (mq_fill && mq_fill_leaf),
+    .fill_did_i   (mq_fill_res.info.did),
+    .fill_pasid_i (mq_fill_res.info.pasid),
+    .fill_page_i  (mq_fill_req.addr[HawBits-1:12]),
+    .fill_leaf_i  (mq_fill_res.leaf),
     .inv_i        (inv),
     .inv_cmd_i    (inv_cmd)
   );
@@ -292,93 +297,147 @@ module iommu_top
     end
   end
 
-  // Miss: the walker runs while stage A holds the request (in order).
-  logic a_walk_q, a_wres_q;
-  assign wk_start = a_xlate && !a_walk_q && !hit_ok && !wk_busy;
+  // ---------------------------------------------------------------------------------------
+  // Misses: stage A hands the request to the miss queue and takes the next one.
+  // ---------------------------------------------------------------------------------------
+  logic     a_miss, mq_alloc, mq_alloc_ready, mq_blocked, mq_empty, mq_ret_valid, mq_ret;
+  order_t   a_ord;
+  mem_req_t          mq_ret_req;
+  logic [3:0][31:0]  mq_ret_hdr;
+  logic              mq_ret_posted;
+  logic [11:0]       mq_ret_byte_count;
+  logic [6:0]        mq_ret_lower_addr;
+  outcome_t          mq_ret_outcome;
 
-  iommu_walker u_walker (
+  assign a_miss = a_xlate && !hit_ok;
+  assign a_ord  = order_of(a_hdr_q[0], a_posted, a_req.rid);
+
+  iommu_miss_queue #(
+    .Slots (NumWalkers)
+  ) u_miss_queue (
     .clk_i,
     .rst_ni,
-    .start_i         (wk_start),
-    .req_i           (a_req),
-    .root_i          (rtaddr[HawBits-1:12]),
-    .info_valid_i    (pc_hit),
-    .info_i          (pc_info),
-    .busy_o          (wk_busy),
-    .done_o          (wk_done),
-    .fault_o         (wk_fault),
-    .record_o        (wk_record),
-    .pa_o            (wk_pa),
-    .info_new_o      (wk_info_new),
-    .info_o          (wk_info),
-    .leaf_new_o      (wk_leaf_new),
-    .leaf_o          (wk_leaf),
-    .mem_req_valid_o (arb_req_valid[0]),
-    .mem_req_ready_i (arb_req_ready[0]),
-    .mem_req_addr_o  (arb_req_addr[0]),
-    .mem_rsp_valid_i (arb_rsp_valid[0]),
+    .root_i             (rtaddr[HawBits-1:12]),
+    .inv_i              (inv),
+    .alloc_i            (mq_alloc),
+    .alloc_ready_o      (mq_alloc_ready),
+    .alloc_req_i        (a_req),
+    .alloc_hdr_i        (a_hdr_q),
+    .alloc_posted_i     (a_posted),
+    .alloc_byte_count_i (a_byte_count),
+    .alloc_lower_addr_i (a_lower_addr),
+    .alloc_info_valid_i (pc_hit),
+    .alloc_info_i       (pc_info),
+    .cand_ord_i         (a_ord),
+    .cand_blocked_o     (mq_blocked),
+    .empty_o            (mq_empty),
+    .ret_valid_o        (mq_ret_valid),
+    .ret_i              (mq_ret),
+    .ret_req_o          (mq_ret_req),
+    .ret_hdr_o          (mq_ret_hdr),
+    .ret_posted_o       (mq_ret_posted),
+    .ret_byte_count_o   (mq_ret_byte_count),
+    .ret_lower_addr_o   (mq_ret_lower_addr),
+    .ret_outcome_o      (mq_ret_outcome),
+    .fill_o             (mq_fill),
+    .fill_info_o        (mq_fill_info),
+    .fill_leaf_o        (mq_fill_leaf),
+    .fill_req_o         (mq_fill_req),
+    .fill_res_o         (mq_fill_res),
+    .mem_req_valid_o    (arb_req_valid[NumWalkers-1:0]),
+    .mem_req_ready_i    (arb_req_ready[NumWalkers-1:0]),
+    .mem_req_addr_o     (arb_req_addr[NumWalkers-1:0]),
+    .mem_rsp_valid_i    (arb_rsp_valid[NumWalkers-1:0]),
     .mem_rsp_rdata_i,
     .mem_rsp_error_i
   );
-  assign arb_req_write[0] = 1'b0;
-  assign arb_req_wdata[0] = '0;
-  assign arb_req_wstrb[0] = '0;
+  assign arb_req_write[NumWalkers-1:0] = '0;
+  assign arb_req_wdata[NumWalkers-1:0] = '0;
+  assign arb_req_wstrb[NumWalkers-1:0] = '0;
 
-  // Outcome of stage A.
-  logic          a_res_ok, a_emit, a_emit_cpl;
+  // ---------------------------------------------------------------------------------------
+  // Retirement: one request per cycle leaves the unit (or is dropped), the miss queue's
+  // oldest ready request first, else stage A's if its outcome is known and may leave: a
+  // translated or forwarded memory request not past an older queued posted write it may
+  // not pass, a recorded fault only when nothing older is queued (records in request
+  // order).
+  // ---------------------------------------------------------------------------------------
+  logic          a_res_ok, a_tx, a_may_go;
   fault_reason_e a_fault;
   logic          a_record;
   logic [63:0]   a_pa;
   always_comb begin
-    a_res_ok = 1'b0;
-    a_fault  = FrNone;
-    a_record = 1'b0;
-    a_pa     = a_req.addr;
-    if (a_bad || a_fwd) begin
-      a_res_ok = 1'b1;
-    end else if (a_xlate) begin
-      if (a_wres_q) begin
-        {a_res_ok, a_fault, a_record, a_pa} = {1'b1, wk_fault, wk_record, wk_pa};
-      end else if (!a_walk_q && hit_ok) begin
-        {a_res_ok, a_fault, a_record, a_pa} = {1'b1, hit_fault, hit_record, hit_pa};
-      end
-    end
-    // What leaves: a forwarded or translated TLP on tx, a UR completion on cpl, or nothing
-    // for a malformed or faulting posted request.
-    a_emit_cpl = (a_bad || (a_xlate && a_fault != FrNone)) && !a_posted;
-    a_emit     = a_fwd || (a_xlate && a_fault == FrNone) || a_emit_cpl;
+    a_res_ok = a_bad || a_fwd || (a_xlate && hit_ok);
+    a_fault  = a_xlate ? hit_fault : FrNone;
+    a_record = a_xlate && hit_record;
+    a_pa     = a_xlate ? hit_pa : a_req.addr;
+    a_tx     = a_fwd || (a_xlate && a_fault == FrNone);
+    a_may_go = a_tx ? !(a_is_mem && mq_blocked)
+                    : !(a_fault != FrNone && a_record && !mq_empty);
   end
 
-  // ---------------------------------------------------------------------------------------
-  // Stage E: the registered egress TLP.
-  // ---------------------------------------------------------------------------------------
-  logic             e_valid_q, e_cpl_q, e_done, a_adv;
+  logic             e_valid_q, e_cpl_q, e_done, e_free, a_ret, a_adv;
   logic [3:0][31:0] e_hdr_q, e_hdr_d;
 
-  assign e_done = e_valid_q && (e_cpl_q ? cpl_ready_i : tx_ready_i);
-  assign a_adv  = a_valid_q && a_res_ok && (!e_valid_q || e_done);
-  assign lk_use = a_adv && a_xlate && !a_walk_q && hit_ok;
+  assign e_done   = e_valid_q && (e_cpl_q ? cpl_ready_i : tx_ready_i);
+  assign e_free   = !e_valid_q || e_done;
+  assign mq_ret   = mq_ret_valid && e_free;
+  assign a_ret    = a_valid_q && a_res_ok && a_may_go && e_free && !mq_ret;
+  assign mq_alloc = a_miss && mq_alloc_ready;
+  assign a_adv    = a_ret || mq_alloc;
+  assign lk_use   = a_ret && a_xlate;
 
   assign rx_ready_o = (!a_valid_q || a_adv) && !cfg_pending && !quiesce;
-  assign xlate_idle = !a_valid_q && !e_valid_q && !wk_busy;
+  assign xlate_idle = !a_valid_q && !e_valid_q && mq_empty;
+
+  // The retiring request.
+  logic             r_xlate, r_bad, r_fwd, r_posted;
+  mem_req_t         r_req;
+  logic [3:0][31:0] r_hdr;
+  logic [11:0]      r_byte_count;
+  logic [6:0]       r_lower_addr;
+  fault_reason_e    r_fault;
+  logic             r_record;
+  logic [63:0]      r_pa;
+  always_comb begin
+    if (mq_ret) begin
+      {r_xlate, r_bad, r_fwd} = 3'b100;
+      r_req        = mq_ret_req;
+      r_hdr        = mq_ret_hdr;
+      r_posted     = mq_ret_posted;
+      r_byte_count = mq_ret_byte_count;
+      r_lower_addr = mq_ret_lower_addr;
+      r_fault      = mq_ret_outcome.fault;
+      r_record     = mq_ret_outcome.record;
+      r_pa         = mq_ret_outcome.pa;
+    end else begin
+      {r_xlate, r_bad, r_fwd} = {a_xlate, a_bad, a_fwd};
+      r_req        = a_req;
+      r_hdr        = a_hdr_q;
+      r_posted     = a_posted;
+      r_byte_count = a_byte_count;
+      r_lower_addr = a_lower_addr;
+      r_fault      = a_fault;
+      r_record     = a_record;
+      r_pa         = a_pa;
+    end
+  end
+
+  // What leaves: a forwarded or translated TLP on tx, a UR completion on cpl, or nothing
+  // for a malformed or faulting posted request.
+  logic r_go, r_emit, r_emit_cpl;
+  assign r_go       = mq_ret || a_ret;
+  assign r_emit_cpl = (r_bad || (r_xlate && r_fault != FrNone)) && !r_posted;
+  assign r_emit     = r_fwd || (r_xlate && r_fault == FrNone) || r_emit_cpl;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       a_valid_q <= 1'b0;
-      a_walk_q  <= 1'b0;
-      a_wres_q  <= 1'b0;
     end else begin
       if (rx_ready_o) begin
         a_valid_q <= rx_valid_i;
       end else if (a_adv) begin
         a_valid_q <= 1'b0;
-      end
-      if (a_adv) begin
-        a_walk_q <= 1'b0;
-        a_wres_q <= 1'b0;
-      end else begin
-        if (wk_start) a_walk_q <= 1'b1;
-        if (wk_done)  a_wres_q <= 1'b1;
       end
     end
   end
@@ -395,29 +454,32 @@ module iommu_top
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       malformed_cnt_q <= '0;
-    end else if (a_bad && a_adv && malformed_cnt_q != '1) begin
+    end else if (a_bad && a_ret && malformed_cnt_q != '1) begin
       malformed_cnt_q <= malformed_cnt_q + 32'd1;
     end
   end
 
+  // ---------------------------------------------------------------------------------------
+  // Stage E: the registered egress TLP.
+  // ---------------------------------------------------------------------------------------
   // Egress header: unchanged when forwarded; the translated address in the 3DW form below
   // 4 GiB and the 4DW form above, prefix removed; or a UR completion (Cpl, no data) with TC,
   // Attr[1:0] and the 10-bit tag (T9, T8) of the request.
   always_comb begin
-    e_hdr_d = a_hdr_q;
-    if (a_emit_cpl) begin
-      e_hdr_d[0] = {FmtNoData3Dw, TypeCpl, a_hdr_q[0][23], a_hdr_q[0][22:20], a_hdr_q[0][19],
-                    3'b000, 1'b0, 1'b0, a_hdr_q[0][13:12], 2'b00, 10'd0};
-      e_hdr_d[1] = {CompleterId, CplStatusUr, 1'b0, a_byte_count};
-      e_hdr_d[2] = {a_req.rid, a_req.tag, 1'b0, a_lower_addr};
+    e_hdr_d = r_hdr;
+    if (r_emit_cpl) begin
+      e_hdr_d[0] = {FmtNoData3Dw, TypeCpl, r_hdr[0][23], r_hdr[0][22:20], r_hdr[0][19],
+                    3'b000, 1'b0, 1'b0, r_hdr[0][13:12], 2'b00, 10'd0};
+      e_hdr_d[1] = {CompleterId, CplStatusUr, 1'b0, r_byte_count};
+      e_hdr_d[2] = {r_req.rid, r_req.tag, 1'b0, r_lower_addr};
       e_hdr_d[3] = '0;
-    end else if (a_xlate) begin
-      e_hdr_d[0][29] = a_pa[63:32] != '0;
-      if (a_pa[63:32] != '0) begin
-        e_hdr_d[2] = a_pa[63:32];
-        e_hdr_d[3] = {a_pa[31:2], 2'b00};
+    end else if (r_xlate) begin
+      e_hdr_d[0][29] = r_pa[63:32] != '0;
+      if (r_pa[63:32] != '0) begin
+        e_hdr_d[2] = r_pa[63:32];
+        e_hdr_d[3] = {r_pa[31:2], 2'b00};
       end else begin
-        e_hdr_d[2] = {a_pa[31:2], 2'b00};
+        e_hdr_d[2] = {r_pa[31:2], 2'b00};
         e_hdr_d[3] = '0;
       end
     end
@@ -426,16 +488,16 @@ module iommu_top
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       e_valid_q <= 1'b0;
-    end else if (a_adv) begin
-      e_valid_q <= a_emit;
+    end else if (r_go) begin
+      e_valid_q <= r_emit;
     end else if (e_done) begin
       e_valid_q <= 1'b0;
     end
   end
 
   always_ff @(posedge clk_i) begin
-    if (a_adv && a_emit) begin
-      e_cpl_q <= a_emit_cpl;
+    if (r_go && r_emit) begin
+      e_cpl_q <= r_emit_cpl;
       e_hdr_q <= e_hdr_d;
     end
   end
@@ -448,20 +510,22 @@ module iommu_top
   // ---------------------------------------------------------------------------------------
   // Fault recording
   // ---------------------------------------------------------------------------------------
-  assign fault_valid = a_adv && a_xlate && a_fault != FrNone && a_record;
+  assign fault_valid = r_go && r_xlate && r_fault != FrNone && r_record;
   assign fault_rec   = '{
-    addr:   a_req.addr[63:12],
-    sid:    a_req.rid,
-    priv:   a_req.pmr,
-    exe:    a_req.er,
-    pp:     a_req.has_pasid,
-    reason: a_fault,
-    pasid:  a_req.has_pasid ? a_req.pasid : '0,
-    read:   !a_req.write
+    addr:   r_req.addr[63:12],
+    sid:    r_req.rid,
+    priv:   r_req.pmr,
+    exe:    r_req.er,
+    pp:     r_req.has_pasid,
+    reason: r_fault,
+    pasid:  r_req.has_pasid ? r_req.pasid : '0,
+    read:   !r_req.write
   };
 
   logic unused_top;
-  assign unused_top = ^{a_req.addr64, wk_pa[63:HawBits], a_pa[1:0]};
+  assign unused_top = ^{r_req.addr64, r_pa[1:0], mq_fill_res.fault, mq_fill_res.record,
+                        mq_fill_req.write, mq_fill_req.addr64, mq_fill_req.tag, mq_fill_req.pmr,
+                        mq_fill_req.er};
 
   // ---------------------------------------------------------------------------------------
   // Invariants
@@ -469,13 +533,11 @@ module iommu_top
   // One TLP leaves on one port.
   `ASSERT_NEVER(TxCplExclusive_A, tx_valid_o && cpl_valid_o)
   // A malformed request is answered with a UR completion or dropped, never forwarded.
-  `ASSERT_NEVER(MalformedNotForwarded_A, a_adv && a_bad && a_emit && !a_emit_cpl)
-  // Caches are invalidated only with no translation in flight.
-  `ASSERT_NEVER(InvWhenIdle_A, inv && !xlate_idle)
-  // The walker finishes only for the request stage A holds.
-  `ASSERT_NEVER(WalkDoneHasReq_A, wk_done && !a_walk_q)
+  `ASSERT_NEVER(MalformedNotForwarded_A, r_go && r_bad && r_emit && !r_emit_cpl)
+  // A malformed request never reaches the miss queue.
+  `ASSERT_NEVER(MalformedNotQueued_A, mq_alloc && !a_xlate)
   // A translated address fits the host address width.
-  `ASSERT_NEVER(PaWithinHaw_A, a_adv && a_xlate && a_fault == FrNone && a_pa[63:HawBits] != '0)
+  `ASSERT_NEVER(PaWithinHaw_A, r_go && r_xlate && r_fault == FrNone && r_pa[63:HawBits] != '0)
 
   // Every output is known out of reset; a payload whenever its valid is set.
   `ASSERT_KNOWN(RxReadyKnown_A, rx_ready_o)

@@ -4,9 +4,16 @@
 // (the first fault wins). One memory read at a time through `mem_*`.
 //
 // Given a cached PASID-entry result (info_valid_i) it starts at the permission checks.
-// It reports the outcome once (done_o): a fault reason with whether it is recorded (FPD
-// clear on every present entry of the path so far), or the physical address with the
-// leaf and PASID-entry results the caches are filled from.
+// It reports the walk once (done_o, held until done_ack_i): a fault reason found on the
+// way, with whether it is recorded (FPD clear on every present entry of the path so far),
+// or the leaf (FrNone) with the PASID-entry result it used. The leaf's permission check is
+// left to each request the walk serves (requests to one page with different access kinds
+// share a walk), as is the fill decision.
+//
+// stale_o: an invalidation took effect while the walk was in flight (or in the cycle it
+// started). What it read may be older than the invalidation, so its results must not be
+// cached (docs/contract.md section 4, rule 6); the requests it serves, all accepted before
+// the invalidation's wait can complete, may still use them.
 module iommu_walker
   import iommu_pkg::*;
 (
@@ -14,20 +21,22 @@ module iommu_walker
   input  logic           rst_ni,
 
   input  logic           start_i,
-  input  mem_req_t       req_i,        // held stable from start_i to done_o
+  input  mem_req_t       req_i,        // held stable from start_i to done_ack_i
   input  pfn_t           root_i,       // RTADDR root-table pointer
   input  logic           info_valid_i, // a cached PASID-entry result for this request
   input  pasid_info_t    info_i,
+  input  logic           inv_i,        // an invalidation takes effect this cycle
   output logic           busy_o,
 
   output logic           done_o,
-  output fault_reason_e  fault_o,      // FrNone: translated
+  input  logic           done_ack_i,
+  output fault_reason_e  fault_o,      // FrNone: leaf_o is the page's translation
   output logic           record_o,     // the fault is recorded (no FPD on the path)
-  output logic [63:0]    pa_o,
-  output logic           info_new_o,   // info_o comes from this walk: fill the PASID cache
+  output logic           info_new_o,   // info_o comes from this walk (PASID cache fill)
   output pasid_info_t    info_o,
-  output logic           leaf_new_o,   // leaf_o comes from a page walk: fill the IOTLB
+  output logic           leaf_new_o,   // leaf_o comes from a page walk (IOTLB fill)
   output leaf_t          leaf_o,
+  output logic           stale_o,
 
   // Memory reads
   output logic           mem_req_valid_o,
@@ -38,8 +47,8 @@ module iommu_walker
   input  logic           mem_rsp_error_i
 );
 
-  typedef enum logic [3:0] {
-    SIdle, SRoot, SCtx, SPdir, SPte, SCheck, SWalk, SLeaf, SDone
+  typedef enum logic [2:0] {
+    SIdle, SRoot, SCtx, SPdir, SPte, SCheck, SWalk, SDone
   } state_e;
 
   // Reserved bits (VT-d; host address width 48). Cache-control and A/D-related fields are
@@ -67,7 +76,7 @@ module iommu_walker
   logic          acc_r_q, acc_r_d, acc_w_q, acc_w_d, acc_us_q, acc_us_d, acc_xd_q, acc_xd_d;
   fault_reason_e fault_q, fault_d;
   logic          record_q, record_d;
-  logic [63:0]   pa_q, pa_d;
+  logic          stale_q, stale_d;
   logic          info_new_q, info_new_d;
   pasid_info_t   info_q, info_d;
   logic          leaf_new_q, leaf_new_d;
@@ -154,7 +163,7 @@ module iommu_walker
     acc_xd_d   = acc_xd_q;
     fault_d    = fault_q;
     record_d   = record_q;
-    pa_d       = pa_q;
+    stale_d    = stale_q | inv_i;
     info_new_d = info_new_q;
     info_d     = info_q;
     leaf_new_d = leaf_new_q;
@@ -166,6 +175,7 @@ module iommu_walker
     unique case (state_q)
       SIdle: begin
         if (start_i) begin
+          stale_d    = inv_i;
           fault_d    = FrNone;
           record_d   = 1'b0;
           info_new_d = 1'b0;
@@ -307,7 +317,7 @@ module iommu_walker
         end else if (info_q.pgtt == PgttPt) begin
           leaf_d  = '{pa: req_i.addr[HawBits-1:12], size: Size4K, r: 1'b1, w: 1'b1,
                       us: 1'b1, xd: 1'b0};
-          state_d = SLeaf;
+          state_d = SDone;
         end else begin
           ptr_d    = info_q.ptr;
           level_d  = 3'd4;
@@ -357,7 +367,7 @@ module iommu_walker
             leaf_d.us   = us;
             leaf_d.xd   = xd;
             leaf_new_d  = 1'b1;
-            state_d     = SLeaf;
+            state_d     = SDone;
           end else begin
             ptr_d   = pte.addr[HawBits-1:12];
             level_d = level_q - 3'd1;
@@ -365,16 +375,7 @@ module iommu_walker
         end
       end
 
-      SLeaf: begin
-        fault_reason_e f;
-        f = leaf_check(info_q.pgtt, leaf_q, req_i.write, eff_pmr(info_q, req_i), eff_er(req_i));
-        fault_d  = f;
-        record_d = !info_q.fpd;
-        pa_d     = leaf_pa(leaf_q, req_i.addr);
-        state_d  = SDone;
-      end
-
-      SDone: state_d = SIdle;
+      SDone: if (done_ack_i) state_d = SIdle;
 
       default: state_d = SIdle;
     endcase
@@ -384,9 +385,11 @@ module iommu_walker
     if (!rst_ni) begin
       state_q   <= SIdle;
       waiting_q <= 1'b0;
+      stale_q   <= 1'b0;
     end else begin
       state_q   <= state_d;
       waiting_q <= waiting_d;
+      stale_q   <= stale_d;
     end
   end
 
@@ -408,7 +411,6 @@ module iommu_walker
     acc_xd_q   <= acc_xd_d;
     fault_q    <= fault_d;
     record_q   <= record_d;
-    pa_q       <= pa_d;
     info_new_q <= info_new_d;
     info_q     <= info_d;
     leaf_new_q <= leaf_new_d;
@@ -418,14 +420,15 @@ module iommu_walker
   assign done_o     = state_q == SDone;
   assign fault_o    = fault_q;
   assign record_o   = record_q;
-  assign pa_o       = pa_q;
   assign info_new_o = info_new_q && fault_q == FrNone;
   assign info_o     = info_q;
   assign leaf_new_o = leaf_new_q && fault_q == FrNone;
   assign leaf_o     = leaf_q;
+  assign stale_o    = stale_q;
 
-  // Started only when idle.
+  // Started only when idle; acknowledged only when done.
   `ASSERT_NEVER(StartWhenIdle_A, start_i && busy_o)
+  `ASSERT_NEVER(AckWhenDone_A, done_ack_i && !done_o)
   // A memory response only for the request outstanding.
   `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !waiting_q)
   // A translation names a page size that exists.
