@@ -4,6 +4,7 @@
 mod bridge;
 mod cache_model;
 mod cli;
+mod concurrency;
 mod coverage;
 mod driver_steps;
 mod during;
