@@ -98,7 +98,8 @@ fn hash_egress(h: u64, cyc: u64, e: &Egress) -> u64 {
     fnv(fnv(h, cyc), v)
 }
 
-fn offer(env: &mut Env, w: &TlpWords) {
+/// Presents `w` on the ingress port for the next cycle.
+pub(crate) fn offer(env: &mut Env, w: &TlpWords) {
     env.inp.rx_valid = true;
     env.inp.rx_nprefix = w.prefix_count as u8;
     env.inp.rx_prefix = w.prefix;
@@ -107,7 +108,7 @@ fn offer(env: &mut Env, w: &TlpWords) {
 
 /// Whether the cycle just run showed the unit busy.
 #[inline]
-fn busy(env: &Env) -> bool {
+pub(crate) fn busy(env: &Env) -> bool {
     let o = &env.out;
     o.tx_valid || o.cpl_valid || o.mem_req_valid || env.mem.as_ref().is_some_and(|m| !m.idle())
 }

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use iommu_tb::dut::{Dut, DutIn, DutOut, Ports};
-use iommu_tb::flows::bench::{CheckedMix, HitStream, WalkCost};
+use iommu_tb::flows::bench::{CheckedMix, HitStream, HitsUnderMiss, MissStream, WalkCost};
 
 pub fn bridge(cycles: u64, waves: Option<PathBuf>) -> Result<()> {
     let mut dut = Dut::new(1);
@@ -149,11 +149,65 @@ fn page_name(size: u64) -> &'static str {
     }
 }
 
-/// `bench-xlate --json`: the table's and the hit stream's figures as one object.
-fn xlate_json(walks: &[WalkCost], h: &HitStream) -> Value {
+/// Everything `bench-xlate` measures.
+pub struct XlateFigures {
+    pub walks: Vec<WalkCost>,
+    pub hit_stream: HitStream,
+    pub misses: Vec<MissStream>,
+    pub hits_under_miss: HitsUnderMiss,
+    /// Mean cycles from offer to answer of a hit with no miss outstanding.
+    pub idle_hit_latency: f64,
+    pub miss_reads_pde_cached: usize,
+}
+
+fn hit_stream_tlps_per_clock(h: &HitStream) -> f64 {
+    if h.cycles > 0 {
+        h.tlps as f64 / h.cycles as f64
+    } else {
+        0.0
+    }
+}
+
+/// `bench-xlate --json`: every figure as one object. The headline figures are at the top;
+/// the measurements behind them are nested.
+fn xlate_json(f: &XlateFigures) -> Value {
+    let h = &f.hit_stream;
+    let u = &f.hits_under_miss;
+    let per_latency: serde_json::Map<String, Value> = f
+        .misses
+        .iter()
+        .map(|m| (m.latency.to_string(), json!(m.per_kcycle())))
+        .collect();
     json!({
         "command": "bench-xlate",
-        "walks": walks.iter().map(|r| json!({
+        "hit_tlps_per_clock": u.tlps_per_clock(),
+        "hit_latency_cycles": u.latency(),
+        "miss_tlps_per_kcycle": per_latency,
+        "miss_reads_4k_pde_cached": f.miss_reads_pde_cached,
+        "hit_tlps_per_clock_idle": hit_stream_tlps_per_clock(h),
+        "hit_latency_cycles_idle": f.idle_hit_latency,
+        "miss_stream": f.misses.iter().map(|m| json!({
+            "mem_latency": m.latency,
+            "requests": m.requests,
+            "translated": m.translated,
+            "cycles": m.cycles,
+            "tlps_per_kcycle": m.per_kcycle(),
+            "reads": m.reads,
+            "reads_per_request": m.reads_per_request(),
+            "seconds": m.seconds,
+        })).collect::<Vec<_>>(),
+        "hits_under_miss": {
+            "mem_latency": u.latency,
+            "trials": u.trials,
+            "judged": u.judged,
+            "hits_offered": u.offered,
+            "hits_answered": u.answered,
+            "window_cycles": u.window_cycles,
+            "tlps_per_clock": u.tlps_per_clock(),
+            "latency_from_offer_cycles": u.latency(),
+            "latency_from_accept_cycles": u.accept_latency(),
+        },
+        "walks": f.walks.iter().map(|r| json!({
             "stage": format!("{:?}", r.stage),
             "page": page_name(r.size),
             "mem_latency": r.latency,
@@ -166,7 +220,7 @@ fn xlate_json(walks: &[WalkCost], h: &HitStream) -> Value {
         "hit_stream": {
             "tlps": h.tlps,
             "cycles": h.cycles,
-            "tlps_per_cycle": if h.cycles > 0 { h.tlps as f64 / h.cycles as f64 } else { 0.0 },
+            "tlps_per_cycle": hit_stream_tlps_per_clock(h),
             "seconds": h.seconds,
             "tlps_per_s": per_s(h.tlps, h.seconds),
             "cycles_per_s": per_s(h.cycles, h.seconds),
@@ -174,14 +228,31 @@ fn xlate_json(walks: &[WalkCost], h: &HitStream) -> Value {
     })
 }
 
-pub fn xlate(latencies: &[u32], hits: u64, as_json: bool) -> Result<()> {
+/// What `bench-xlate` measures.
+pub struct XlateArgs<'a> {
+    /// Memory latencies of the walk table.
+    pub latencies: &'a [u32],
+    /// Hits in the idle hit stream.
+    pub hits: u64,
+    /// Memory latencies of the miss stream.
+    pub miss_latencies: &'a [u32],
+    /// Requests in each miss stream.
+    pub requests: u64,
+    /// Misses with hits behind them (at memory latency [`HIT_MISS_LATENCY`]).
+    pub trials: u64,
+}
+
+/// Memory latency at which hits are measured while a miss is outstanding.
+pub const HIT_MISS_LATENCY: u32 = 100;
+
+pub fn xlate(a: &XlateArgs, as_json: bool) -> Result<()> {
     use iommu_tb::flows::bench;
     if !as_json {
         println!("| stage | page | mem latency | cold walk (cycles / reads) | page walk (cycles / reads) | hit (cycles) |");
         println!("|---|---|---|---|---|---|");
     }
     let mut walks = Vec::new();
-    for &lat in latencies {
+    for &lat in a.latencies {
         for r in bench::walk_costs(lat)? {
             if !as_json {
                 println!(
@@ -199,18 +270,84 @@ pub fn xlate(latencies: &[u32], hits: u64, as_json: bool) -> Result<()> {
             walks.push(r);
         }
     }
-    let h = bench::hit_stream(hits)?;
-    if as_json {
-        println!("{}", xlate_json(&walks, &h));
-    } else {
+    let h = bench::hit_stream(a.hits)?;
+    if !as_json {
         println!(
-            "hit stream: {} TLPs in {} cycles ({:.3} TLPs/cycle), {:.2} s: {:.0} TLPs/s, {:.0} cycles/s",
+            "\nhit stream: {} TLPs in {} cycles ({:.3} TLPs/cycle), {:.2} s: {:.0} TLPs/s, {:.0} cycles/s",
             h.tlps,
             h.cycles,
-            h.tlps as f64 / h.cycles.max(1) as f64,
+            hit_stream_tlps_per_clock(&h),
             h.seconds,
             per_s(h.tlps, h.seconds),
             per_s(h.cycles, h.seconds)
+        );
+        println!(
+            "\nmiss stream ({} pages in {} regions of 2 MiB, round-robin; every request judged):\n",
+            bench::MISS_PAGES,
+            bench::MISS_REGIONS
+        );
+        println!(
+            "| mem latency | requests | cycles | translations / 1000 cycles | reads / request |"
+        );
+        println!("|---|---|---|---|---|");
+    }
+    let mut misses = Vec::new();
+    for &lat in a.miss_latencies {
+        let m = bench::miss_stream(lat, a.requests)
+            .with_context(|| format!("miss stream at memory latency {lat}"))?;
+        if !as_json {
+            println!(
+                "| {} | {} | {} | {:.1} | {:.2} |",
+                m.latency,
+                m.requests,
+                m.cycles,
+                m.per_kcycle(),
+                m.reads_per_request()
+            );
+        }
+        misses.push(m);
+    }
+    let (u, idle_hit_latency) = bench::hits_under_miss(HIT_MISS_LATENCY, a.trials)
+        .context("hits while a miss is outstanding")?;
+    let pde = bench::miss_reads_pde_cached().context("reads of a miss with its PDE cacheable")?;
+    let f = XlateFigures {
+        walks,
+        hit_stream: h,
+        misses,
+        hits_under_miss: u,
+        idle_hit_latency,
+        miss_reads_pde_cached: pde,
+    };
+    if as_json {
+        println!("{}", xlate_json(&f));
+    } else {
+        let u = &f.hits_under_miss;
+        println!(
+            "\nhits while a miss is outstanding (memory latency {}, {} misses, {} requests judged):\n",
+            u.latency, u.trials, u.judged
+        );
+        println!("| figure | while a miss is outstanding | idle unit |");
+        println!("|---|---|---|");
+        println!(
+            "| hit TLPs per clock | {:.3} ({} of {} hits answered in {} cycles) | {:.3} |",
+            u.tlps_per_clock(),
+            u.answered,
+            u.offered,
+            u.window_cycles,
+            hit_stream_tlps_per_clock(&f.hit_stream)
+        );
+        println!(
+            "| hit latency, offer to egress (cycles) | {:.1} | {:.1} |",
+            u.latency(),
+            f.idle_hit_latency
+        );
+        println!(
+            "| hit latency, ingress to egress handshake (cycles) | {:.1} | |",
+            u.accept_latency()
+        );
+        println!(
+            "\nmemory reads of a 4 KiB miss after a neighbour in its 2 MiB region was walked: {}",
+            f.miss_reads_pde_cached
         );
     }
     Ok(())
@@ -259,24 +396,71 @@ mod tests {
 
     #[test]
     fn bench_xlate_json_has_every_figure_of_the_table() {
-        let walks = [WalkCost {
-            stage: Stage::First,
-            size: 0x20_0000,
-            latency: 8,
-            walk_cycles: 40,
-            walk_reads: 3,
-            cold_cycles: 120,
-            cold_reads: 17,
-            hit_cycles: 4,
-        }];
-        let h = HitStream {
-            tlps: 100,
-            cycles: 200,
-            seconds: 0.25,
+        let f = XlateFigures {
+            walks: vec![WalkCost {
+                stage: Stage::First,
+                size: 0x20_0000,
+                latency: 8,
+                walk_cycles: 40,
+                walk_reads: 3,
+                cold_cycles: 120,
+                cold_reads: 17,
+                hit_cycles: 4,
+            }],
+            hit_stream: HitStream {
+                tlps: 100,
+                cycles: 200,
+                seconds: 0.25,
+            },
+            misses: [1, 8, 100]
+                .into_iter()
+                .map(|latency| MissStream {
+                    latency,
+                    requests: 100,
+                    translated: 100,
+                    cycles: 1000 * u64::from(latency),
+                    reads: 400,
+                    seconds: 0.5,
+                })
+                .collect(),
+            hits_under_miss: HitsUnderMiss {
+                latency: 100,
+                trials: 2,
+                offered: 4,
+                answered: 3,
+                window_cycles: 12,
+                offer_to_answer: 40,
+                accept_to_answer: 8,
+                judged: 8,
+            },
+            idle_hit_latency: 2.0,
+            miss_reads_pde_cached: 4,
         };
-        let v: Value =
-            serde_json::from_str(&xlate_json(&walks, &h).to_string()).expect("valid JSON");
+        let v: Value = serde_json::from_str(&xlate_json(&f).to_string()).expect("valid JSON");
         assert_eq!(v["command"], "bench-xlate");
+        assert_eq!(v["hit_tlps_per_clock"], 0.25);
+        assert_eq!(v["hit_latency_cycles"], 10.0);
+        assert_eq!(v["miss_tlps_per_kcycle"]["1"], 100.0);
+        assert_eq!(v["miss_tlps_per_kcycle"]["8"], 12.5);
+        assert_eq!(v["miss_tlps_per_kcycle"]["100"], 1.0);
+        assert_eq!(v["miss_reads_4k_pde_cached"], 4);
+        assert!(v["miss_reads_4k_pde_cached"].is_u64());
+        assert_eq!(v["hit_tlps_per_clock_idle"], 0.5);
+        assert_eq!(v["hit_latency_cycles_idle"], 2.0);
+        let m = &v["miss_stream"][2];
+        assert_eq!(m["mem_latency"], 100);
+        assert_eq!(m["requests"], 100);
+        assert_eq!(m["translated"], 100);
+        assert_eq!(m["cycles"], 100_000);
+        assert_eq!(m["reads_per_request"], 4.0);
+        let u = &v["hits_under_miss"];
+        assert_eq!(u["mem_latency"], 100);
+        assert_eq!(u["trials"], 2);
+        assert_eq!(u["judged"], 8);
+        assert_eq!(u["hits_offered"], 4);
+        assert_eq!(u["hits_answered"], 3);
+        assert_eq!(u["window_cycles"], 12);
+        assert_eq!(u["latency_from_accept_cycles"], 2.0);
         let w = &v["walks"][0];
         assert_eq!(w["stage"], "First");
         assert_eq!(w["page"], "2M");

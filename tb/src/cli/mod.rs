@@ -156,7 +156,8 @@ enum Cmd {
         json: bool,
     },
     /// Translation figures: cycles per walk (4K/2M/1G, first and second stage), the hit
-    /// path's latency and throughput.
+    /// path's latency and throughput, idle and while a miss is outstanding, and the
+    /// throughput of a judged stream of IOTLB misses at several memory latencies.
     BenchXlate {
         /// Memory latencies to measure walks at (cycles).
         #[arg(long, value_delimiter = ',', default_value = "1,8")]
@@ -164,6 +165,16 @@ enum Cmd {
         /// Hits in the throughput stream.
         #[arg(long, default_value_t = 1_000_000)]
         hits: u64,
+        /// Memory latencies of the miss stream (cycles, at least 1).
+        #[arg(long, value_delimiter = ',', default_value = "1,8,100",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        miss_latency: Vec<u32>,
+        /// Requests in each miss stream (after one warm pass over its 64 pages).
+        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+        requests: u64,
+        /// Misses with hits offered behind them (memory latency 100).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        trials: u64,
         /// Print the figures as one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -461,10 +472,20 @@ pub fn main() -> ExitCode {
         Cmd::BenchXlate {
             latency,
             hits,
+            miss_latency,
+            requests,
+            trials,
             json,
         } => {
             summary = !json;
-            bench::xlate(&latency, hits, json)
+            let args = bench::XlateArgs {
+                latencies: &latency,
+                hits,
+                miss_latencies: &miss_latency,
+                requests,
+                trials,
+            };
+            bench::xlate(&args, json)
                 .context("bench-xlate")
                 .map(|()| (1, 0))
         }
