@@ -137,7 +137,8 @@ module iommu_iotlb
   end
 
   logic unused_iotlb;
-  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
+  // IH spares only paging-structure entries: leaves go whatever it says.
+  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask, inv_cmd_i.ih};
 
   // The pipeline never fills and invalidates in the same cycle: invalidations run only
   // when no translation is in flight.

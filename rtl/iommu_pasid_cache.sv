@@ -107,7 +107,7 @@ module iommu_pasid_cache
   end
 
   logic unused_pcache;
-  assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am};
+  assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am, inv_cmd_i.ih};
 
   // The pipeline never fills and invalidates in the same cycle.
   `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
