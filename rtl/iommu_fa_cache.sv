@@ -11,9 +11,12 @@
 // way most recently used.
 //
 // A fill writes the way that hit when fill_at_hit_i says the fill is for the key that hit
-// (a re-walk replaces its entry), else the lowest invalid way, else the PLRU victim. An
+// (a re-walk replaces its entry), else the lowest valid way of fill_match_i (the ways whose
+// tag equals the fill's key, for a user whose fill key differs from its lookup key; '0 when
+// the user has no such compare), else the lowest invalid way, else the PLRU victim. An
 // invalidation clears, in one cycle, the valid bit of every way in inv_hit_i; a fill in the
-// same cycle sets its way's.
+// same cycle sets its way's. A fill and a used hit in the same cycle: only the fill marks
+// its way.
 module iommu_fa_cache #(
   parameter int unsigned Entries = 8,
   localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1
@@ -30,6 +33,7 @@ module iommu_fa_cache #(
   // Fill
   input  logic               fill_i,
   input  logic               fill_at_hit_i, // the fill is for the key that hits: replace it
+  input  logic [Entries-1:0] fill_match_i,  // ways whose tag equals the fill's key
   output logic [IdxBits-1:0] fill_idx_o,
 
   // Invalidation
@@ -68,7 +72,23 @@ module iommu_fa_cache #(
     .idx_o  (free_idx)
   );
 
-  assign fill_idx = (fill_at_hit_i && lk_hit_o) ? hit_idx : (any_free ? free_idx : victim);
+  // A valid way that already holds the fill's key is overwritten.
+  logic [IdxBits-1:0] same_idx;
+  logic               any_same;
+  iommu_first_set #(
+    .Width (Entries)
+  ) u_same_way (
+    .bits_i (valid_q & fill_match_i),
+    .any_o  (any_same),
+    .idx_o  (same_idx)
+  );
+
+  always_comb begin
+    if (fill_at_hit_i && lk_hit_o) fill_idx = hit_idx;
+    else if (any_same)             fill_idx = same_idx;
+    else if (any_free)             fill_idx = free_idx;
+    else                           fill_idx = victim;
+  end
 
   iommu_plru #(
     .Entries (Entries)

@@ -118,6 +118,7 @@ module iommu_iotlb
     .lk_use_i      (lk_use_i),
     .fill_i,
     .fill_at_hit_i (fill_at_hit),
+    .fill_match_i  ('0),
     .fill_idx_o    (fill_idx),
     .inv_i         (inv_i && inv_cmd_i.iotlb),
     .inv_hit_i     (inv_hit)

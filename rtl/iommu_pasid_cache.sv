@@ -88,6 +88,7 @@ module iommu_pasid_cache
     .lk_use_i      (lk_use_i),
     .fill_i,
     .fill_at_hit_i (1'b0),
+    .fill_match_i  ('0),
     .fill_idx_o    (fill_idx),
     .inv_i         (inv_i && inv_cmd_i.pcache),
     .inv_hit_i     (inv_hit)
