@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use anyhow::{bail, ensure, Context, Result};
 use iommu_model::driver::DriverQuirks;
-use iommu_model::golden::Outcome;
+use iommu_model::golden::{Outcome, Pgtt};
 use iommu_model::kernel::{DeviceDesc, DomainType, Rid, Stage};
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran, PiotlbGran};
 use iommu_tb::check::iotlb_model::{CacheConfig, CacheModel, LeafSize, PcInfo, PcKey};
@@ -293,6 +293,7 @@ fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
                 let info = PcInfo {
                     did: pe.did,
                     pasid: used,
+                    ss: pe.pgtt == Pgtt::SecondStage,
                 };
                 ensure!(
                     pe.did == dom.did,
