@@ -366,10 +366,10 @@ fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
         );
         if cfg.psc.is_some() {
             ensure!(
-                st.psc_starts[0] > ops / 50
-                    && st.psc_starts[1] > ops / 200
+                st.psc_starts[0] > ops / 10
+                    && st.psc_starts[1] > ops / 50
                     && st.psc_starts[2] > 0
-                    && st.pde_full > ops / 20,
+                    && st.pde_full > ops / 200,
                 "the stream is too tame for the paging-structure caches: {st:?}"
             );
         }
