@@ -228,6 +228,16 @@ package iommu_pkg;
     logic    xd;
   } leaf_t;
 
+  // Permissions accumulated down a page walk (the walker's AND of R, W, U/S and OR of XD
+  // over the entries read so far): what a paging-structure cache entry holds besides the
+  // next table's address.
+  typedef struct packed {
+    logic r;
+    logic w;
+    logic us;
+    logic xd;
+  } acc_t;
+
   // Cache invalidation command from the invalidation queue, applied in one cycle.
   typedef enum logic [2:0] {
     InvAll          = 3'd0,
@@ -248,6 +258,8 @@ package iommu_pkg;
     logic [2:0] sid_mask;  // low SID bits ignored (function mask)
     pfn_t       addr;
     logic [5:0] am;        // address mask: 2^am pages
+    logic       ih;        // invalidation hint of a page-selective IOTLB invalidation: the
+                           // paging-structure caches keep their entries (leaves still go)
   } inv_cmd_t;
 
   // ---------------------------------------------------------------------------------------
@@ -391,7 +403,7 @@ package iommu_pkg;
   typedef struct packed {
     logic [63:12] addr;
     logic [11:7]  rsvd;
-    logic         ih;        // invalidation hint (accepted)
+    logic         ih;        // invalidation hint: paging-structure entries may stay
     logic [5:0]   am;        // address mask: 2^am pages
   } desc_addr_qw1_t;
 

@@ -90,7 +90,7 @@ module iommu_qi
   logic unused_views;
   assign unused_views = ^{inv_qw0.rsvd_hi, inv_qw0.rsvd_lo, wait_qw0.rsvd, wait_qw0.type_hi,
                           wait_qw0.rsvd_lo, wait_qw0.fn, wait_qw0.typ, addr_qw1.rsvd,
-                          addr_qw1.ih, wait_qw1.rsvd};
+                          wait_qw1.rsvd};
 
   desc_type_e typ;
   logic [1:0] gran;
@@ -117,7 +117,8 @@ module iommu_qi
       sid:      inv_qw0.src.cc.sid,
       sid_mask: '0,
       addr:     addr_qw1.addr[HawBits-1:12],
-      am:       addr_qw1.am
+      am:       addr_qw1.am,
+      ih:       1'b0
     };
     unique case (typ)
       DescCc: begin  // context-cache: 1 global, 2 domain, 3 device (SID, FM)
@@ -139,6 +140,7 @@ module iommu_qi
           2'd2:    dec_cmd.kind = InvDid;
           default: dec_cmd.kind = InvDidPage;
         endcase
+        dec_cmd.ih = gran == 2'd3 && addr_qw1.ih;  // IH: page-selective only
         if (gran == 2'd0) dec_rsvd_bad = 1'b1;
         if ((qw0_q & ~(bits(7, 0) | bits(31, 16))) != '0
             || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
@@ -151,6 +153,7 @@ module iommu_qi
       DescPiotlb: begin  // PASID-based IOTLB: 2 PASID-selective, 3 page-selective within PASID
         dec_cmd.iotlb = 1'b1;
         dec_cmd.kind  = (gran == 2'd3) ? InvDidPasidPage : InvDidPasid;
+        dec_cmd.ih    = gran == 2'd3 && addr_qw1.ih;  // IH: page-selective only
         if (gran inside {2'd0, 2'd1}) dec_rsvd_bad = 1'b1;
         if ((qw0_q & ~(bits(5, 0) | bits(51, 16))) != '0
             || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;

@@ -1,5 +1,6 @@
 //! Reference model of the RTL's translation caches (rtl/iommu_pasid_cache.sv,
-//! rtl/iommu_iotlb.sv, rtl/iommu_plru.sv, their use in rtl/iommu_top.sv and the descriptor
+//! rtl/iommu_iotlb.sv, rtl/iommu_plru.sv, optionally the paging-structure caches of
+//! rtl/iommu_psc.sv ([`super::psc_model`]), their use in rtl/iommu_top.sv and the descriptor
 //! decode in rtl/iommu_qi.sv): for a sequence of requests and invalidations it predicts, for
 //! each request, whether the PASID-entry cache and the IOTLB hit, and so how many memory
 //! reads the walker makes. That count is observable at the memory port, so a test compares
@@ -9,7 +10,7 @@
 //! an invalidation that should have removed it (a completeness bug).
 //!
 //! What is modelled, parameterised by [`CacheConfig`] (sizes are the RTL's parameters
-//! `PcacheEntries` and `IotlbEntries` of `iommu_top`):
+//! `PcacheEntries` and `IotlbEntries` of `iommu_top`, and with `psc` those of `iommu_psc`):
 //!
 //! - **PASID-entry cache**: fully associative, keyed by {RID, PASID of the prefix (0 and a
 //!   flag without one)}, holding {DID, PASID used} (the prefix's PASID or RID_PASID).
@@ -38,8 +39,13 @@
 //!   by (DID, PASID) or all; IOTLB global, by DID, by DID and address range (any overlap of
 //!   the entry's page with [ADDR, ADDR + 2^(12+AM))), and the PASID-based forms by (DID,
 //!   PASID) with or without the range. Context-cache invalidations do not touch the IOTLB.
-//!   IH (invalidation hint) only spares paging-structure caches, which the RTL does not
-//!   have: leaf entries are removed whatever IH says.
+//!   IH (invalidation hint) only spares paging-structure entries: leaf entries are removed
+//!   whatever IH says.
+//! - **Paging-structure caches** (with `CacheConfig::psc`; [`super::psc_model`] says what
+//!   they do): a page walk after a PASID-cache hit and an IOTLB miss resumes below the
+//!   deepest cached non-leaf entry, so it reads the levels from there down to the leaf; every
+//!   walk that translated fills the non-leaf levels it read. [`RTL_HAS_PSC`] says whether
+//!   `iommu_top` has them, and so what [`CacheConfig::default`] is.
 //!
 //! Assumptions (the test keeps them; a change of the RTL that breaks one changes this
 //! model, e.g. the parallel walks and paging-structure caches of a later issue):
@@ -52,15 +58,25 @@
 //!   is what the golden walker says, and the caller passes it in;
 //! - a walk reads 1 root-entry, 4 context-entry, 1 PASID-directory and 8 PASID-entry
 //!   quadwords, then one entry per page-table level (4 for a 4 KiB leaf, 3 for 2 MiB, 2 for
-//!   1 GiB), and nothing else.
+//!   1 GiB; with paging-structure caches, from the level below a cached entry), and nothing
+//!   else.
 
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran, PiotlbGran};
 
-/// Sizes of the caches (the RTL's `PcacheEntries` and `IotlbEntries`), powers of two.
+pub use super::psc_model::PscConfig;
+use super::psc_model::{non_leaf_levels, Psc, PscKey};
+
+/// Whether `iommu_top` instantiates the paging-structure caches (rtl/iommu_psc.sv) as
+/// [`super::psc_model`] describes: [`CacheConfig::default`] models them when it does.
+pub const RTL_HAS_PSC: bool = false;
+
+/// Sizes of the caches (the RTL's `PcacheEntries` and `IotlbEntries`), powers of two, and
+/// the paging-structure caches' if the unit has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     pub pcache_entries: usize,
     pub iotlb_entries: usize,
+    pub psc: Option<PscConfig>,
 }
 
 impl Default for CacheConfig {
@@ -69,6 +85,7 @@ impl Default for CacheConfig {
         Self {
             pcache_entries: 8,
             iotlb_entries: 32,
+            psc: RTL_HAS_PSC.then(PscConfig::default),
         }
     }
 }
@@ -124,12 +141,25 @@ pub struct PcKey {
     pub pasid: Option<u32>,
 }
 
-/// What the PASID-entry cache holds for a key (as far as the IOTLB and invalidation see it).
+/// What the PASID-entry cache holds for a key (as far as the IOTLB, the paging-structure
+/// caches and invalidation see it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PcInfo {
     pub did: u16,
     /// The PASID the translation used: the prefix's, or RID_PASID.
     pub pasid: u32,
+    /// PGTT is second stage (else first stage).
+    pub ss: bool,
+}
+
+impl PcInfo {
+    fn psc_key(self) -> PscKey {
+        PscKey {
+            did: self.did,
+            pasid: self.pasid,
+            ss: self.ss,
+        }
+    }
 }
 
 /// Size of a leaf translation.
@@ -166,6 +196,14 @@ impl LeafSize {
             Self::G1 => 2,
         }
     }
+    /// The page-table level of the leaf entry.
+    pub fn level(self) -> u8 {
+        match self {
+            Self::K4 => 1,
+            Self::M2 => 2,
+            Self::G1 => 3,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,10 +225,11 @@ pub enum Inv {
     PcSid(u16, u16),
     TlbAll,
     TlbDid(u16),
-    /// DID, first page number of the range, AM (2^AM pages).
-    TlbDidPage(u16, u64, u8),
+    /// DID, first page number of the range, AM (2^AM pages), IH.
+    TlbDidPage(u16, u64, u8, bool),
     TlbDidPasid(u16, u32),
-    TlbDidPasidPage(u16, u32, u64, u8),
+    /// DID, PASID, first page number of the range, AM, IH.
+    TlbDidPasidPage(u16, u32, u64, u8, bool),
 }
 
 /// The commands a descriptor executes as, in the RTL's decode (rtl/iommu_qi.sv).
@@ -213,11 +252,12 @@ pub fn commands(d: &Descriptor) -> Vec<Inv> {
             did,
             addr,
             am,
+            ih,
             ..
         } => vec![match gran {
             IotlbGran::Global => Inv::TlbAll,
             IotlbGran::Domain => Inv::TlbDid(did),
-            IotlbGran::Page => Inv::TlbDidPage(did, addr >> 12, am),
+            IotlbGran::Page => Inv::TlbDidPage(did, addr >> 12, am, ih),
         }],
         Descriptor::PasidIotlb {
             gran,
@@ -225,10 +265,10 @@ pub fn commands(d: &Descriptor) -> Vec<Inv> {
             pasid,
             addr,
             am,
-            ..
+            ih,
         } => vec![match gran {
             PiotlbGran::Pasid => Inv::TlbDidPasid(did, pasid),
-            PiotlbGran::Page => Inv::TlbDidPasidPage(did, pasid, addr >> 12, am),
+            PiotlbGran::Page => Inv::TlbDidPasidPage(did, pasid, addr >> 12, am, ih),
         }],
         Descriptor::PasidCache { gran, did, pasid } => vec![match gran {
             PcGran::Domain => Inv::PcDid(did),
@@ -242,24 +282,25 @@ pub fn commands(d: &Descriptor) -> Vec<Inv> {
 /// Page-number bits of the host address width (48 - 12).
 const PFN_MASK: u64 = (1 << 36) - 1;
 
-/// Whether an entry of `size` at `page` overlaps the 2^am pages at `addr`.
-fn overlaps(page: u64, size: LeafSize, addr: u64, am: u8) -> bool {
+/// Whether the entry at `page` covering the page-number bits `mask` overlaps the 2^am
+/// pages at `addr`.
+pub(super) fn overlaps(page: u64, mask: u64, addr: u64, am: u8) -> bool {
     let range = if am >= 36 { PFN_MASK } else { (1u64 << am) - 1 };
-    let ignore = range | size.pfn_mask();
+    let ignore = range | mask;
     ((page ^ addr) & PFN_MASK & !ignore) == 0
 }
 
 /// A fully associative cache's bookkeeping: valid bits, payloads (kept when invalidated,
 /// `None` until first written) and the PLRU tree.
 #[derive(Clone, Debug)]
-struct Ways<T> {
+pub(super) struct Ways<T> {
     valid: Vec<bool>,
     data: Vec<Option<T>>,
-    plru: Plru,
+    pub(super) plru: Plru,
 }
 
 impl<T: Copy> Ways<T> {
-    fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         Self {
             valid: vec![false; n],
             data: vec![None; n],
@@ -267,29 +308,29 @@ impl<T: Copy> Ways<T> {
         }
     }
     /// Lowest valid way whose payload satisfies `hit`.
-    fn lookup(&self, hit: impl Fn(&T) -> bool) -> Option<usize> {
+    pub(super) fn lookup(&self, hit: impl Fn(&T) -> bool) -> Option<usize> {
         (0..self.valid.len()).find(|&i| self.valid[i] && self.data[i].as_ref().is_some_and(&hit))
     }
     /// The way a fill takes: the lowest invalid one, else the PLRU victim.
-    fn alloc(&self) -> usize {
+    pub(super) fn alloc(&self) -> usize {
         self.valid
             .iter()
             .position(|v| !v)
             .unwrap_or_else(|| self.plru.victim())
     }
-    fn fill(&mut self, way: usize, t: T) {
+    pub(super) fn fill(&mut self, way: usize, t: T) {
         self.valid[way] = true;
         self.data[way] = Some(t);
         self.plru.touch(way);
     }
-    fn invalidate(&mut self, hit: impl Fn(&T) -> bool) {
+    pub(super) fn invalidate(&mut self, hit: impl Fn(&T) -> bool) {
         for (v, d) in self.valid.iter_mut().zip(&self.data) {
             if d.as_ref().is_some_and(&hit) {
                 *v = false;
             }
         }
     }
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.valid.iter().filter(|v| **v).count()
     }
 }
@@ -301,6 +342,8 @@ pub struct Prediction {
     /// Meaningful when `pcache_hit`: with a PASID-cache miss the walk starts at the root
     /// whatever the IOTLB holds.
     pub iotlb_hit: bool,
+    /// The level (2, 3, 4) of the paging-structure cache entry a page walk started from.
+    pub psc_level: Option<u8>,
     /// Memory reads the walker makes for the request.
     pub reads: usize,
 }
@@ -313,9 +356,13 @@ impl std::fmt::Display for Prediction {
             (true, true) => "hit",
             (true, false) => "miss",
         };
+        let psc = match self.psc_level {
+            Some(l) => format!(", walk from a cached level-{l} entry"),
+            None => String::new(),
+        };
         write!(
             f,
-            "PASID cache {pc}, IOTLB {tl}: {} memory reads",
+            "PASID cache {pc}, IOTLB {tl}{psc}: {} memory reads",
             self.reads
         )
     }
@@ -326,6 +373,7 @@ impl std::fmt::Display for Prediction {
 pub struct CacheModel {
     pc: Ways<(PcKey, PcInfo)>,
     tlb: Ways<TlbEntry>,
+    psc: Option<Psc>,
 }
 
 impl CacheModel {
@@ -334,12 +382,26 @@ impl CacheModel {
         Self {
             pc: Ways::new(cfg.pcache_entries),
             tlb: Ways::new(cfg.iotlb_entries),
+            psc: cfg.psc.map(Psc::new),
         }
     }
 
     /// Valid entries: (PASID cache, IOTLB).
     pub fn occupancy(&self) -> (usize, usize) {
         (self.pc.count(), self.tlb.count())
+    }
+
+    /// Valid paging-structure cache entries of levels 4, 3 and 2, if the unit has them.
+    pub fn psc_occupancy(&self) -> Option<[usize; 3]> {
+        self.psc.as_ref().map(Psc::occupancy)
+    }
+
+    /// The fill of the paging-structure caches after a page walk from level `start` that
+    /// translated.
+    fn psc_fill(&mut self, info: PcInfo, page: u64, start: u8, size: LeafSize) {
+        if let Some(psc) = &mut self.psc {
+            psc.fill(info.psc_key(), page, non_leaf_levels(start, size));
+        }
     }
 
     fn tlb_lookup(&self, did: u16, pasid: u32, page: u64) -> Option<usize> {
@@ -365,21 +427,42 @@ impl CacheModel {
                 return Prediction {
                     pcache_hit: true,
                     iotlb_hit: true,
+                    psc_level: None,
                     reads: 0,
                 };
             }
             let way = self.tlb.alloc();
             self.tlb.fill(way, entry);
+            // The page walk resumes below the deepest cached non-leaf entry.
+            let hit = self
+                .psc
+                .as_ref()
+                .and_then(|p| p.lookup(cached.psc_key(), page));
+            let start = match hit {
+                Some((level, way)) => {
+                    assert!(
+                        level > size.level(),
+                        "a cached level-{level} entry over a {size:?} leaf: the tables changed"
+                    );
+                    if let Some(p) = &mut self.psc {
+                        p.touch(level, way);
+                    }
+                    level - 1
+                }
+                None => 4,
+            };
+            self.psc_fill(cached, page, start, size);
             return Prediction {
                 pcache_hit: true,
                 iotlb_hit: false,
-                reads: size.levels(),
+                psc_level: hit.map(|(l, _)| l),
+                reads: usize::from(start - size.level() + 1),
             };
         }
         // Walk from the root. The IOTLB is looked up with way 0's payload of the PASID cache.
         let lk = self.pc.data[0].map(|(_, i)| i);
         let fill_hits = lk.and_then(|l| {
-            (l == info)
+            (l.did == info.did && l.pasid == info.pasid)
                 .then(|| self.tlb_lookup(l.did, l.pasid, page))
                 .flatten()
         });
@@ -387,15 +470,20 @@ impl CacheModel {
         let tway = fill_hits.unwrap_or_else(|| self.tlb.alloc());
         self.pc.fill(pway, (key, info));
         self.tlb.fill(tway, entry);
+        self.psc_fill(info, page, 4, size);
         Prediction {
             pcache_hit: false,
             iotlb_hit: false,
+            psc_level: None,
             reads: STRUCTURE_READS + size.levels(),
         }
     }
 
     /// Applies one invalidation command.
     pub fn invalidate(&mut self, inv: Inv) {
+        if let Some(p) = &mut self.psc {
+            p.invalidate(inv);
+        }
         match inv {
             Inv::PcAll => self.pc.invalidate(|_| true),
             Inv::PcDid(did) => self.pc.invalidate(|(_, i)| i.did == did),
@@ -405,14 +493,14 @@ impl CacheModel {
             Inv::PcSid(sid, mask) => self.pc.invalidate(|(k, _)| (k.rid ^ sid) & !mask == 0),
             Inv::TlbAll => self.tlb.invalidate(|_| true),
             Inv::TlbDid(did) => self.tlb.invalidate(|e| e.did == did),
-            Inv::TlbDidPage(did, addr, am) => self
+            Inv::TlbDidPage(did, addr, am, _) => self
                 .tlb
-                .invalidate(|e| e.did == did && overlaps(e.page, e.size, addr, am)),
+                .invalidate(|e| e.did == did && overlaps(e.page, e.size.pfn_mask(), addr, am)),
             Inv::TlbDidPasid(did, pasid) => {
                 self.tlb.invalidate(|e| e.did == did && e.pasid == pasid)
             }
-            Inv::TlbDidPasidPage(did, pasid, addr, am) => self.tlb.invalidate(|e| {
-                e.did == did && e.pasid == pasid && overlaps(e.page, e.size, addr, am)
+            Inv::TlbDidPasidPage(did, pasid, addr, am, _) => self.tlb.invalidate(|e| {
+                e.did == did && e.pasid == pasid && overlaps(e.page, e.size.pfn_mask(), addr, am)
             }),
         }
     }
@@ -450,11 +538,22 @@ mod tests {
     fn key(rid: u16) -> PcKey {
         PcKey { rid, pasid: None }
     }
-    const INFO: PcInfo = PcInfo { did: 1, pasid: 0 };
+    const INFO: PcInfo = PcInfo {
+        did: 1,
+        pasid: 0,
+        ss: true,
+    };
+    /// The caches without paging-structure caches, whatever the RTL has.
+    fn no_psc() -> CacheConfig {
+        CacheConfig {
+            psc: None,
+            ..CacheConfig::default()
+        }
+    }
 
     #[test]
     fn cold_miss_then_hits_then_capacity() {
-        let mut m = CacheModel::new(CacheConfig::default());
+        let mut m = CacheModel::new(no_psc());
         let p = m.request(key(0x10), INFO, 0x100, LeafSize::K4);
         assert_eq!(p.reads, STRUCTURE_READS + 4);
         assert_eq!(m.request(key(0x10), INFO, 0x100, LeafSize::K4).reads, 0);
@@ -472,12 +571,16 @@ mod tests {
 
     #[test]
     fn invalidation_granularities() {
-        let mut m = CacheModel::new(CacheConfig::default());
-        let other = PcInfo { did: 2, pasid: 0 };
+        let mut m = CacheModel::new(no_psc());
+        let other = PcInfo {
+            did: 2,
+            pasid: 0,
+            ss: true,
+        };
         m.request(key(0x10), INFO, 0x200, LeafSize::M2);
         m.request(key(0x18), other, 0x300, LeafSize::K4);
         // A 4K page-selective flush inside the 2 MiB entry removes it.
-        m.invalidate(Inv::TlbDidPage(1, 0x2a0, 0));
+        m.invalidate(Inv::TlbDidPage(1, 0x2a0, 0, false));
         assert_eq!(m.request(key(0x10), INFO, 0x2ff, LeafSize::M2).reads, 3);
         // Device-selective: the other device's entry stays.
         m.invalidate(Inv::PcSid(0x10, 0));
@@ -491,7 +594,7 @@ mod tests {
 
     #[test]
     fn refill_after_pasid_cache_loss_duplicates_the_iotlb_entry() {
-        let mut m = CacheModel::new(CacheConfig::default());
+        let mut m = CacheModel::new(no_psc());
         m.request(key(0x10), INFO, 0x100, LeafSize::K4);
         m.invalidate(Inv::PcAll);
         // Way 0 still holds key 0x10's info, so the fill reuses the way: no duplicate.
@@ -499,7 +602,7 @@ mod tests {
         assert_eq!(m.occupancy(), (1, 1));
         // Another device of another domain in way 0 makes the next refill allocate.
         m.invalidate(Inv::PcAll);
-        m.request(key(0x18), PcInfo { did: 2, pasid: 0 }, 0x100, LeafSize::K4);
+        m.request(key(0x18), PcInfo { did: 2, ..INFO }, 0x100, LeafSize::K4);
         m.invalidate(Inv::PcAll);
         m.request(key(0x10), INFO, 0x100, LeafSize::K4);
         assert_eq!(m.occupancy(), (1, 3));

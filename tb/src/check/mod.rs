@@ -10,12 +10,14 @@
 //! - [`stream`]: drives a stream through the DUT (gaps, back-pressure, record batches).
 //! - [`judge`]: one request, or one burst, against the golden walker (directed tests).
 //! - [`iotlb_model`]: reference model of the RTL's PASID-entry cache and IOTLB (which
-//!   requests must hit, which must walk).
+//!   requests must hit, which must walk), with [`psc_model`] for its paging-structure
+//!   caches (how far down a walk starts).
 
 pub mod expect;
 pub mod iotlb_model;
 pub mod judge;
 pub mod order;
+pub mod psc_model;
 pub mod records;
 pub mod scoreboard;
 pub mod stream;

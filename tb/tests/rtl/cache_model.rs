@@ -1,9 +1,12 @@
-//! The RTL's PASID-entry cache and IOTLB against the reference model
-//! (`iommu_tb::check::iotlb_model`): random request streams over more pages and more
-//! {RID, PASID} keys than the caches hold, with random invalidations of every granularity
-//! the unit offers. For each request the model says how many memory reads the walk makes
-//! (none when both caches must hit, the page walk when only the PASID entry is cached, the
-//! whole walk otherwise), and the memory port must show exactly that:
+//! The RTL's PASID-entry cache and IOTLB, and its paging-structure caches when it has them
+//! (`iotlb_model::RTL_HAS_PSC`), against the reference model
+//! (`iommu_tb::check::iotlb_model`, `psc_model`): random request streams over more pages,
+//! more {RID, PASID} keys and more 2 MiB regions than the caches hold, with random
+//! invalidations of every granularity the unit offers, IH either way. For each request the
+//! model says how many memory reads the walk makes (none when both caches must hit, the page
+//! walk when only the PASID entry is cached, from below the deepest cached non-leaf entry
+//! with paging-structure caches, the whole walk otherwise), and the memory port must show
+//! exactly that:
 //!
 //! - a request the model says must hit that reads memory: something was lost (replacement
 //!   other than the tree PLRU, or an invalidation wider than its descriptor, e.g. a
@@ -20,7 +23,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use anyhow::{bail, ensure, Context, Result};
 use iommu_model::driver::DriverQuirks;
-use iommu_model::golden::Outcome;
+use iommu_model::golden::{Outcome, Pgtt};
 use iommu_model::kernel::{DeviceDesc, DomainType, Rid, Stage};
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PcGran, PiotlbGran};
 use iommu_tb::check::iotlb_model::{CacheConfig, CacheModel, LeafSize, PcInfo, PcKey};
@@ -61,7 +64,10 @@ fn e<T: std::fmt::Debug>(x: T) -> anyhow::Error {
 
 /// Three domains (second, first and second stage), six functions on three buses, three of
 /// them also with a PASID: nine PASID-cache keys (one more than the cache holds) over about
-/// 2 x 60 IOTLB tags (twice what it holds), with 4 KiB, 2 MiB and 1 GiB leaves.
+/// 2 x 60 IOTLB tags (twice what it holds), with 4 KiB, 2 MiB and 1 GiB leaves. The third
+/// domain's 4 KiB pages lie in 16 different 2 MiB regions, so with the other domains' tags
+/// there are more PDEs than the paging-structure cache holds (16), and more PDPTEs and
+/// PML4Es (4 and 2) too.
 fn setup(tb: &mut iommu_tb::env::Env) -> Result<Setup> {
     let timing = MemTiming {
         min_latency: 1,
@@ -80,17 +86,18 @@ fn setup(tb: &mut iommu_tb::env::Env) -> Result<Setup> {
     }
     let mut doms = Vec::new();
     let mut ids = Vec::new();
-    let layouts: [(Stage, u64, u64); 3] = [
-        (Stage::Second, 20, 2 << 20),
-        (Stage::First, 20, 1 << 30),
-        (Stage::Second, 16, 2 << 20),
+    // (stage, 4 KiB pages, their stride, size of the large page at 1 GiB)
+    let layouts: [(Stage, u64, u64, u64); 3] = [
+        (Stage::Second, 20, 0x1000, 2 << 20),
+        (Stage::First, 20, 0x1000, 1 << 30),
+        (Stage::Second, 16, 0x20_1000, 2 << 20),
     ];
-    for (i, (stage, n4k, big)) in layouts.into_iter().enumerate() {
+    for (i, (stage, n4k, stride, big)) in layouts.into_iter().enumerate() {
         let d = k.domain_alloc(DomainType::Paging(stage)).map_err(e)?;
         let pa = 0x4_0000_0000 + (i as u64) * 0x1_0000_0000;
         let mut pages = Vec::new();
         for p in 0..n4k {
-            let va = 0x100_0000 + p * 0x1000;
+            let va = 0x100_0000 + p * stride;
             map(&mut k, d, va, pa + p * 0x1000, 0x1000, true, true)?;
             pages.push((va, 0x1000));
         }
@@ -140,7 +147,7 @@ fn setup(tb: &mut iommu_tb::env::Env) -> Result<Setup> {
 }
 
 /// A random invalidation aimed at what the stream uses. IH and the drain hints are random:
-/// IH only spares paging-structure caches (the RTL has none), so leaf entries go either way.
+/// IH only spares paging-structure entries, so leaf entries go either way.
 fn random_invalidation(rng: &mut ChaCha8Rng, s: &Setup) -> Descriptor {
     let dom = &s.doms[rng.gen_range(0..s.doms.len())];
     let did = dom.did;
@@ -237,6 +244,10 @@ struct Stats {
     invalidations: usize,
     iotlb_full: usize,
     pcache_full: usize,
+    /// Page walks that started from a cached PDE, PDPTE, PML4E.
+    psc_starts: [usize; 3],
+    /// Requests after which the PDE cache was full.
+    pde_full: usize,
 }
 
 fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
@@ -293,6 +304,7 @@ fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
                 let info = PcInfo {
                     did: pe.did,
                     pasid: used,
+                    ss: pe.pgtt == Pgtt::SecondStage,
                 };
                 ensure!(
                     pe.did == dom.did,
@@ -329,6 +341,12 @@ fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
                 let (pc, tl) = model.occupancy();
                 st.pcache_full += usize::from(pc == cfg.pcache_entries);
                 st.iotlb_full += usize::from(tl == cfg.iotlb_entries);
+                if let Some(l) = want.psc_level {
+                    st.psc_starts[usize::from(l - 2)] += 1;
+                }
+                if let (Some([_, _, pde]), Some(p)) = (model.psc_occupancy(), cfg.psc) {
+                    st.pde_full += usize::from(pde == p.l2_entries);
+                }
             }
             // Everything sent has been answered and the queue is empty: no memory traffic.
             let e = env(&mut s.k);
@@ -346,6 +364,15 @@ fn stream(seed: u64, ops: usize) -> Result<(), TestFailure> {
                 && st.invalidations > ops / 20,
             "the stream is too tame: {st:?}"
         );
+        if cfg.psc.is_some() {
+            ensure!(
+                st.psc_starts[0] > ops / 10
+                    && st.psc_starts[1] > ops / 50
+                    && st.psc_starts[2] > 0
+                    && st.pde_full > ops / 200,
+                "the stream is too tame for the paging-structure caches: {st:?}"
+            );
+        }
         Ok(())
     })
 }

@@ -580,5 +580,28 @@ fn rtl_package_matches_the_register_table() -> Result<()> {
     let sizes = iommu_tb::check::iotlb_model::CacheConfig::default();
     assert_eq!(top_param("IotlbEntries")?, sizes.iotlb_entries as u64);
     assert_eq!(top_param("PcacheEntries")?, sizes.pcache_entries as u64);
+    // The paging-structure caches: iommu_psc's defaults are the model's, and the top's
+    // sizes too once it has them (iotlb_model::RTL_HAS_PSC).
+    let psc = rtl_source("iommu_psc.sv")?;
+    let psc_param = |name: &str| -> Result<u64> {
+        let at = psc
+            .find(&format!("unsigned {name} "))
+            .with_context(|| format!("no parameter {name}"))?;
+        let v = psc[at..]
+            .split('=')
+            .nth(1)
+            .and_then(|s| s.split([',', '\n']).next())
+            .context(name.to_owned())?;
+        sv_number(v).with_context(|| format!("{name} = {v}"))
+    };
+    let want = iommu_tb::check::psc_model::PscConfig::default();
+    assert_eq!(psc_param("L4Entries")?, want.l4_entries as u64);
+    assert_eq!(psc_param("L3Entries")?, want.l3_entries as u64);
+    assert_eq!(psc_param("L2Entries")?, want.l2_entries as u64);
+    if let Some(p) = sizes.psc {
+        assert_eq!(top_param("PscL4Entries")?, p.l4_entries as u64);
+        assert_eq!(top_param("PscL3Entries")?, p.l3_entries as u64);
+        assert_eq!(top_param("PscL2Entries")?, p.l2_entries as u64);
+    }
     Ok(())
 }
