@@ -142,7 +142,7 @@ module iommu_iotlb
   end
 
   logic unused_iotlb;
-  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask};
+  assign unused_iotlb = ^{inv_cmd_i.pcache, inv_cmd_i.sid, inv_cmd_i.sid_mask, inv_cmd_i.ih};
 
   // Never a fill and an invalidation in the same cycle: a walk in flight when an
   // invalidation takes effect is stale and fills nothing.

@@ -39,6 +39,11 @@ module iommu_miss_queue
   input  logic [6:0]              alloc_lower_addr_i,
   input  logic                    alloc_info_valid_i,  // cached PASID-entry result
   input  pasid_info_t             alloc_info_i,
+  input  logic                    alloc_psc_valid_i,   // cached non-leaf entry (iommu_psc)
+  input  logic [2:0]              alloc_psc_level_i,
+  input  pfn_t                    alloc_psc_ptr_i,
+  input  acc_t                    alloc_psc_acc_i,
+  output logic                    alloc_walks_o,       // the allocation starts a walk
 
   // Ordering of stage A's request against the queue
   input  order_t                  cand_ord_i,
@@ -61,6 +66,9 @@ module iommu_miss_queue
   output logic                    fill_leaf_o,       // the walk read the leaf
   output mem_req_t                fill_req_o,
   output walk_res_t               fill_res_o,
+  output logic [4:2]              fill_nl_valid_o,   // non-leaf entries the walk read
+  output pfn_t [4:2]              fill_nl_ptr_o,
+  output acc_t [4:2]              fill_nl_acc_o,
 
   // Memory reads, one port per walker
   output logic [Slots-1:0]        mem_req_valid_o,
@@ -90,6 +98,9 @@ module iommu_miss_queue
   // ---------------------------------------------------------------------------------------
   logic [Slots-1:0] wk_start, wk_busy, wk_done, wk_ack, wk_stale, wk_info_new, wk_leaf_new;
   walk_res_t        wk_res [Slots];
+  logic [4:2]       wk_nl_valid [Slots];
+  pfn_t [4:2]       wk_nl_ptr   [Slots];
+  acc_t [4:2]       wk_nl_acc   [Slots];
 
   for (genvar w = 0; w < Slots; w++) begin : g_walker
     iommu_walker u_walker (
@@ -100,6 +111,10 @@ module iommu_miss_queue
       .root_i,
       .info_valid_i    (alloc_info_valid_i),
       .info_i          (alloc_info_i),
+      .psc_valid_i     (alloc_psc_valid_i),
+      .psc_level_i     (alloc_psc_level_i),
+      .psc_ptr_i       (alloc_psc_ptr_i),
+      .psc_acc_i       (alloc_psc_acc_i),
       .inv_i,
       .busy_o          (wk_busy[w]),
       .done_o          (wk_done[w]),
@@ -111,6 +126,9 @@ module iommu_miss_queue
       .leaf_new_o      (wk_leaf_new[w]),
       .leaf_o          (wk_res[w].leaf),
       .stale_o         (wk_stale[w]),
+      .nl_valid_o      (wk_nl_valid[w]),
+      .nl_ptr_o        (wk_nl_ptr[w]),
+      .nl_acc_o        (wk_nl_acc[w]),
       .mem_req_valid_o (mem_req_valid_o[w]),
       .mem_req_ready_i (mem_req_ready_i[w]),
       .mem_req_addr_o  (mem_req_addr_o[w]),
@@ -160,6 +178,7 @@ module iommu_miss_queue
     wk_start = '0;
     if (alloc_i && !merge) wk_start[free_idx] = 1'b1;
   end
+  assign alloc_walks_o = alloc_i && !merge;
 
   // ---------------------------------------------------------------------------------------
   // Completion: one walk per cycle; its result reaches its slot and its followers.
@@ -195,6 +214,9 @@ module iommu_miss_queue
   assign fill_leaf_o = wk_leaf_new[cpl_idx];
   assign fill_req_o  = req_q[cpl_idx];
   assign fill_res_o  = cpl_res;
+  assign fill_nl_valid_o = wk_nl_valid[cpl_idx];
+  assign fill_nl_ptr_o   = wk_nl_ptr[cpl_idx];
+  assign fill_nl_acc_o   = wk_nl_acc[cpl_idx];
 
   // ---------------------------------------------------------------------------------------
   // Retirement: the oldest slot whose outcome is known and which the ordering rules let go.

@@ -115,7 +115,7 @@ module iommu_pasid_cache
   end
 
   logic unused_pcache;
-  assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am};
+  assign unused_pcache = ^{inv_cmd_i.iotlb, inv_cmd_i.addr, inv_cmd_i.am, inv_cmd_i.ih};
 
   // Never a fill and an invalidation in the same cycle: a walk in flight when an
   // invalidation takes effect is stale and fills nothing.

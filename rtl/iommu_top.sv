@@ -16,6 +16,9 @@ module iommu_top
   parameter int unsigned PcacheEntries = 8,
   parameter int unsigned NumFrcd      = 8,
   parameter int unsigned NumWalkers   = 8,
+  parameter int unsigned PscL4Entries = 2,
+  parameter int unsigned PscL3Entries = 4,
+  parameter int unsigned PscL2Entries = 16,
   parameter logic [15:0] CompleterId  = 16'h0000
 ) (
   input  logic                         clk_i,
@@ -267,6 +270,47 @@ module iommu_top
     .inv_cmd_i    (inv_cmd)
   );
 
+  // Paging-structure caches: looked up with the IOTLB, used by a walk that starts from a
+  // cached PASID entry; filled with the non-leaf entries of a walk that translated.
+  logic          psc_hit, psc_use, mq_walks;
+  logic [2:0]    psc_level;
+  pfn_t          psc_ptr;
+  acc_t          psc_acc;
+  logic [4:2]    mq_fill_nl_valid;
+  pfn_t [4:2]    mq_fill_nl_ptr;
+  acc_t [4:2]    mq_fill_nl_acc;
+  logic          psc_ok;
+
+  iommu_psc #(
+    .L4Entries (PscL4Entries),
+    .L3Entries (PscL3Entries),
+    .L2Entries (PscL2Entries)
+  ) u_psc (
+    .clk_i,
+    .rst_ni,
+    .lk_did_i           (pc_info.did),
+    .lk_pasid_i         (pc_info.pasid),
+    .lk_ss_i            (pc_info.pgtt == PgttSs),
+    .lk_page_i          (a_req.addr[HawBits-1:12]),
+    .lk_hit_o           (psc_hit),
+    .lk_level_o         (psc_level),
+    .lk_ptr_o           (psc_ptr),
+    .lk_acc_o           (psc_acc),
+    .lk_use_i           (psc_use),
+    .fill_i             (mq_fill && mq_fill_leaf),
+    .fill_did_i         (mq_fill_res.info.did),
+    .fill_pasid_i       (mq_fill_res.info.pasid),
+    .fill_ss_i          (mq_fill_res.info.pgtt == PgttSs),
+    .fill_page_i        (mq_fill_req.addr[HawBits-1:12]),
+    .fill_level_valid_i (mq_fill_nl_valid),
+    .fill_ptr_i         (mq_fill_nl_ptr),
+    .fill_acc_i         (mq_fill_nl_acc),
+    .inv_i              (inv),
+    .inv_cmd_i          (inv_cmd)
+  );
+  assign psc_ok  = pc_hit && pc_info.pgtt != PgttPt && psc_hit;
+  assign psc_use = mq_walks && psc_ok;
+
   // Hit path: the same checks as the walker, in the same order, on cached results. A cached
   // translation whose permissions fail is walked again (faults are never cached).
   logic          hit_ok;
@@ -328,6 +372,11 @@ module iommu_top
     .alloc_lower_addr_i (a_lower_addr),
     .alloc_info_valid_i (pc_hit),
     .alloc_info_i       (pc_info),
+    .alloc_psc_valid_i  (psc_ok),
+    .alloc_psc_level_i  (psc_level),
+    .alloc_psc_ptr_i    (psc_ptr),
+    .alloc_psc_acc_i    (psc_acc),
+    .alloc_walks_o      (mq_walks),
     .cand_ord_i         (a_ord),
     .cand_blocked_o     (mq_blocked),
     .empty_o            (mq_empty),
@@ -344,6 +393,9 @@ module iommu_top
     .fill_leaf_o        (mq_fill_leaf),
     .fill_req_o         (mq_fill_req),
     .fill_res_o         (mq_fill_res),
+    .fill_nl_valid_o    (mq_fill_nl_valid),
+    .fill_nl_ptr_o      (mq_fill_nl_ptr),
+    .fill_nl_acc_o      (mq_fill_nl_acc),
     .mem_req_valid_o    (arb_req_valid[NumWalkers-1:0]),
     .mem_req_ready_i    (arb_req_ready[NumWalkers-1:0]),
     .mem_req_addr_o     (arb_req_addr[NumWalkers-1:0]),
@@ -360,7 +412,7 @@ module iommu_top
   // oldest ready request first, else stage A's if its outcome is known and may leave: a
   // translated or forwarded memory request not past an older queued posted write it may
   // not pass, a recorded fault only when nothing older is queued (records in request
-  // order).
+  // order), any other TLP only when nothing older is queued.
   // ---------------------------------------------------------------------------------------
   logic          a_res_ok, a_tx, a_may_go;
   fault_reason_e a_fault;
@@ -372,8 +424,16 @@ module iommu_top
     a_record = a_xlate && hit_record;
     a_pa     = a_xlate ? hit_pa : a_req.addr;
     a_tx     = a_fwd || (a_xlate && a_fault == FrNone);
-    a_may_go = a_tx ? !(a_is_mem && mq_blocked)
-                    : !(a_fault != FrNone && a_record && !mq_empty);
+    // A TLP that is not a memory request (a completion passing through) leaves after
+    // every earlier request: PCIe does not let a completion pass a posted write, and
+    // nothing is gained by finer rules for TLPs the unit only forwards.
+    if (!a_is_mem) begin
+      a_may_go = mq_empty;
+    end else if (a_tx) begin
+      a_may_go = !mq_blocked;
+    end else begin
+      a_may_go = !(a_fault != FrNone && a_record && !mq_empty);
+    end
   end
 
   logic             e_valid_q, e_cpl_q, e_done, e_free, a_ret, a_adv;

@@ -25,6 +25,10 @@ module iommu_walker
   input  pfn_t           root_i,       // RTADDR root-table pointer
   input  logic           info_valid_i, // a cached PASID-entry result for this request
   input  pasid_info_t    info_i,
+  input  logic           psc_valid_i,  // with it, a cached non-leaf entry for the address:
+  input  logic [2:0]     psc_level_i,  //   its level (2..4),
+  input  pfn_t           psc_ptr_i,    //   the next table,
+  input  acc_t           psc_acc_i,    //   the permissions down to it
   input  logic           inv_i,        // an invalidation takes effect this cycle
   output logic           busy_o,
 
@@ -37,6 +41,10 @@ module iommu_walker
   output logic           leaf_new_o,   // leaf_o comes from a page walk (IOTLB fill)
   output leaf_t          leaf_o,
   output logic           stale_o,
+  // The non-leaf paging entries this walk read (paging-structure cache fill), by level
+  output logic [4:2]     nl_valid_o,
+  output pfn_t [4:2]     nl_ptr_o,
+  output acc_t [4:2]     nl_acc_o,
 
   // Memory reads
   output logic           mem_req_valid_o,
@@ -77,6 +85,13 @@ module iommu_walker
   fault_reason_e fault_q, fault_d;
   logic          record_q, record_d;
   logic          stale_q, stale_d;
+  logic          psc_q, psc_d;           // start the page walk from the cached entry
+  logic [2:0]    psc_level_q, psc_level_d;
+  pfn_t          psc_ptr_q, psc_ptr_d;
+  acc_t          psc_acc_q, psc_acc_d;
+  logic [4:2]    nl_valid_q, nl_valid_d;
+  pfn_t [4:2]    nl_ptr_q, nl_ptr_d;
+  acc_t [4:2]    nl_acc_q, nl_acc_d;
   logic          info_new_q, info_new_d;
   pasid_info_t   info_q, info_d;
   logic          leaf_new_q, leaf_new_d;
@@ -164,6 +179,13 @@ module iommu_walker
     fault_d    = fault_q;
     record_d   = record_q;
     stale_d    = stale_q | inv_i;
+    psc_d       = psc_q;
+    psc_level_d = psc_level_q;
+    psc_ptr_d   = psc_ptr_q;
+    psc_acc_d   = psc_acc_q;
+    nl_valid_d  = nl_valid_q;
+    nl_ptr_d    = nl_ptr_q;
+    nl_acc_d    = nl_acc_q;
     info_new_d = info_new_q;
     info_d     = info_q;
     leaf_new_d = leaf_new_q;
@@ -175,7 +197,12 @@ module iommu_walker
     unique case (state_q)
       SIdle: begin
         if (start_i) begin
-          stale_d    = inv_i;
+          stale_d     = inv_i;
+          psc_d       = info_valid_i && psc_valid_i;
+          psc_level_d = psc_level_i;
+          psc_ptr_d   = psc_ptr_i;
+          psc_acc_d   = psc_acc_i;
+          nl_valid_d  = '0;
           fault_d    = FrNone;
           record_d   = 1'b0;
           info_new_d = 1'b0;
@@ -318,6 +345,15 @@ module iommu_walker
           leaf_d  = '{pa: req_i.addr[HawBits-1:12], size: Size4K, r: 1'b1, w: 1'b1,
                       us: 1'b1, xd: 1'b0};
           state_d = SDone;
+        end else if (psc_q) begin
+          // Resume below the cached non-leaf entry.
+          ptr_d    = psc_ptr_q;
+          level_d  = psc_level_q - 3'd1;
+          acc_r_d  = psc_acc_q.r;
+          acc_w_d  = psc_acc_q.w;
+          acc_us_d = psc_acc_q.us;
+          acc_xd_d = psc_acc_q.xd;
+          state_d  = SWalk;
         end else begin
           ptr_d    = info_q.ptr;
           level_d  = 3'd4;
@@ -371,6 +407,13 @@ module iommu_walker
           end else begin
             ptr_d   = pte.addr[HawBits-1:12];
             level_d = level_q - 3'd1;
+            for (int unsigned l = 2; l <= 4; l++) begin
+              if (level_q == 3'(l)) begin
+                nl_valid_d[l] = 1'b1;
+                nl_ptr_d[l]   = pte.addr[HawBits-1:12];
+                nl_acc_d[l]   = '{r: r, w: w, us: us, xd: xd};
+              end
+            end
           end
         end
       end
@@ -386,7 +429,9 @@ module iommu_walker
       state_q   <= SIdle;
       waiting_q <= 1'b0;
       stale_q   <= 1'b0;
+      nl_valid_q <= '0;
     end else begin
+      nl_valid_q <= nl_valid_d;
       state_q   <= state_d;
       waiting_q <= waiting_d;
       stale_q   <= stale_d;
@@ -411,6 +456,12 @@ module iommu_walker
     acc_xd_q   <= acc_xd_d;
     fault_q    <= fault_d;
     record_q   <= record_d;
+    psc_q       <= psc_d;
+    psc_level_q <= psc_level_d;
+    psc_ptr_q   <= psc_ptr_d;
+    psc_acc_q   <= psc_acc_d;
+    nl_ptr_q    <= nl_ptr_d;
+    nl_acc_q    <= nl_acc_d;
     info_new_q <= info_new_d;
     info_q     <= info_d;
     leaf_new_q <= leaf_new_d;
@@ -425,6 +476,9 @@ module iommu_walker
   assign leaf_new_o = leaf_new_q && fault_q == FrNone;
   assign leaf_o     = leaf_q;
   assign stale_o    = stale_q;
+  assign nl_valid_o = nl_valid_q;
+  assign nl_ptr_o   = nl_ptr_q;
+  assign nl_acc_o   = nl_acc_q;
 
   // Started only when idle; acknowledged only when done.
   `ASSERT_NEVER(StartWhenIdle_A, start_i && busy_o)

@@ -18,7 +18,7 @@
 //!   size}.
 //! - **Lookup**: the lowest matching way wins; with no match the RTL still drives "way 0"
 //!   (`iommu_first_set` yields 0) and the IOTLB is looked up with the DID and PASID that
-//!   way 0 of the PASID cache holds, valid or not. That matters at a fill (below).
+//!   way 0 of the PASID cache holds, valid or not.
 //! - **Replacement**: a fill takes the lowest invalid way, else the tree-PLRU victim. The
 //!   tree has `entries - 1` nodes; node n's children are 2n+1 and 2n+2; a use sets each
 //!   node on the path to point away from the used way; the victim follows the pointers,
@@ -28,10 +28,10 @@
 //!   every fill marks the filled way. A PASID-cache hit whose IOTLB lookup misses leads to
 //!   a page walk and does *not* update the PASID cache's tree.
 //! - **Fills** after a walk: a walk from the root (PASID-cache miss) fills the PASID cache
-//!   and the IOTLB; a page walk alone (PASID-cache hit, IOTLB miss) fills the IOTLB. The
-//!   IOTLB fill reuses the way that hit the lookup if the lookup hit for the same {DID,
-//!   PASID} (`fill_hits`); otherwise it allocates, so an IOTLB that still holds a page
-//!   whose PASID-cache entry was evicted or invalidated gets a second, duplicate entry.
+//!   and the IOTLB; a page walk alone (PASID-cache hit, IOTLB miss) fills the IOTLB. A
+//!   fill takes the valid way that already holds its tag (an IOTLB that still holds a
+//!   page whose PASID-cache entry was evicted or invalidated refills that way), else it
+//!   allocates: no tag is ever held twice.
 //! - **Invalidations** act on valid bits only (payloads stay, as in the RTL), with the
 //!   RTL's decode: context-cache global and domain-selective both remove every PASID-cache
 //!   entry (the cache is not tagged by the context entry's DID: legal over-invalidation),
@@ -68,7 +68,7 @@ use super::psc_model::{non_leaf_levels, Psc, PscKey};
 
 /// Whether `iommu_top` instantiates the paging-structure caches (rtl/iommu_psc.sv) as
 /// [`super::psc_model`] describes: [`CacheConfig::default`] models them when it does.
-pub const RTL_HAS_PSC: bool = false;
+pub const RTL_HAS_PSC: bool = true;
 
 /// Sizes of the caches (the RTL's `PcacheEntries` and `IotlbEntries`), powers of two, and
 /// the paging-structure caches' if the unit has them.
@@ -459,15 +459,12 @@ impl CacheModel {
                 reads: usize::from(start - size.level() + 1),
             };
         }
-        // Walk from the root. The IOTLB is looked up with way 0's payload of the PASID cache.
-        let lk = self.pc.data[0].map(|(_, i)| i);
-        let fill_hits = lk.and_then(|l| {
-            (l.did == info.did && l.pasid == info.pasid)
-                .then(|| self.tlb_lookup(l.did, l.pasid, page))
-                .flatten()
-        });
+        // Walk from the root. Each fill takes the way that already holds its tag, if any.
         let pway = self.pc.alloc();
-        let tway = fill_hits.unwrap_or_else(|| self.tlb.alloc());
+        let tway = self
+            .tlb
+            .lookup(|e| *e == entry)
+            .unwrap_or_else(|| self.tlb.alloc());
         self.pc.fill(pway, (key, info));
         self.tlb.fill(tway, entry);
         self.psc_fill(info, page, 4, size);
@@ -593,18 +590,17 @@ mod tests {
     }
 
     #[test]
-    fn refill_after_pasid_cache_loss_duplicates_the_iotlb_entry() {
+    fn refill_after_pasid_cache_loss_replaces_the_iotlb_entry() {
         let mut m = CacheModel::new(no_psc());
         m.request(key(0x10), INFO, 0x100, LeafSize::K4);
         m.invalidate(Inv::PcAll);
-        // Way 0 still holds key 0x10's info, so the fill reuses the way: no duplicate.
         m.request(key(0x10), INFO, 0x100, LeafSize::K4);
         assert_eq!(m.occupancy(), (1, 1));
-        // Another device of another domain in way 0 makes the next refill allocate.
+        // Another domain's translation of the same page is another tag.
         m.invalidate(Inv::PcAll);
         m.request(key(0x18), PcInfo { did: 2, ..INFO }, 0x100, LeafSize::K4);
         m.invalidate(Inv::PcAll);
         m.request(key(0x10), INFO, 0x100, LeafSize::K4);
-        assert_eq!(m.occupancy(), (1, 3));
+        assert_eq!(m.occupancy(), (1, 2));
     }
 }

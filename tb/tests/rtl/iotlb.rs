@@ -112,9 +112,11 @@ fn replacement_keeps_the_most_recent_pages() -> Result<(), TestFailure> {
         );
         check(&mut k, &rd(0x100_0000, None))?;
         let evicted = take_reads(&mut k);
+        // Evicted from the IOTLB; its PDE, shared by all 64 pages, stays in the
+        // paging-structure cache: one read, of the leaf.
         anyhow::ensure!(
-            evicted == 4,
-            "the oldest page should need a 4-level walk, made {evicted} reads"
+            evicted == 1,
+            "the oldest page should need a walk of its last level, made {evicted} reads"
         );
         Ok(())
     })
