@@ -1,84 +1,118 @@
-// Memory-port arbiter: two clients (0: walker, 1: invalidation queue), one request
-// outstanding on the port at a time, fixed priority to the walker so a translation in
-// flight finishes first. The response goes to the client whose request is outstanding.
-module iommu_mem_arb #(
-  parameter int unsigned NumClients = 2,
-  localparam int unsigned IdxBits = $clog2(NumClients)
+// Memory-port arbiter: NumClients clients share one ID-tagged memory port. Client i's
+// requests carry ID i. Each client has at most one request outstanding, but different
+// clients may be outstanding at the same time, so the port carries up to NumClients
+// requests; responses come back in any order and each goes to the client its ID names.
+// Among the clients that request and have nothing outstanding, the grant goes round-robin
+// (starting after the client granted last), so no client starves.
+//
+// In iommu_top: client 0 is the walker, client 1 the invalidation queue.
+module iommu_mem_arb
+  import iommu_pkg::*;
+#(
+  parameter int unsigned NumClients = 2  // 1 .. 2**MemIdBits
 ) (
-  input  logic        clk_i,
-  input  logic        rst_ni,
+  input  logic                        clk_i,
+  input  logic                        rst_ni,
 
-  input  logic [NumClients-1:0]  req_valid_i,
-  output logic [NumClients-1:0]  req_ready_o,
-  input  logic [NumClients-1:0]  req_write_i,
+  input  logic [NumClients-1:0]       req_valid_i,
+  output logic [NumClients-1:0]       req_ready_o,
+  input  logic [NumClients-1:0]       req_write_i,
   input  logic [NumClients-1:0][63:0] req_addr_i,
   input  logic [NumClients-1:0][63:0] req_wdata_i,
   input  logic [NumClients-1:0][7:0]  req_wstrb_i,
-  output logic [NumClients-1:0]  rsp_valid_o,
+  output logic [NumClients-1:0]       rsp_valid_o,
 
-  output logic        mem_req_valid_o,
-  input  logic        mem_req_ready_i,
-  output logic        mem_req_write_o,
-  output logic [63:0] mem_req_addr_o,
-  output logic [63:0] mem_req_wdata_o,
-  output logic [7:0]  mem_req_wstrb_o,
-  input  logic        mem_rsp_valid_i
+  output logic                        mem_req_valid_o,
+  input  logic                        mem_req_ready_i,
+  output mem_id_t                     mem_req_id_o,
+  output logic                        mem_req_write_o,
+  output logic [63:0]                 mem_req_addr_o,
+  output logic [63:0]                 mem_req_wdata_o,
+  output logic [7:0]                  mem_req_wstrb_o,
+  input  logic                        mem_rsp_valid_i,
+  input  mem_id_t                     mem_rsp_id_i
 );
 
-  logic busy_q, busy_d;   // a request is outstanding
-  logic [IdxBits-1:0] owner_q, owner_d, sel;
-  logic any;
+  logic [NumClients-1:0] out_q, out_d;   // client i has a request outstanding
+  mem_id_t               next_q, next_d; // the client round-robin tries first
+  logic [NumClients-1:0] cand;           // requesting, nothing outstanding
+  logic [NumClients-1:0] gnt;            // one-hot: the client presented on the port
+  logic [NumClients-1:0] rsp_hit;        // one-hot: the client the response's ID names
 
-  // Round robin: the first requester after the last one granted.
-  logic [NumClients-1:0] after;
-  logic [IdxBits-1:0]    sel_hi, sel_lo;
-  logic                  any_hi;
+  assign cand = req_valid_i & ~out_q;
+
+  // Round-robin: the first candidate at or after next_q, else the first candidate.
   always_comb begin
-    for (int unsigned i = 0; i < NumClients; i++) after[i] = IdxBits'(i) > owner_q;
-  end
-  iommu_first_set #(.Width(NumClients)) u_hi (.bits_i(req_valid_i & after), .any_o(any_hi),
-                                              .idx_o(sel_hi));
-  iommu_first_set #(.Width(NumClients)) u_lo (.bits_i(req_valid_i), .any_o(any), .idx_o(sel_lo));
-  assign sel = any_hi ? sel_hi : sel_lo;
-
-  assign mem_req_valid_o = !busy_q && any;
-  assign mem_req_write_o = req_write_i[sel];
-  assign mem_req_addr_o  = req_addr_i[sel];
-  assign mem_req_wdata_o = req_wdata_i[sel];
-  assign mem_req_wstrb_o = req_wstrb_i[sel];
-
-  always_comb begin
-    req_ready_o = '0;
-    if (!busy_q) req_ready_o[sel] = mem_req_ready_i;
-  end
-
-  always_comb begin
-    rsp_valid_o = '0;
-    rsp_valid_o[owner_q] = busy_q && mem_rsp_valid_i;
+    logic found;
+    found = 1'b0;
+    gnt   = '0;
+    for (int unsigned i = 0; i < NumClients; i++) begin
+      if (!found && cand[i] && mem_id_t'(i) >= next_q) begin
+        found  = 1'b1;
+        gnt[i] = 1'b1;
+      end
+    end
+    for (int unsigned i = 0; i < NumClients; i++) begin
+      if (!found && cand[i]) begin
+        found  = 1'b1;
+        gnt[i] = 1'b1;
+      end
+    end
   end
 
+  // The granted client's request (AND-OR mux on the one-hot grant).
   always_comb begin
-    busy_d  = busy_q;
-    owner_d = owner_q;
+    mem_req_id_o    = '0;
+    mem_req_write_o = 1'b0;
+    mem_req_addr_o  = '0;
+    mem_req_wdata_o = '0;
+    mem_req_wstrb_o = '0;
+    for (int unsigned i = 0; i < NumClients; i++) begin
+      if (gnt[i]) begin
+        mem_req_id_o    = mem_req_id_o    | mem_id_t'(i);
+        mem_req_write_o = mem_req_write_o | req_write_i[i];
+        mem_req_addr_o  = mem_req_addr_o  | req_addr_i[i];
+        mem_req_wdata_o = mem_req_wdata_o | req_wdata_i[i];
+        mem_req_wstrb_o = mem_req_wstrb_o | req_wstrb_i[i];
+      end
+    end
+  end
+
+  assign mem_req_valid_o = |gnt;
+  assign req_ready_o     = gnt & {NumClients{mem_req_ready_i}};
+
+  always_comb begin
+    for (int unsigned i = 0; i < NumClients; i++) begin
+      rsp_hit[i] = mem_rsp_id_i == mem_id_t'(i);
+    end
+  end
+  assign rsp_valid_o = rsp_hit & out_q & {NumClients{mem_rsp_valid_i}};
+
+  always_comb begin
+    out_d  = out_q & ~rsp_valid_o;
+    next_d = next_q;
     if (mem_req_valid_o && mem_req_ready_i) begin
-      busy_d  = 1'b1;
-      owner_d = sel;
-    end else if (busy_q && mem_rsp_valid_i) begin
-      busy_d = 1'b0;
+      out_d  = out_d | gnt;
+      next_d = (mem_req_id_o == mem_id_t'(NumClients - 1)) ? '0 : mem_req_id_o + 1'b1;
     end
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      busy_q  <= 1'b0;
-      owner_q <= '0;
+      out_q  <= '0;
+      next_q <= '0;
     end else begin
-      busy_q  <= busy_d;
-      owner_q <= owner_d;
+      out_q  <= out_d;
+      next_q <= next_d;
     end
   end
 
-  // A memory response only for the request outstanding.
-  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !busy_q)
+  `ASSERT_INIT(NumClientsFitIds_A, NumClients >= 1 && NumClients <= 2 ** MemIdBits)
+  // A response only for an ID with a request outstanding.
+  `ASSERT_NEVER(RspWithoutReq_A, mem_rsp_valid_i && !(|(rsp_hit & out_q)))
+  // A client never requests while its own request is outstanding.
+  `ASSERT_NEVER(ReqWhileOutstanding_A, |(req_valid_i & out_q))
+  // The grant is one client, and one that may request.
+  `ASSERT(GntOneHot_A, $onehot0(gnt) && (gnt & ~cand) == '0)
 
 endmodule

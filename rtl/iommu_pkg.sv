@@ -16,10 +16,12 @@ package iommu_pkg;
   localparam int unsigned PasidBits  = 20;
   localparam int unsigned DidBits    = 16;
   localparam int unsigned CsrAddrBits = 12;  // one 4 KiB register page
+  localparam int unsigned MemIdBits  = 4;   // memory-port request ID: up to 16 outstanding
 
   typedef logic [15:0]          rid_t;     // requester ID: bus[15:8] dev[7:3] fn[2:0]
   typedef logic [PasidBits-1:0] pasid_t;
   typedef logic [DidBits-1:0]   did_t;
+  typedef logic [MemIdBits-1:0] mem_id_t;  // tags a memory request and its response
 
   // ---------------------------------------------------------------------------------------
   // Register offsets (bytes). 32-bit registers that share an 8-byte slot with another sit

@@ -56,15 +56,18 @@ module iommu_top
   output logic [63:0]                  csr_rdata_o,
   output logic                         csr_error_o,
 
-  // Memory port: table walks, invalidation-queue fetches, status writes. One outstanding
-  // request; every request (read or write) gets exactly one response.
+  // Memory port: table walks, invalidation-queue fetches, status writes. Up to 16
+  // requests outstanding (one per ID of MemIdBits); every request (read or write) gets
+  // exactly one response, carrying its ID; responses come back in any order.
   output logic                         mem_req_valid_o,
   input  logic                         mem_req_ready_i,
+  output logic [MemIdBits-1:0]         mem_req_id_o,
   output logic                         mem_req_write_o,
   output logic [63:0]                  mem_req_addr_o,
   output logic [63:0]                  mem_req_wdata_o,
   output logic [7:0]                   mem_req_wstrb_o,
   input  logic                         mem_rsp_valid_i,
+  input  logic [MemIdBits-1:0]         mem_rsp_id_i,
   input  logic [63:0]                  mem_rsp_rdata_i,
   input  logic                         mem_rsp_error_i,
 
@@ -168,6 +171,7 @@ module iommu_top
     .mem_rsp_error_i
   );
 
+  // Clients of the memory port (their request IDs): the walkers, then the queue.
   iommu_mem_arb #(
     .NumClients (MemClients)
   ) u_mem_arb (
@@ -182,11 +186,13 @@ module iommu_top
     .rsp_valid_o     (arb_rsp_valid),
     .mem_req_valid_o,
     .mem_req_ready_i,
+    .mem_req_id_o,
     .mem_req_write_o,
     .mem_req_addr_o,
     .mem_req_wdata_o,
     .mem_req_wstrb_o,
-    .mem_rsp_valid_i
+    .mem_rsp_valid_i,
+    .mem_rsp_id_i
   );
 
   // ---------------------------------------------------------------------------------------
@@ -610,6 +616,7 @@ module iommu_top
   `ASSERT_KNOWN_IF(CsrRdataKnown_A, csr_rdata_o, csr_rvalid_o)
   `ASSERT_KNOWN_IF(CsrErrorKnown_A, csr_error_o, csr_rvalid_o)
   `ASSERT_KNOWN(MemReqValidKnown_A, mem_req_valid_o)
+  `ASSERT_KNOWN_IF(MemReqIdKnown_A, mem_req_id_o, mem_req_valid_o)
   `ASSERT_KNOWN_IF(MemReqWriteKnown_A, mem_req_write_o, mem_req_valid_o)
   `ASSERT_KNOWN_IF(MemReqAddrKnown_A, mem_req_addr_o, mem_req_valid_o)
   // Write data and strobes of a read are don't-care.

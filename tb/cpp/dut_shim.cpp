@@ -80,11 +80,12 @@ DutShim::~DutShim() {
     ctx_.reset();
 }
 
-// DutIn's narrow ports are its first 13 bytes, with no padding between them (a padding
+// DutIn's narrow ports are its first 14 bytes, with no padding between them (a padding
 // byte would make the block compare unequal at random, costing a rewrite, never a miss).
-constexpr size_t kNarrowBytes = offsetof(DutIn, mem_rsp_error) + sizeof(bool);
+constexpr size_t kNarrowBytes = offsetof(DutIn, mem_rsp_id) + sizeof(uint8_t);
 static_assert(offsetof(DutIn, csr_addr) == 0 && offsetof(DutIn, rst_n) == 2 &&
-                  offsetof(DutIn, mem_rsp_error) == 12 && offsetof(DutIn, rx_prefix) == 16,
+                  offsetof(DutIn, mem_rsp_error) == 12 && offsetof(DutIn, mem_rsp_id) == 13 &&
+                  offsetof(DutIn, rx_prefix) == 16,
               "DutIn's narrow ports must lead it, packed (src/dut/ffi.rs)");
 
 void DutShim::apply_narrow(const DutIn& in) {
@@ -102,6 +103,7 @@ void DutShim::apply_narrow(const DutIn& in) {
     r.mem_req_ready_i = in.mem_req_ready;
     r.mem_rsp_valid_i = in.mem_rsp_valid;
     r.mem_rsp_error_i = in.mem_rsp_error;
+    r.mem_rsp_id_i = in.mem_rsp_id;
     std::memcpy(applied_, &in, kNarrowBytes);
 }
 
@@ -144,6 +146,7 @@ void DutShim::step(const DutIn& in, uint8_t ports, DutOut& out) {
         }
         if (ports & kPortsMem) {
             out.mem_req_valid = r.mem_req_valid_o;
+            out.mem_req_id = r.mem_req_id_o;
             out.mem_req_write = r.mem_req_write_o;
             out.mem_req_addr = r.mem_req_addr_o;
             out.mem_req_wdata = r.mem_req_wdata_o;

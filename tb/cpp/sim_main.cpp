@@ -38,6 +38,7 @@ struct Harness {
         top->csr_wdata_i = 0;
         top->mem_req_ready_i = 0;
         top->mem_rsp_valid_i = 0;
+        top->mem_rsp_id_i = 0;
         top->mem_rsp_rdata_i = 0;
         top->mem_rsp_error_i = 0;
     }

@@ -9,8 +9,8 @@ pub mod bridge {
     /// holding bits 31:0 (header DW0 in `rx_hdr[0]`).
     ///
     /// The field order is the shim's: the narrow ports first, packed without padding (the
-    /// shim compares those 13 bytes with the last applied ones as one block), then the wide
-    /// ports, which it copies every cycle.
+    /// shim compares those 14 bytes with the last applied ones as one block; its
+    /// static_asserts check the offsets), then the wide ports, which it copies every cycle.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct DutIn {
         pub csr_addr: u16,
@@ -25,6 +25,8 @@ pub mod bridge {
         pub mem_req_ready: bool,
         pub mem_rsp_valid: bool,
         pub mem_rsp_error: bool,
+        /// The ID of the response presented (`mem_rsp_id_i`, `MemIdBits` = 4 bits).
+        pub mem_rsp_id: u8,
         pub rx_prefix: [u32; 4],
         pub rx_hdr: [u32; 4],
         pub csr_wdata: u64,
@@ -45,6 +47,8 @@ pub mod bridge {
         pub csr_rdata: u64,
         pub csr_error: bool,
         pub mem_req_valid: bool,
+        /// The request's ID (`mem_req_id_o`): its response carries it back.
+        pub mem_req_id: u8,
         pub mem_req_write: bool,
         pub mem_req_addr: u64,
         pub mem_req_wdata: u64,

@@ -43,7 +43,7 @@ impl Ports {
     pub const CPL: Ports = Ports(ffi::PORTS_CPL);
     /// `csr_ready`, `csr_rvalid`, `csr_rdata`, `csr_error`.
     pub const CSR: Ports = Ports(ffi::PORTS_CSR);
-    /// `mem_req_valid`, `mem_req_write`, `mem_req_addr`, `mem_req_wdata`, `mem_req_wstrb`.
+    /// `mem_req_valid`, `mem_req_id`, `mem_req_write`, `mem_req_addr`, `mem_req_wdata`, `mem_req_wstrb`.
     pub const MEM: Ports = Ports(ffi::PORTS_MEM);
     /// `fault_irq`, `inv_irq`.
     pub const IRQ: Ports = Ports(ffi::PORTS_IRQ);

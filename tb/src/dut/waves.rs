@@ -216,11 +216,13 @@ const GROUPS: &[(&str, &[(&str, Sig)])] = &[
         &[
             ("mem_req_valid_o", Sig::Bit),
             ("mem_req_ready_i", Sig::Bit),
+            ("mem_req_id_o", Sig::Vector(4)),
             ("mem_req_write_o", Sig::Bit),
             ("mem_req_addr_o", Sig::Vector(64)),
             ("mem_req_wdata_o", Sig::Vector(64)),
             ("mem_req_wstrb_o", Sig::Vector(8)),
             ("mem_rsp_valid_i", Sig::Bit),
+            ("mem_rsp_id_i", Sig::Vector(4)),
             ("mem_rsp_rdata_i", Sig::Vector(64)),
             ("mem_rsp_error_i", Sig::Bit),
         ],

@@ -7,7 +7,8 @@
 //! - [`exchange`]: one TLP in, the unit's whole answer out (marker-delimited).
 //! - [`harness`]: runs a test body and re-runs a failed one with waveforms.
 //! - [`monitor`]: per-cycle protocol checks (CSR responses nobody asked for, memory traffic
-//!   while the unit must be idle), reported by [`Env::check_assertions`].
+//!   while the unit must be idle), reported by [`Env::check_assertions`], as is a request
+//!   the memory agent saw reuse a pending ID.
 
 pub mod csr;
 pub mod exchange;
@@ -95,7 +96,7 @@ impl Env {
         }
         self.dut.step_into(&self.inp, Ports::ALL, &mut self.out);
         if let Some(m) = &mut self.mem {
-            m.observe(&self.inp, &self.out);
+            m.observe(self.dut.cycle(), &self.inp, &self.out);
         }
         self.monitor.observe(self.dut.cycle(), &self.inp, &self.out);
         self.out
@@ -108,7 +109,8 @@ impl Env {
         }
     }
 
-    /// Fails if an RTL assertion fired or a monitor recorded an error.
+    /// Fails if an RTL assertion fired, a monitor recorded an error or the memory agent saw
+    /// the DUT break the memory port's protocol.
     pub fn check_assertions(&self) -> anyhow::Result<()> {
         if self.out.sim_error {
             anyhow::bail!(
@@ -118,6 +120,9 @@ impl Env {
         }
         if let Some(r) = self.monitor.report() {
             anyhow::bail!("protocol monitor: {r}");
+        }
+        if let Some(e) = self.mem.as_ref().and_then(|m| m.protocol_error.as_ref()) {
+            anyhow::bail!("memory port protocol: {e}");
         }
         Ok(())
     }

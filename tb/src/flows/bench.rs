@@ -79,6 +79,7 @@ pub fn walk_costs(latency: u32) -> Result<Vec<WalkCost>> {
                 min_latency: latency,
                 max_latency: latency,
                 ready_pct: 100,
+                in_order: false,
             };
             let mut k = system(1, timing, DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;

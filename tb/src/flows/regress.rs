@@ -107,8 +107,9 @@ pub fn to_tlp(req: &Request, tag: u16) -> MemRequest {
     m
 }
 
-/// The random memory timing and TLP-port back-pressure of one seed: memory timing, then
-/// the TLP agent's idle-gap, egress-ready and completion-ready percentages.
+/// The random memory timing and TLP-port back-pressure of one seed: memory timing (memory
+/// responses in any order), then the TLP agent's idle-gap, egress-ready and
+/// completion-ready percentages.
 pub fn seed_timing(seed: u64) -> (MemTiming, [u32; 3]) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7197_11e5);
     let max = [1u32, 2, 8, 32, 64][rng.gen_range(0..5)];
@@ -116,6 +117,7 @@ pub fn seed_timing(seed: u64) -> (MemTiming, [u32; 3]) {
         min_latency: 1,
         max_latency: max,
         ready_pct: rng.gen_range(50..=100),
+        in_order: false,
     };
     let ports = [
         rng.gen_range(0..40),

@@ -486,8 +486,11 @@ pub fn to_yaml(sh: &Shrunk) -> String {
     let _ = writeln!(
         y,
         "timing: {{min_latency: {}, max_latency: {}, mem_ready_pct: {}, tlp_gap_pct: {gap}, \
-         tx_ready_pct: {tx}, cpl_ready_pct: {cpl}}}",
-        t.min_latency, t.max_latency, t.ready_pct
+         tx_ready_pct: {tx}, cpl_ready_pct: {cpl}{}}}",
+        t.min_latency,
+        t.max_latency,
+        t.ready_pct,
+        if t.in_order { ", in_order: true" } else { "" }
     );
     let _ = writeln!(y, "devices:");
     for (r, max) in DEVS {

@@ -191,6 +191,9 @@ impl IommuHw for RtlHw {
                     self.env.tick();
                 }
             }
+            if let Some(e) = &self.mem_agent().protocol_error {
+                return Err(HwError::Queue(format!("memory port protocol: {e}")));
+            }
             let landed = self
                 .mem_agent()
                 .mem

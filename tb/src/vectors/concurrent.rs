@@ -162,6 +162,7 @@ pub fn timing_of(v: &Vector, opts: &RunOptions) -> (MemTiming, PortTiming) {
         min_latency: min,
         max_latency: pct(t.max_latency, opts.timing.max_latency.max(min)),
         ready_pct: pct(t.mem_ready_pct, opts.timing.ready_pct),
+        in_order: t.in_order.unwrap_or(opts.timing.in_order),
     };
     let d = PortTiming::default();
     let ports = PortTiming {

@@ -156,6 +156,9 @@ pub struct Timing {
     /// Percentage of cycles the memory port accepts a request (default 100).
     #[serde(default)]
     pub mem_ready_pct: Option<Num>,
+    /// Memory responses in acceptance order (default false: in any order).
+    #[serde(default)]
+    pub in_order: Option<bool>,
     /// Percentage of idle cycles between TLPs the testbench sends (default 0).
     #[serde(default)]
     pub tlp_gap_pct: Option<Num>,

@@ -12,11 +12,11 @@ use rand_chacha::ChaCha8Rng;
 
 /// Random inputs where each narrow port changes only now and then, as in a test, the CSR bus
 /// writes nothing (a random register write could start work that never ends) and memory
-/// answers only requests it took (`pending` of them), in order, with a random delay.
-fn next_inputs(rng: &mut ChaCha8Rng, inp: &mut DutIn, pending: &mut u32) {
-    inp.mem_rsp_valid = *pending > 0 && rng.gen_ratio(1, 3);
+/// answers only requests it took (the IDs in `pending`), in any order, with a random delay.
+fn next_inputs(rng: &mut ChaCha8Rng, inp: &mut DutIn, pending: &mut Vec<u8>) {
+    inp.mem_rsp_valid = !pending.is_empty() && rng.gen_ratio(1, 3);
     if inp.mem_rsp_valid {
-        *pending -= 1;
+        inp.mem_rsp_id = pending.swap_remove(rng.gen_range(0..pending.len()));
     }
     if rng.gen_ratio(1, 4) {
         match rng.gen_range(0..9) {
@@ -69,6 +69,7 @@ fn expected(prev: &DutOut, all: &DutOut, ports: Ports) -> DutOut {
     }
     if ports.contains(Ports::MEM) {
         e.mem_req_valid = all.mem_req_valid;
+        e.mem_req_id = all.mem_req_id;
         e.mem_req_write = all.mem_req_write;
         e.mem_req_addr = all.mem_req_addr;
         e.mem_req_wdata = all.mem_req_wdata;
@@ -147,14 +148,14 @@ fn partial_port_transfers_match_full_ones() {
         regs::GCMD_TE.into(),
     );
     let mut out = DutOut::default();
-    let mut pending = 0u32;
+    let mut pending: Vec<u8> = Vec::new();
     let mut seen_valid = [false; 3];
     for cycle in 0..20_000u32 {
         next_inputs(&mut rng, &mut inp, &mut pending);
         // A reset pulse near the end, which only the narrow block carries.
         inp.rst_n = !(15_000..15_003).contains(&cycle);
         if !inp.rst_n {
-            pending = 0;
+            pending.clear();
             inp.mem_rsp_valid = false;
         }
         let mut ports = groups[rng.gen_range(0..groups.len())];
@@ -168,7 +169,7 @@ fn partial_port_transfers_match_full_ones() {
         part.step_into(&inp, ports, &mut out);
         assert_eq!(out, want, "cycle {cycle}, ports {ports:?}, inputs {inp:?}");
         if all.mem_req_valid && inp.mem_req_ready {
-            pending += 1;
+            pending.push(all.mem_req_id);
         }
         seen_valid[0] |= all.tx_valid;
         seen_valid[1] |= all.mem_req_valid;

@@ -73,6 +73,7 @@ fn setup(tb: &mut iommu_tb::env::Env) -> Result<Setup> {
         min_latency: 1,
         max_latency: 3,
         ready_pct: 80,
+        in_order: false,
     };
     let mut k = system_on(tb, timing, DriverQuirks::default())?;
     let rids: Vec<Rid> = vec![DEV, 0x0011, 0x0012, 0x0018, 0x0100, 0x0200];

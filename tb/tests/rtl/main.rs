@@ -12,6 +12,7 @@ mod during;
 mod fault_codes;
 mod invalidation;
 mod iotlb;
+mod memport;
 mod monitors;
 mod queue;
 mod recording;

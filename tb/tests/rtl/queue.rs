@@ -251,6 +251,7 @@ fn invalidation_waits_for_walks_in_flight() -> Result<(), TestFailure> {
                 min_latency: 40,
                 max_latency: 40,
                 ready_pct: 100,
+                in_order: false,
             };
             let mut k = system_on(tb, timing, DriverQuirks::default())?;
             let (d, pasid) = dma_domain_with_pasid(&mut k, stage)?;

@@ -40,6 +40,7 @@ fn pipelined_bursts_are_checked_in_order() -> Result<(), TestFailure> {
                 min_latency: 1,
                 max_latency: 16,
                 ready_pct: 70,
+                in_order: false,
             };
             let mut k = system_on(tb, timing, DriverQuirks::default())?;
             let stage = if seed % 2 == 0 {

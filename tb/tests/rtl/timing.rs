@@ -19,6 +19,7 @@ fn random_latency_and_backpressure_everywhere() -> Result<(), TestFailure> {
                 min_latency: 1,
                 max_latency: 64,
                 ready_pct: 40,
+                in_order: false,
             };
             let mut k = system_on(tb, timing, DriverQuirks::default())?;
             let stage = if seed % 2 == 0 {

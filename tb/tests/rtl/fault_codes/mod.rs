@@ -1060,6 +1060,7 @@ fn every_fault_code_is_produced() -> Result<(), TestFailure> {
             min_latency: 1,
             max_latency: 12,
             ready_pct: 70,
+            in_order: false,
         };
         let mut tally = Tally::new(tb);
         let all = FAMILIES.into_iter().chain([("fpd", fpd as Family)]);
