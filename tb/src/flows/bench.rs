@@ -261,6 +261,7 @@ fn fixed_latency(latency: u32) -> Result<MemTiming> {
         min_latency: latency,
         max_latency: latency,
         ready_pct: 100,
+        in_order: false,
     })
 }
 

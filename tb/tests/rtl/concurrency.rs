@@ -128,7 +128,7 @@ fn nothing_passes_a_posted_write_that_walks_unless_ro_or_ido_allow() -> Result<(
         // Plain write and read after a walking write: both wait.
         let w = MemRequest::write(DEV, 0x80, MISS, 1);
         let reqs = vec![
-            w.clone(),
+            w,
             MemRequest::write(DEV, 0x01, HIT, 1),
             MemRequest::read(DEV, 0x02, HIT, 1),
         ];
@@ -195,7 +195,15 @@ fn an_invalidation_during_a_walk_leaves_no_stale_entry() -> Result<(), TestFailu
         let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
         for delay in (0..260u64).step_by(4) {
             let iova = 0x100_0000 + delay * 0x1000;
-            map(&mut k, d, iova, 0x8_0000_0000 + delay * 0x1000, 0x1000, true, true)?;
+            map(
+                &mut k,
+                d,
+                iova,
+                0x8_0000_0000 + delay * 0x1000,
+                0x1000,
+                true,
+                true,
+            )?;
             flush_all(&mut k)?;
             let w = tlp::encode(&MemRequest::read(DEV, 0x40, iova, 1))?;
             {
@@ -213,7 +221,15 @@ fn an_invalidation_during_a_walk_leaves_no_stale_entry() -> Result<(), TestFailu
                 }
             }
             unmap(&mut k, d, iova, 0x1000)?;
-            map(&mut k, d, iova, 0x9_0000_0000 + delay * 0x1000, 0x1000, true, true)?;
+            map(
+                &mut k,
+                d,
+                iova,
+                0x9_0000_0000 + delay * 0x1000,
+                0x1000,
+                true,
+                true,
+            )?;
             env(&mut k).idle(400);
             // The request in flight may have faulted on the cleared entry: its record is
             // legal and not this test's concern.

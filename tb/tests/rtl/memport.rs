@@ -12,9 +12,9 @@ use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
 
-/// Request IDs of `iommu_top`'s memory clients.
-const WALKER: u8 = 0;
-const QUEUE: u8 = 1;
+/// Request IDs of `iommu_top`'s memory clients: the walkers 0 to 7, then the queue.
+const WALKERS: u8 = 8;
+const QUEUE: u8 = WALKERS;
 
 /// What [`walk_and_fetch`] saw on the port.
 struct Seen {
@@ -75,11 +75,11 @@ fn walk_and_fetch(tb: &mut iommu_tb::env::Env, timing: MemTiming) -> Result<Seen
         }
         if out.mem_req_valid && inp.mem_req_ready {
             ensure!(
-                (out.mem_req_id == WALKER && !out.mem_req_write) || out.mem_req_id == QUEUE,
+                (out.mem_req_id < WALKERS && !out.mem_req_write) || out.mem_req_id == QUEUE,
                 "unexpected request {out:?}"
             );
         }
-        if before.contains(&WALKER) && before.contains(&QUEUE) {
+        if before.iter().any(|&i| i < WALKERS) && before.contains(&QUEUE) {
             seen.overlapped += 1;
         }
         if out.tx_valid && inp.tx_ready {
