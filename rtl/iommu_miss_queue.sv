@@ -28,6 +28,7 @@ module iommu_miss_queue
 
   input  pfn_t                    root_i,
   input  logic                    inv_i,             // an invalidation takes effect
+  input  inv_cmd_t                inv_cmd_i,
 
   // Allocation (stage A's request missed)
   input  logic                    alloc_i,
@@ -116,6 +117,7 @@ module iommu_miss_queue
       .psc_ptr_i       (alloc_psc_ptr_i),
       .psc_acc_i       (alloc_psc_acc_i),
       .inv_i,
+      .inv_cmd_i,
       .busy_o          (wk_busy[w]),
       .done_o          (wk_done[w]),
       .done_ack_i      (wk_ack[w]),

@@ -369,6 +369,7 @@ module iommu_top
     .rst_ni,
     .root_i             (rtaddr[HawBits-1:12]),
     .inv_i              (inv),
+    .inv_cmd_i          (inv_cmd),
     .alloc_i            (mq_alloc),
     .alloc_ready_o      (mq_alloc_ready),
     .alloc_req_i        (a_req),

@@ -10,8 +10,12 @@
 // left to each request the walk serves (requests to one page with different access kinds
 // share a walk), as is the fill decision.
 //
-// stale_o: an invalidation took effect while the walk was in flight (or in the cycle it
-// started). What it read may be older than the invalidation, so its results must not be
+// stale_o: an invalidation that may remove what this walk would cache took effect while
+// the walk was in flight (or in the cycle it started). Every invalidation may, except a
+// page-selective IOTLB one (type 2 or 6, granularity 3) whose range lies outside the
+// 512 GiB region of the request's address: everything the walk can fill (a leaf of at most
+// 1 GiB, non-leaf entries of at most 512 GiB, the PASID entry, which such an invalidation
+// does not touch) lies inside that region. What it read may be older than the invalidation, so its results must not be
 // cached (docs/contract.md section 4, rule 6); the requests it serves, all accepted before
 // the invalidation's wait can complete, may still use them.
 module iommu_walker
@@ -30,6 +34,7 @@ module iommu_walker
   input  pfn_t           psc_ptr_i,    //   the next table,
   input  acc_t           psc_acc_i,    //   the permissions down to it
   input  logic           inv_i,        // an invalidation takes effect this cycle
+  input  inv_cmd_t       inv_cmd_i,
   output logic           busy_o,
 
   output logic           done_o,
@@ -96,6 +101,24 @@ module iommu_walker
   pasid_info_t   info_q, info_d;
   logic          leaf_new_q, leaf_new_d;
   leaf_t         leaf_q, leaf_d;
+
+  // Whether the invalidation this cycle may touch what this walk would cache.
+  logic inv_hits;
+  always_comb begin
+    pfn_t ignore;
+    ignore = pfn_t'(64'h7FF_FFFF);  // page-number bits inside a 512 GiB region
+    if (inv_cmd_i.am >= 6'd27) ignore = '1;
+    else ignore |= pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
+    if (inv_cmd_i.kind inside {InvDidPage, InvDidPasidPage} && !inv_cmd_i.pcache) begin
+      inv_hits = inv_i && ((req_i.addr[HawBits-1:12] ^ inv_cmd_i.addr) & ~ignore) == '0;
+    end else begin
+      inv_hits = inv_i;
+    end
+  end
+
+  logic unused_inv;
+  assign unused_inv = ^{inv_cmd_i.iotlb, inv_cmd_i.did, inv_cmd_i.pasid, inv_cmd_i.sid,
+                        inv_cmd_i.sid_mask, inv_cmd_i.ih};
 
   logic [7:0] bus, devfn;
   assign bus   = req_i.rid[15:8];
@@ -178,7 +201,7 @@ module iommu_walker
     acc_xd_d   = acc_xd_q;
     fault_d    = fault_q;
     record_d   = record_q;
-    stale_d    = stale_q | inv_i;
+    stale_d    = stale_q | inv_hits;
     psc_d       = psc_q;
     psc_level_d = psc_level_q;
     psc_ptr_d   = psc_ptr_q;
@@ -197,7 +220,7 @@ module iommu_walker
     unique case (state_q)
       SIdle: begin
         if (start_i) begin
-          stale_d     = inv_i;
+          stale_d     = inv_hits;
           psc_d       = info_valid_i && psc_valid_i;
           psc_level_d = psc_level_i;
           psc_ptr_d   = psc_ptr_i;

@@ -241,3 +241,65 @@ fn an_invalidation_during_a_walk_leaves_no_stale_entry() -> Result<(), TestFailu
         Ok(())
     })
 }
+
+/// A cold walk at a memory latency of 400 cycles; once its r-th read is on the port, memory
+/// turns fast and the page is unmapped (PTE cleared, IOTLB invalidated, wait) and mapped
+/// again elsewhere, so the invalidation takes effect while read r is outstanding, for every
+/// r of the walk. With r the leaf, the walk holds the old PTE when the invalidation takes
+/// effect: it must not install it. Afterwards the page must translate to its new frame.
+#[test]
+fn an_invalidation_at_each_read_of_a_walk_leaves_no_stale_entry() -> Result<(), TestFailure> {
+    run_test("inv_at_each_read", 85, |tb| {
+        let mut k = system_on(tb, fixed(1), DriverQuirks::default())?;
+        let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
+        map(&mut k, d, 0x200_0000, 0x7_0000_0000, 0x1000, true, true)?;
+        flush_all(&mut k)?;
+        take_reads(&mut k);
+        check(&mut k, &MemRequest::read(DEV, 0x40, 0x200_0000, 1))?;
+        let cold = take_reads(&mut k);
+        anyhow::ensure!(cold > 4, "a cold walk read memory only {cold} times");
+        for r in 1..=cold {
+            let iova = 0x400_0000 + r as u64 * 0x1000;
+            let (old_pa, new_pa) = (
+                0x8_0000_0000 + r as u64 * 0x1000,
+                0x9_0000_0000 + r as u64 * 0x1000,
+            );
+            map(&mut k, d, iova, old_pa, 0x1000, true, true)?;
+            flush_all(&mut k)?;
+            let w = tlp::encode(&MemRequest::read(DEV, 0x42, iova, 1))?;
+            {
+                let hw = k.ops_mut().hw_mut();
+                hw.mem_agent().log.clear();
+                hw.mem_agent().timing = fixed(400);
+                let e = &mut hw.env;
+                e.inp.tx_ready = true;
+                e.inp.cpl_ready = true;
+                e.inp.rx_valid = true;
+                e.inp.rx_nprefix = w.prefix_count as u8;
+                e.inp.rx_prefix = w.prefix;
+                e.inp.rx_hdr = w.header;
+            }
+            let mut waited = 0u32;
+            loop {
+                let hw = k.ops_mut().hw_mut();
+                if hw.env.tick().rx_ready {
+                    hw.env.inp.rx_valid = false;
+                }
+                if hw.mem_agent().reads() >= r {
+                    break;
+                }
+                waited += 1;
+                anyhow::ensure!(waited < 20_000, "read {r} of the walk never came");
+            }
+            env(&mut k).inp.rx_valid = false;
+            k.ops_mut().hw_mut().mem_agent().timing = fixed(1);
+            unmap(&mut k, d, iova, 0x1000)?;
+            map(&mut k, d, iova, new_pa, 0x1000, true, true)?;
+            env(&mut k).idle(1000);
+            iommu_tb::check::judge::take_fault_records(env(&mut k))?;
+            check(&mut k, &MemRequest::read(DEV, 0x43, iova, 1))
+                .map_err(|e| anyhow::anyhow!("invalidation at read {r} of {cold}: {e:#}"))?;
+        }
+        Ok(())
+    })
+}

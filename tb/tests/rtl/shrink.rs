@@ -73,8 +73,6 @@ fn skipped_pasid_flush_shrinks_to_a_short_vector() {
 /// sent during the next operation's invalidations; the shrunk vector has a `during:` step
 /// and fails when run.
 #[test]
-#[ignore = "since invalidations run beside translations, requests sent during an operation \
-            enter inside its open window and no seed of 3,000 fails in a during step alone"]
 fn concurrent_failure_shrinks_to_a_during_step_that_reproduces() {
     let quirks = DriverQuirks {
         skip_pasid_flush: true,
