@@ -1,6 +1,5 @@
-// Directed checks of iommu_psc alone, until iommu_top instantiates it and the cache_model
-// test compares it with the reference model (tb/src/check/psc_model.rs) through memory
-// reads: deepest-level lookup, the PASID ignored by second-stage entries, fill of the levels
+// Directed checks of iommu_psc alone (inside iommu_top, the cache_model test compares it with
+// the reference model, tb/src/check/psc_model.rs, through memory reads): deepest-level lookup, the PASID ignored by second-stage entries, fill of the levels
 // named, refill of a held key in place, PLRU replacement at level 2, and invalidation by
 // kind and IH. Prints PASS, or each failure and exits non-zero. From the repository top:
 //
