@@ -114,7 +114,7 @@ mut frcd-overwrite rtl/iommu_regfile.sv \
 mut frcd-pasid rtl/iommu_top.sv \
   "fault records carry PASID 0" \
   "pasid:  r_req.has_pasid ? r_req.pasid : '0," \
-  "pasid:  '0,"
+  "pasid:  r_req.has_pasid ? r_req.pasid & '0 : '0,"
 mut tlp-two-pasid-prefixes rtl/iommu_tlp_decode.sv \
   "a TLP with two PASID prefixes is not malformed" \
   'if (prefix_i[i][31:24] != PrefixPasid || has_pasid) begin' \
@@ -126,15 +126,15 @@ mut tlp-crossing rtl/iommu_tlp_decode.sv \
 mut qi-wait-no-drain rtl/iommu_qi.sv \
   "a wait descriptor completes without waiting for translations in flight" \
   '        end else if (xlate_idle_i) begin' \
-  "        end else if (1'b1) begin"
+  "        end else if (xlate_idle_i || 1'b1) begin"
 mut hit-passes-posted-write rtl/iommu_top.sv \
   "a translated request leaves before an earlier posted write that is still walking (PCIe ordering)" \
   '      a_may_go = !mq_blocked;' \
-  "      a_may_go = 1'b1;"
+  "      a_may_go = !mq_blocked || 1'b1;"
 mut wait-no-drain-walks rtl/iommu_top.sv \
   "a wait completes while requests are in the miss queue (walks begun before it still running)" \
   'assign xlate_idle = !a_valid_q && !e_valid_q && mq_empty;' \
-  'assign xlate_idle = !a_valid_q && !e_valid_q;'
+  "assign xlate_idle = !a_valid_q && !e_valid_q && (mq_empty || 1'b1);"
 mut walk-fills-after-inv rtl/iommu_miss_queue.sv \
   "a walk in flight when an invalidation took effect still fills the caches (stale refill)" \
   'assign fill_o      = cpl && !wk_stale[cpl_idx] && !inv_i' \
@@ -142,11 +142,11 @@ mut walk-fills-after-inv rtl/iommu_miss_queue.sv \
 mut psc-ih-ignored rtl/iommu_psc.sv \
   "page-selective IOTLB invalidation with IH = 0 keeps the paging-structure entries (IH ignored)" \
   'InvDidPage:      inv_hit[i] = !inv_cmd_i.ih && did_ok && addr_ok;' \
-  "InvDidPage:      inv_hit[i] = 1'b0 && did_ok && addr_ok;"
+  "InvDidPage:      inv_hit[i] = (inv_cmd_i.ih || 1'b1) && 1'b0 && did_ok && addr_ok;"
 mut psc-piotlb-kept rtl/iommu_psc.sv \
   "PASID-based IOTLB invalidations (type 6) leave the paging-structure entries" \
   $'          InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok;\n          InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok;' \
-  $'          InvDidPasid:     inv_hit[i] = 1\'b0;\n          InvDidPasidPage: inv_hit[i] = 1\'b0;'
+  $'          InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok && 1\'b0;\n          InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok && 1\'b0;'
 mut two-walks-one-page rtl/iommu_miss_queue.sv \
   "misses to one page each walk (no shared walk): both walks fill" \
   'same_walk[s] = valid_q[s] && !follow_q[s]' \

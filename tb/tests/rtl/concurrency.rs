@@ -5,6 +5,7 @@
 
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
+use iommu_model::mem::PhysMem;
 use iommu_tb::env::mem::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::{self, MemRequest};
@@ -300,6 +301,65 @@ fn an_invalidation_at_each_read_of_a_walk_leaves_no_stale_entry() -> Result<(), 
             check(&mut k, &MemRequest::read(DEV, 0x43, iova, 1))
                 .map_err(|e| anyhow::anyhow!("invalidation at read {r} of {cold}: {e:#}"))?;
         }
+        Ok(())
+    })
+}
+
+/// A wait queued while a cold walk is in flight (memory at 300 cycles, so the walk outlasts
+/// the wait's fetch) writes its status only after the walk's request has left the unit
+/// (docs/contract.md section 4, rule 5).
+#[test]
+fn a_wait_completes_after_the_walks_in_flight() -> Result<(), TestFailure> {
+    run_test("wait_drains_walks", 86, |tb| {
+        let mut k = system_on(tb, fixed(1), DriverQuirks::default())?;
+        let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
+        map(&mut k, d, 0x30_0000, 0xb_0000_0000, 0x1000, true, true)?;
+        flush_all(&mut k)?;
+        let status = k.ops_mut().hw_mut().mem_agent().mem.alloc_page()?;
+        let w = tlp::encode(&MemRequest::read(DEV, 0x44, 0x30_0040, 1))?;
+        {
+            let hw = k.ops_mut().hw_mut();
+            hw.mem_agent().timing = fixed(300);
+            let e = &mut hw.env;
+            e.inp.tx_ready = true;
+            e.inp.cpl_ready = true;
+            e.inp.rx_valid = true;
+            e.inp.rx_nprefix = w.prefix_count as u8;
+            e.inp.rx_prefix = w.prefix;
+            e.inp.rx_hdr = w.header;
+            while !e.tick().rx_ready {}
+            e.inp.rx_valid = false;
+        }
+        let wait = iommu_model::qi::Descriptor::Wait {
+            intr: false,
+            sw: true,
+            fence: true,
+            status_data: 0x5a5a,
+            status_addr: status,
+        };
+        k.ops_mut().hw_mut().queue(&[wait.encode()])?;
+        let (mut left, mut written) = (None, None);
+        for cycle in 0..40_000u32 {
+            let hw = k.ops_mut().hw_mut();
+            let out = hw.env.tick();
+            if out.tx_valid && left.is_none() {
+                left = Some(cycle);
+            }
+            if written.is_none() && hw.mem_agent().mem.read64(status)? & 0xffff_ffff == 0x5a5a {
+                written = Some(cycle);
+            }
+            if left.is_some() && written.is_some() {
+                break;
+            }
+        }
+        let (Some(left), Some(written)) = (left, written) else {
+            anyhow::bail!("the request left at {left:?}, the wait wrote its status at {written:?}");
+        };
+        anyhow::ensure!(
+            left < written,
+            "the wait wrote its status at cycle {written}, before the request it must drain \
+             left (cycle {left})"
+        );
         Ok(())
     })
 }
