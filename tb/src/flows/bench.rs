@@ -524,9 +524,11 @@ pub struct HitsUnderMiss {
     pub trials: u64,
     /// Hits offered while their trial's miss was unanswered.
     pub offered: u64,
-    /// Hits answered while their trial's miss was unanswered.
+    /// Hits answered while their trial's miss was unanswered (before its answer).
     pub answered: u64,
-    /// Cycles from the first hit's offer to the miss's answer.
+    /// Cycles from the first to the last of those answers, both included: the span over
+    /// which the hits' egress rate is measured (the pipeline's 2-cycle fill before the first
+    /// answer is a latency, counted in `offer_to_answer`).
     pub window_cycles: u64,
     /// Over the hits offered while the miss was unanswered: cycles from the offer to the
     /// answer (the wait for the ingress handshake included) and from the handshake.
@@ -630,20 +632,24 @@ pub fn hits_under_miss(latency: u32, trials: u64) -> Result<(HitsUnderMiss, f64)
         let m = miss
             .answered
             .context("internal: the judged miss has no answer")?;
-        let Some(first) = hits.first() else {
+        if hits.is_empty() {
             bail!("trial {t}: no hit was offered while the miss was outstanding");
-        };
-        h.window_cycles += (m + 1).saturating_sub(first.offered);
+        }
+        let mut span: Option<(u64, u64)> = None;
         for x in hits {
             let a = x.answered.context("internal: a judged hit has no answer")?;
-            if a <= m {
+            if a < m {
                 h.answered += 1;
+                span = Some(span.map_or((a, a), |(lo, hi)| (lo.min(a), hi.max(a))));
             }
             if x.offered < m {
                 h.offered += 1;
                 h.offer_to_answer += a - x.offered;
                 h.accept_to_answer += a - x.accepted;
             }
+        }
+        if let Some((lo, hi)) = span {
+            h.window_cycles += hi - lo + 1;
         }
     }
     let idle = hit_trial(&mut k, pasid, None).context("idle hits")?;
