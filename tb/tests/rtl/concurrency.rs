@@ -7,8 +7,9 @@ use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_model::mem::PhysMem;
 use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::Env;
 use iommu_tb::hw::system::*;
-use iommu_tb::tlp::{self, MemRequest};
+use iommu_tb::tlp::{self, MemRequest, TlpWords};
 use iommu_tb::{run_test, TestFailure};
 
 fn fixed(latency: u32) -> MemTiming {
@@ -18,6 +19,28 @@ fn fixed(latency: u32) -> MemTiming {
         ready_pct: 100,
         ..MemTiming::default()
     }
+}
+
+/// Puts `w` on the ingress port, with tx and cpl always ready.
+fn offer(e: &mut Env, w: &TlpWords) {
+    e.inp.tx_ready = true;
+    e.inp.cpl_ready = true;
+    e.inp.rx_valid = true;
+    e.inp.rx_nprefix = w.prefix_count as u8;
+    e.inp.rx_prefix = w.prefix;
+    e.inp.rx_hdr = w.header;
+}
+
+/// Offers `w` and runs until the unit takes it.
+fn send(e: &mut Env, w: &TlpWords) -> anyhow::Result<()> {
+    offer(e, w);
+    for _ in 0..10_000 {
+        if e.tick().rx_ready {
+            e.inp.rx_valid = false;
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the unit did not take a request within 10,000 cycles")
 }
 
 /// Offers `reqs` back to back with tx and cpl always ready; returns, per request, the cycle
@@ -41,10 +64,7 @@ fn drive(k: &mut RtlKernel, reqs: &[MemRequest]) -> anyhow::Result<Vec<(u64, u64
             "no answer to every request within 20,000 cycles"
         );
         if let Some(w) = words.get(next) {
-            e.inp.rx_valid = true;
-            e.inp.rx_nprefix = w.prefix_count as u8;
-            e.inp.rx_prefix = w.prefix;
-            e.inp.rx_hdr = w.header;
+            offer(e, w);
         } else {
             e.inp.rx_valid = false;
         }
@@ -209,17 +229,8 @@ fn an_invalidation_during_a_walk_leaves_no_stale_entry() -> Result<(), TestFailu
             let w = tlp::encode(&MemRequest::read(DEV, 0x40, iova, 1))?;
             {
                 let e = env(&mut k);
-                e.inp.tx_ready = true;
-                e.inp.cpl_ready = true;
-                e.inp.rx_valid = true;
-                e.inp.rx_nprefix = w.prefix_count as u8;
-                e.inp.rx_prefix = w.prefix;
-                e.inp.rx_hdr = w.header;
-                while !e.tick().rx_ready {}
-                e.inp.rx_valid = false;
-                for _ in 0..delay {
-                    e.tick();
-                }
+                send(e, &w)?;
+                e.idle(delay as u32);
             }
             unmap(&mut k, d, iova, 0x1000)?;
             map(
@@ -272,13 +283,7 @@ fn an_invalidation_at_each_read_of_a_walk_leaves_no_stale_entry() -> Result<(), 
                 let hw = k.ops_mut().hw_mut();
                 hw.mem_agent().log.clear();
                 hw.mem_agent().timing = fixed(400);
-                let e = &mut hw.env;
-                e.inp.tx_ready = true;
-                e.inp.cpl_ready = true;
-                e.inp.rx_valid = true;
-                e.inp.rx_nprefix = w.prefix_count as u8;
-                e.inp.rx_prefix = w.prefix;
-                e.inp.rx_hdr = w.header;
+                offer(&mut hw.env, &w);
             }
             let mut waited = 0u32;
             loop {
@@ -320,15 +325,7 @@ fn a_wait_completes_after_the_walks_in_flight() -> Result<(), TestFailure> {
         {
             let hw = k.ops_mut().hw_mut();
             hw.mem_agent().timing = fixed(300);
-            let e = &mut hw.env;
-            e.inp.tx_ready = true;
-            e.inp.cpl_ready = true;
-            e.inp.rx_valid = true;
-            e.inp.rx_nprefix = w.prefix_count as u8;
-            e.inp.rx_prefix = w.prefix;
-            e.inp.rx_hdr = w.header;
-            while !e.tick().rx_ready {}
-            e.inp.rx_valid = false;
+            send(&mut hw.env, &w)?;
         }
         let wait = iommu_model::qi::Descriptor::Wait {
             intr: false,
