@@ -6,7 +6,8 @@
 #   bash tb/mutate.sh                 every mutation
 #   bash tb/mutate.sh NAME...         only these
 #   bash tb/mutate.sh --list          names and descriptions
-#   bash tb/mutate.sh --check         only check that every edit applies to rtl/
+#   bash tb/mutate.sh --check         only check that every edit applies to rtl/ and that
+#                                     each mutant passes `verilator --lint-only -Wall`
 #
 # Environment:
 #   MUTATE_DIR         work area (default ${TMPDIR:-/tmp}/iommu-tb-mutate): the tree copy and
@@ -16,7 +17,7 @@
 #   MUTATE_SEEDS       seeds of `iommu-tb regress` after the tests (default 50)
 #   MUTATE_TIMEOUT     seconds per test target before it counts as hung (default 900)
 #
-# /work's rtl/ is never modified: the working tree (uncommitted edits included; target/,
+# The checkout's rtl/ is never modified: the working tree (uncommitted edits included; target/,
 # .git and .venv left out) is copied once, and each mutation edits the copy and is undone
 # before the next. The unmutated copy must pass first. Exit status: 0 when every mutation is
 # detected, 1 when one survives, 2 on a usage or setup error (an edit that does not apply
@@ -42,11 +43,11 @@ mut() { names+=("$1"); files+=("$2"); descs+=("$3"); olds+=("$4"); news+=("$5");
 mut iotlb-pasid-tag rtl/iommu_iotlb.sv \
   "IOTLB lookup ignores the PASID tag (RID- and PASID-tagged entries alias)" \
   'way[i].did == lk_did_i && way[i].pasid == lk_pasid_i' \
-  'way[i].did == lk_did_i'
+  'way[i].did == lk_did_i && (way[i].pasid == lk_pasid_i || 1'"'"'b1)'
 mut iotlb-did-tag rtl/iommu_iotlb.sv \
   "IOTLB lookup ignores the DID tag" \
   'tag_match[i] = way[i].did == lk_did_i && way[i].pasid' \
-  'tag_match[i] = way[i].pasid'
+  'tag_match[i] = (way[i].did == lk_did_i || 1'"'"'b1) && way[i].pasid'
 mut perm-write-ss rtl/iommu_pkg.sv \
   "second stage: a write without W is allowed" \
   $'        if (!write && !l.r) return FrReadDenied;\n        if (write && !l.w) return FrWriteDenied;\n' \
@@ -190,7 +191,7 @@ mut csr-spurious-rvalid rtl/iommu_regfile.sv \
   "rvalid_d = 1'b1;"
 # ---------------------------------------------------------------------------------------------
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 selected=()
 check=
@@ -231,12 +232,20 @@ if [ -n "$check" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   bad=0
+  # The RTL sources in the order the build reads them (the `rtl` fileset of fusesoc.core).
+  srcs=$(sed -n '/^  rtl:/,/file_type/p' "$root/fusesoc.core" | grep -oE 'rtl/[A-Za-z0-9_]+\.sv')
+  top=$(sed -n 's/^ *toplevel: *//p' "$root/fusesoc.core" | head -n1)
+  vl=${VERILATOR:-verilator}
+  command -v "$vl" >/dev/null || { echo "$vl not found: --check lints every mutant" >&2; exit 2; }
   for i in "${selected[@]}"; do
-    cp "$root/${files[$i]}" "$tmp/f"
-    if apply "$tmp/f" "${olds[$i]}" "${news[$i]}" && ! cmp -s "$tmp/f" "$root/${files[$i]}"; then
-      echo "applies: ${names[$i]}"
-    else
+    rm -rf "$tmp/rtl" && cp -r "$root/rtl" "$tmp/rtl"
+    if ! apply "$tmp/${files[$i]}" "${olds[$i]}" "${news[$i]}" \
+      || cmp -s "$tmp/${files[$i]}" "$root/${files[$i]}"; then
       echo "DOES NOT APPLY: ${names[$i]}"; bad=1
+    elif ! (cd "$tmp" && "$vl" --lint-only -Wall $srcs --top-module "$top") >"$tmp/lint.log" 2>&1; then
+      echo "DOES NOT LINT: ${names[$i]}"; sed 's/^/    /' "$tmp/lint.log" | head -n 8; bad=1
+    else
+      echo "applies and lints: ${names[$i]}"
     fi
   done
   exit $((bad * 2))
