@@ -75,12 +75,17 @@ module iommu_iotlb
   end
 
   // A fill replaces the entry with its tag, if there is one.
+  // Matches are computed only when they are used (the fill, the invalidation): the same
+  // logic, and no work for the simulator in the other cycles.
   logic [Entries-1:0] fill_match;
   always_comb begin
-    for (int unsigned i = 0; i < Entries; i++) begin
-      fill_match[i] = way[i].did == fill_did_i && way[i].pasid == fill_pasid_i
-                      && way[i].leaf.size == fill_leaf_i.size
-                      && way[i].page == align(fill_page_i, fill_leaf_i.size);
+    fill_match = '0;
+    if (fill_i) begin
+      for (int unsigned i = 0; i < Entries; i++) begin
+        fill_match[i] = way[i].did == fill_did_i && way[i].pasid == fill_pasid_i
+                        && way[i].leaf.size == fill_leaf_i.size
+                        && way[i].page == align(fill_page_i, fill_leaf_i.size);
+      end
     end
   end
 
@@ -88,24 +93,27 @@ module iommu_iotlb
   // Invalidation match
   // ---------------------------------------------------------------------------------------
   always_comb begin
-    pfn_t range_mask;
-    range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
-    for (int unsigned i = 0; i < Entries; i++) begin
-      logic did_ok, pasid_ok, addr_ok;
-      pfn_t ignore;
-      // Two aligned power-of-two ranges overlap iff they agree above the larger one.
-      ignore   = range_mask | size_mask(way[i].leaf.size);
-      did_ok   = way[i].did == inv_cmd_i.did;
-      pasid_ok = way[i].pasid == inv_cmd_i.pasid;
-      addr_ok  = ((way[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
-      unique case (inv_cmd_i.kind)
-        InvAll:          inv_hit[i] = 1'b1;
-        InvDid:          inv_hit[i] = did_ok;
-        InvDidPage:      inv_hit[i] = did_ok && addr_ok;
-        InvDidPasid:     inv_hit[i] = did_ok && pasid_ok;
-        InvDidPasidPage: inv_hit[i] = did_ok && pasid_ok && addr_ok;
-        default:         inv_hit[i] = 1'b0;
-      endcase
+    pfn_t range_mask, ignore;
+    logic did_ok, pasid_ok, addr_ok;
+    {range_mask, ignore, did_ok, pasid_ok, addr_ok} = '0;
+    inv_hit = '0;
+    if (inv_i) begin
+      range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
+      for (int unsigned i = 0; i < Entries; i++) begin
+        // Two aligned power-of-two ranges overlap iff they agree above the larger one.
+        ignore   = range_mask | size_mask(way[i].leaf.size);
+        did_ok   = way[i].did == inv_cmd_i.did;
+        pasid_ok = way[i].pasid == inv_cmd_i.pasid;
+        addr_ok  = ((way[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
+        unique case (inv_cmd_i.kind)
+          InvAll:          inv_hit[i] = 1'b1;
+          InvDid:          inv_hit[i] = did_ok;
+          InvDidPage:      inv_hit[i] = did_ok && addr_ok;
+          InvDidPasid:     inv_hit[i] = did_ok && pasid_ok;
+          InvDidPasidPage: inv_hit[i] = did_ok && pasid_ok && addr_ok;
+          default:         inv_hit[i] = 1'b0;
+        endcase
+      end
     end
   end
 

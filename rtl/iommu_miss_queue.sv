@@ -85,7 +85,11 @@ module iommu_miss_queue
   // ---------------------------------------------------------------------------------------
   logic [Slots-1:0] valid_q, done_q, follow_q;
   logic [IdxBits-1:0] leader_q [Slots];
-  logic [Slots-1:0] older_q [Slots];   // older_q[i][j]: slot i was allocated before slot j
+  // older_q[s][j]: slot j was allocated before slot s (s's request is younger). pass_q[s][j]:
+  // s's request may pass j's (may_pass, fixed when s is allocated: j was there already).
+  // Both are bit vectors per slot, so the ordering checks below are word operations.
+  logic [Slots-1:0] older_q [Slots];
+  logic [Slots-1:0] pass_q  [Slots];
   mem_req_t         req_q  [Slots];
   logic [3:0][31:0] hdr_q  [Slots];
   logic [Slots-1:0] posted_q;
@@ -202,16 +206,20 @@ module iommu_miss_queue
   walk_res_t        cpl_res;
   logic [Slots-1:0] capture;
   outcome_t         cap_out [Slots];
+  outcome_t         own_out;          // the outcome of the walk's own request
   assign cpl_res = wk_res[cpl_idx];
+  assign own_out = walk_outcome(cpl_res, req_q[cpl_idx]);
   always_comb begin
     for (int unsigned s = 0; s < Slots; s++) begin
       capture[s] = cpl && valid_q[s] && !done_q[s]
                    && (follow_q[s] ? leader_q[s] == cpl_idx : IdxBits'(s) == cpl_idx);
-      cap_out[s] = walk_outcome(cpl_res, req_q[s]);
+      // Only a slot that captures needs its outcome (no work for the simulator otherwise).
+      cap_out[s] = '0;
+      if (capture[s]) cap_out[s] = walk_outcome(cpl_res, req_q[s]);
     end
   end
 
-  assign fill_o      = cpl && !wk_stale[cpl_idx] && !inv_i && cap_out[cpl_idx].fault == FrNone;
+  assign fill_o      = cpl && !wk_stale[cpl_idx] && !inv_i && own_out.fault == FrNone;
   assign fill_info_o = wk_info_new[cpl_idx];
   assign fill_leaf_o = wk_leaf_new[cpl_idx];
   assign fill_req_o  = req_q[cpl_idx];
@@ -228,14 +236,8 @@ module iommu_miss_queue
     cand_blocked_o = 1'b0;
     for (int unsigned s = 0; s < Slots; s++) begin
       logic blocked, has_older;
-      blocked   = 1'b0;
-      has_older = 1'b0;
-      for (int unsigned j = 0; j < Slots; j++) begin
-        if (valid_q[j] && older_q[j][s]) begin
-          has_older = 1'b1;
-          if (!may_pass(ord_q[s], ord_q[j])) blocked = 1'b1;
-        end
-      end
+      has_older = (valid_q & older_q[s]) != '0;
+      blocked   = (valid_q & older_q[s] & ~pass_q[s]) != '0;
       if (out_q[s].fault == FrNone) begin
         ready[s] = valid_q[s] && done_q[s] && !blocked;
       end else begin
@@ -244,10 +246,7 @@ module iommu_miss_queue
       if (valid_q[s] && !may_pass(cand_ord_i, ord_q[s])) cand_blocked_o = 1'b1;
     end
     for (int unsigned s = 0; s < Slots; s++) begin
-      oldest_ready[s] = ready[s];
-      for (int unsigned j = 0; j < Slots; j++) begin
-        if (ready[j] && older_q[j][s]) oldest_ready[s] = 1'b0;
-      end
+      oldest_ready[s] = ready[s] && (ready & older_q[s]) == '0;
     end
   end
 
@@ -270,6 +269,9 @@ module iommu_miss_queue
   // ---------------------------------------------------------------------------------------
   // State
   // ---------------------------------------------------------------------------------------
+  order_t alloc_ord;
+  assign alloc_ord = order_of(alloc_hdr_i[0], alloc_posted_i, alloc_req_i.rid);
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       valid_q <= '0;
@@ -299,10 +301,11 @@ module iommu_miss_queue
       posted_q[free_idx] <= alloc_posted_i;
       bc_q[free_idx]     <= alloc_byte_count_i;
       la_q[free_idx]     <= alloc_lower_addr_i;
-      ord_q[free_idx]    <= order_of(alloc_hdr_i[0], alloc_posted_i, alloc_req_i.rid);
+      ord_q[free_idx]    <= alloc_ord;
+      older_q[free_idx]  <= valid_q;
       for (int unsigned j = 0; j < Slots; j++) begin
-        older_q[free_idx][j] <= 1'b0;
-        older_q[j][free_idx] <= valid_q[j];
+        older_q[j][free_idx] <= 1'b0;
+        pass_q[free_idx][j]  <= may_pass(alloc_ord, ord_q[j]);
       end
     end
   end
@@ -313,6 +316,9 @@ module iommu_miss_queue
   // Allocation only into a free slot; retirement only of a known outcome.
   `ASSERT_NEVER(AllocWhenFull_A, alloc_i && !any_free)
   `ASSERT_NEVER(RetWithoutReady_A, ret_i && !ret_valid_o)
+  logic unused_own;
+  assign unused_own = ^{own_out.pa, own_out.record};
+
   logic [Slots-1:0] orphan;
   always_comb begin
     for (int unsigned s = 0; s < Slots; s++) begin

@@ -58,20 +58,26 @@ module iommu_pasid_cache
     end
   end
 
+  // Matches are computed only when they are used (the invalidation, the fill): the same
+  // logic, and no work for the simulator in the other cycles.
   always_comb begin
-    for (int unsigned i = 0; i < Entries; i++) begin
-      logic did_ok, pasid_ok, sid_ok;
-      did_ok   = way[i].info.did == inv_cmd_i.did;
-      pasid_ok = way[i].info.pasid == inv_cmd_i.pasid;
-      sid_ok   = {way[i].rid[15:3], way[i].rid[2:0] & ~inv_cmd_i.sid_mask}
-                 == {inv_cmd_i.sid[15:3], inv_cmd_i.sid[2:0] & ~inv_cmd_i.sid_mask};
-      unique case (inv_cmd_i.kind)
-        InvAll:      inv_hit[i] = 1'b1;
-        InvDid:      inv_hit[i] = did_ok;
-        InvDidPasid: inv_hit[i] = did_ok && pasid_ok;
-        InvSid:      inv_hit[i] = sid_ok;
-        default:     inv_hit[i] = 1'b0;
-      endcase
+    logic did_ok, pasid_ok, sid_ok;
+    {did_ok, pasid_ok, sid_ok} = '0;
+    inv_hit = '0;
+    if (inv_i) begin
+      for (int unsigned i = 0; i < Entries; i++) begin
+        did_ok   = way[i].info.did == inv_cmd_i.did;
+        pasid_ok = way[i].info.pasid == inv_cmd_i.pasid;
+        sid_ok   = {way[i].rid[15:3], way[i].rid[2:0] & ~inv_cmd_i.sid_mask}
+                   == {inv_cmd_i.sid[15:3], inv_cmd_i.sid[2:0] & ~inv_cmd_i.sid_mask};
+        unique case (inv_cmd_i.kind)
+          InvAll:      inv_hit[i] = 1'b1;
+          InvDid:      inv_hit[i] = did_ok;
+          InvDidPasid: inv_hit[i] = did_ok && pasid_ok;
+          InvSid:      inv_hit[i] = sid_ok;
+          default:     inv_hit[i] = 1'b0;
+        endcase
+      end
     end
   end
 
@@ -79,10 +85,13 @@ module iommu_pasid_cache
   // side by side).
   logic [Entries-1:0] fill_match;
   always_comb begin
-    for (int unsigned i = 0; i < Entries; i++) begin
-      fill_match[i] = way[i].rid == fill_rid_i
-                      && way[i].has_pasid == fill_has_pasid_i
-                      && way[i].pasid == key_pasid(fill_has_pasid_i, fill_pasid_i);
+    fill_match = '0;
+    if (fill_i) begin
+      for (int unsigned i = 0; i < Entries; i++) begin
+        fill_match[i] = way[i].rid == fill_rid_i
+                        && way[i].has_pasid == fill_has_pasid_i
+                        && way[i].pasid == key_pasid(fill_has_pasid_i, fill_pasid_i);
+      end
     end
   end
   iommu_fa_cache #(

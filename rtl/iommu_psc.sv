@@ -108,12 +108,21 @@ module iommu_psc
     // -------------------------------------------------------------------------------------
     always_comb begin
       for (int unsigned i = 0; i < Entries; i++) begin
-        lk_match[i]   = way[i].did == lk_did_i && way[i].ss == lk_ss_i
-                        && (lk_ss_i || way[i].pasid == lk_pasid_i)
-                        && way[i].region == lk_page_i[HawBits-1:Lo];
-        fill_match[i] = way[i].did == fill_did_i && way[i].ss == fill_ss_i
-                        && (fill_ss_i || way[i].pasid == fill_pasid_i)
-                        && way[i].region == fill_page_i[HawBits-1:Lo];
+        lk_match[i] = way[i].did == lk_did_i && way[i].ss == lk_ss_i
+                      && (lk_ss_i || way[i].pasid == lk_pasid_i)
+                      && way[i].region == lk_page_i[HawBits-1:Lo];
+      end
+    end
+    // The fill and invalidation matches are computed only when they are used: the same
+    // logic, and no work for the simulator in the other cycles.
+    always_comb begin
+      fill_match = '0;
+      if (fill) begin
+        for (int unsigned i = 0; i < Entries; i++) begin
+          fill_match[i] = way[i].did == fill_did_i && way[i].ss == fill_ss_i
+                          && (fill_ss_i || way[i].pasid == fill_pasid_i)
+                          && way[i].region == fill_page_i[HawBits-1:Lo];
+        end
       end
     end
 
@@ -121,21 +130,25 @@ module iommu_psc
     // Invalidation match
     // -------------------------------------------------------------------------------------
     always_comb begin
-      for (int unsigned i = 0; i < Entries; i++) begin
-        logic did_ok, fs_pasid_ok, addr_ok;
-        did_ok      = way[i].did == inv_cmd_i.did;
-        fs_pasid_ok = !way[i].ss && way[i].pasid == inv_cmd_i.pasid;
-        // Two aligned power-of-two ranges overlap iff they agree above the larger one.
-        addr_ok     = ((way[i].region ^ inv_cmd_i.addr[HawBits-1:Lo])
-                       & ~range_mask[HawBits-1:Lo]) == '0;
-        unique case (inv_cmd_i.kind)
-          InvAll:          inv_hit[i] = 1'b1;
-          InvDid:          inv_hit[i] = did_ok;
-          InvDidPage:      inv_hit[i] = !inv_cmd_i.ih && did_ok && addr_ok;
-          InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok;
-          InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok;
-          default:         inv_hit[i] = 1'b0;
-        endcase
+      logic did_ok, fs_pasid_ok, addr_ok;
+      {did_ok, fs_pasid_ok, addr_ok} = '0;
+      inv_hit = '0;
+      if (inv_i) begin
+        for (int unsigned i = 0; i < Entries; i++) begin
+          did_ok      = way[i].did == inv_cmd_i.did;
+          fs_pasid_ok = !way[i].ss && way[i].pasid == inv_cmd_i.pasid;
+          // Two aligned power-of-two ranges overlap iff they agree above the larger one.
+          addr_ok     = ((way[i].region ^ inv_cmd_i.addr[HawBits-1:Lo])
+                         & ~range_mask[HawBits-1:Lo]) == '0;
+          unique case (inv_cmd_i.kind)
+            InvAll:          inv_hit[i] = 1'b1;
+            InvDid:          inv_hit[i] = did_ok;
+            InvDidPage:      inv_hit[i] = !inv_cmd_i.ih && did_ok && addr_ok;
+            InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok;
+            InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok;
+            default:         inv_hit[i] = 1'b0;
+          endcase
+        end
       end
     end
 
@@ -211,8 +224,8 @@ module iommu_psc
                         range_mask[20:12], inv_cmd_i.pcache, inv_cmd_i.sid,
                         inv_cmd_i.sid_mask};
 
-  // The pipeline never fills and invalidates in the same cycle: invalidations run only
-  // when no translation is in flight.
+  // Never a fill and an invalidation in the same cycle: a walk in flight when an
+  // invalidation takes effect is stale and fills nothing.
   `ASSERT_NEVER(FillInvExclusive_A, fill_i && inv_i)
   `ASSERT(LevelHit_A, lk_hit_o == (lk_level_o inside {3'd2, 3'd3, 3'd4}))
   `ASSERT_KNOWN_IF(FillKeyKnown_A, {fill_did_i, fill_pasid_i, fill_ss_i, fill_page_i,

@@ -76,43 +76,47 @@ module iommu_walker
   localparam logic [63:0] PteQw2Rsvd  = 64'hF00;
   localparam logic [63:0] PteAboveHaw = 64'h000F_0000_0000_0000;  // bits 51:48 of a PTE
 
-  state_e        state_q, state_d;
-  logic          waiting_q, waiting_d;   // a read is outstanding
-  logic [2:0]    cnt_q, cnt_d;           // quadword within an entry
-  logic [63:0]   qw0_q, qw0_d, qw1_q, qw1_d, qw2_q, qw2_d;
-  logic          rest_nz_q, rest_nz_d;   // a reserved trailing quadword was non-zero
-  pfn_t          ptr_q, ptr_d;           // next structure or table to read
-  logic          rid_priv_q, rid_priv_d;
-  logic          fpd_q, fpd_d;
-  pasid_t        pasid_q, pasid_d;
-  logic [2:0]    level_q, level_d;
-  logic          acc_r_q, acc_r_d, acc_w_q, acc_w_d, acc_us_q, acc_us_d, acc_xd_q, acc_xd_d;
-  fault_reason_e fault_q, fault_d;
-  logic          record_q, record_d;
-  logic          stale_q, stale_d;
-  logic          psc_q, psc_d;           // start the page walk from the cached entry
-  logic [2:0]    psc_level_q, psc_level_d;
-  pfn_t          psc_ptr_q, psc_ptr_d;
-  acc_t          psc_acc_q, psc_acc_d;
-  logic [4:2]    nl_valid_q, nl_valid_d;
-  pfn_t [4:2]    nl_ptr_q, nl_ptr_d;
-  acc_t [4:2]    nl_acc_q, nl_acc_d;
-  logic          info_new_q, info_new_d;
-  pasid_info_t   info_q, info_d;
-  logic          leaf_new_q, leaf_new_d;
-  leaf_t         leaf_q, leaf_d;
+  state_e        state_q;
+  logic          waiting_q;        // a read is outstanding
+  logic [2:0]    cnt_q;            // quadword within an entry
+  logic [63:0]   qw0_q, qw1_q, qw2_q;
+  logic          rest_nz_q;        // a reserved trailing quadword was non-zero
+  pfn_t          ptr_q;            // next structure or table to read
+  logic          rid_priv_q;
+  logic          fpd_q;
+  pasid_t        pasid_q;
+  logic [2:0]    level_q;
+  logic          acc_r_q, acc_w_q, acc_us_q, acc_xd_q;
+  fault_reason_e fault_q;
+  logic          record_q;
+  logic          stale_q;
+  logic          psc_q;            // start the page walk from the cached entry
+  logic [2:0]    psc_level_q;
+  pfn_t          psc_ptr_q;
+  acc_t          psc_acc_q;
+  logic [4:2]    nl_valid_q;
+  pfn_t [4:2]    nl_ptr_q;
+  acc_t [4:2]    nl_acc_q;
+  logic          info_new_q;
+  pasid_info_t   info_q;
+  logic          leaf_new_q;
+  leaf_t         leaf_q;
 
   // Whether the invalidation this cycle may touch what this walk would cache.
   logic inv_hits;
   always_comb begin
     pfn_t ignore;
-    ignore = pfn_t'(64'h7FF_FFFF);  // page-number bits inside a 512 GiB region
-    if (inv_cmd_i.am >= 6'd27) ignore = '1;
-    else ignore |= pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
-    if (inv_cmd_i.kind inside {InvDidPage, InvDidPasidPage} && !inv_cmd_i.pcache) begin
-      inv_hits = inv_i && ((req_i.addr[HawBits-1:12] ^ inv_cmd_i.addr) & ~ignore) == '0;
-    end else begin
-      inv_hits = inv_i;
+    ignore   = '0;
+    inv_hits = 1'b0;
+    if (inv_i) begin  // (no work for the simulator in the other cycles)
+      ignore = pfn_t'(64'h7FF_FFFF);  // page-number bits inside a 512 GiB region
+      if (inv_cmd_i.am >= 6'd27) ignore = '1;
+      else ignore |= pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
+      if (inv_cmd_i.kind inside {InvDidPage, InvDidPasidPage} && !inv_cmd_i.pcache) begin
+        inv_hits = ((req_i.addr[HawBits-1:12] ^ inv_cmd_i.addr) & ~ignore) == '0;
+      end else begin
+        inv_hits = 1'b1;
+      end
     end
   end
 
@@ -182,313 +186,280 @@ module iommu_walker
                           ctx0.rsvd, ctx0.pre, ctx0.dte, ctx1.rsvd, pe0.rsvd, pe0.ssade,
                           pe0.ssee, pe1.ign, pe1.rsvd, pe2.rsvd, pe2.ign};
 
-  always_comb begin
-    state_d    = state_q;
-    waiting_d  = waiting_q;
-    cnt_d      = cnt_q;
-    qw0_d      = qw0_q;
-    qw1_d      = qw1_q;
-    qw2_d      = qw2_q;
-    rest_nz_d  = rest_nz_q;
-    ptr_d      = ptr_q;
-    rid_priv_d = rid_priv_q;
-    fpd_d      = fpd_q;
-    pasid_d    = pasid_q;
-    level_d    = level_q;
-    acc_r_d    = acc_r_q;
-    acc_w_d    = acc_w_q;
-    acc_us_d   = acc_us_q;
-    acc_xd_d   = acc_xd_q;
-    fault_d    = fault_q;
-    record_d   = record_q;
-    stale_d    = stale_q | inv_hits;
-    psc_d       = psc_q;
-    psc_level_d = psc_level_q;
-    psc_ptr_d   = psc_ptr_q;
-    psc_acc_d   = psc_acc_q;
-    nl_valid_d  = nl_valid_q;
-    nl_ptr_d    = nl_ptr_q;
-    nl_acc_d    = nl_acc_q;
-    info_new_d = info_new_q;
-    info_d     = info_q;
-    leaf_new_d = leaf_new_q;
-    leaf_d     = leaf_q;
+  // The state machine is one clocked process: each register is written where the step
+  // that changes it is decided, and keeps its value otherwise. (Eight walkers run side by
+  // side; a separate next-state block would copy every register of every walker in every
+  // evaluation, which costs the simulator more than all the rest of a walker.)
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q     <= SIdle;
+      waiting_q   <= 1'b0;
+      cnt_q       <= '0;
+      qw0_q       <= '0;
+      qw1_q       <= '0;
+      qw2_q       <= '0;
+      rest_nz_q   <= 1'b0;
+      ptr_q       <= '0;
+      rid_priv_q  <= 1'b0;
+      fpd_q       <= 1'b0;
+      pasid_q     <= '0;
+      level_q     <= '0;
+      acc_r_q     <= 1'b0;
+      acc_w_q     <= 1'b0;
+      acc_us_q    <= 1'b0;
+      acc_xd_q    <= 1'b0;
+      fault_q     <= FrNone;
+      record_q    <= 1'b0;
+      stale_q     <= 1'b0;
+      psc_q       <= 1'b0;
+      psc_level_q <= '0;
+      psc_ptr_q   <= '0;
+      psc_acc_q   <= '0;
+      nl_valid_q  <= '0;
+      nl_ptr_q    <= '0;
+      nl_acc_q    <= '0;
+      info_new_q  <= 1'b0;
+      info_q      <= '0;
+      leaf_new_q  <= 1'b0;
+      leaf_q      <= '0;
+    end else begin
+      if (inv_hits) stale_q <= 1'b1;
+      if (mem_req_valid_o && mem_req_ready_i) waiting_q <= 1'b1;
+      if (rsp) waiting_q <= 1'b0;
 
-    if (mem_req_valid_o && mem_req_ready_i) waiting_d = 1'b1;
-    if (rsp) waiting_d = 1'b0;
-
-    unique case (state_q)
-      SIdle: begin
-        if (start_i) begin
-          stale_d     = inv_hits;
-          psc_d       = info_valid_i && psc_valid_i;
-          psc_level_d = psc_level_i;
-          psc_ptr_d   = psc_ptr_i;
-          psc_acc_d   = psc_acc_i;
-          nl_valid_d  = '0;
-          fault_d    = FrNone;
-          record_d   = 1'b0;
-          info_new_d = 1'b0;
-          leaf_new_d = 1'b0;
-          cnt_d      = '0;
-          rest_nz_d  = 1'b0;
-          if (info_valid_i) begin
-            info_d  = info_i;
-            state_d = SCheck;
-          end else begin
-            ptr_d   = root_i;
-            fpd_d   = 1'b0;
-            state_d = SRoot;
-          end
-        end
-      end
-
-      SRoot: if (rsp) begin
-        record_d = 1'b1;
-        if (err)                  {fault_d, state_d} = {FrRootRead, SDone};
-        else if (!root.p)         {fault_d, state_d} = {FrRootNotPresent, SDone};
-        else if ((e & RootRsvd) != '0) {fault_d, state_d} = {FrRootReserved, SDone};
-        else begin
-          ptr_d   = root.ctp[HawBits-1:12];
-          state_d = SCtx;
-        end
-      end
-
-      SCtx: if (rsp) begin
-        // Context-entry faults are recorded whatever the entry's FPD says.
-        record_d = 1'b1;
-        unique case (cnt_q)
-          3'd0:    qw0_d = e;
-          3'd1:    qw1_d = e;
-          default: rest_nz_d = rest_nz_q | (e != '0);
-        endcase
-        cnt_d = cnt_q + 3'd1;
-        if (err) begin
-          {fault_d, state_d} = {FrCtxRead, SDone};
-        end else if (cnt_q == 3'd3) begin
-          cnt_d      = '0;
-          fpd_d      = ctx0.fpd;
-          rid_priv_d = ctx1.rid_priv;
-          pasid_d    = req_i.has_pasid ? req_i.pasid : ctx1.rid_pasid;
-          if (!ctx0.p) begin
-            {fault_d, state_d} = {FrCtxNotPresent, SDone};
-          end else if ((qw0_q & CtxQw0Rsvd) != '0 || (qw1_q & CtxQw1Rsvd) != '0
-                       || rest_nz_q || e != '0) begin
-            {fault_d, state_d} = {FrCtxReserved, SDone};
-          end else begin
-            record_d = !ctx0.fpd;
-            if (req_i.has_pasid && !ctx0.paside) begin
-              {fault_d, state_d} = {FrPasidDisabled, SDone};
-            end else if ({1'b0, pasid_d[19:6]} >= (15'd1 << (4'd7 + {1'b0, ctx0.pdts}))) begin
-              {fault_d, state_d} = {FrPasidTooLarge, SDone};
+      unique case (state_q)
+        SIdle: begin
+          if (start_i) begin
+            stale_q     <= inv_hits;
+            psc_q       <= info_valid_i && psc_valid_i;
+            psc_level_q <= psc_level_i;
+            psc_ptr_q   <= psc_ptr_i;
+            psc_acc_q   <= psc_acc_i;
+            nl_valid_q  <= '0;
+            fault_q     <= FrNone;
+            record_q    <= 1'b0;
+            info_new_q  <= 1'b0;
+            leaf_new_q  <= 1'b0;
+            cnt_q       <= '0;
+            rest_nz_q   <= 1'b0;
+            if (info_valid_i) begin
+              info_q  <= info_i;
+              state_q <= SCheck;
             end else begin
-              ptr_d   = ctx0.pdir[HawBits-1:12];
-              state_d = SPdir;
+              ptr_q   <= root_i;
+              fpd_q   <= 1'b0;
+              state_q <= SRoot;
             end
           end
         end
-      end
 
-      SPdir: if (rsp) begin
-        record_d = !fpd_q;
-        if (err)                       {fault_d, state_d} = {FrPdirRead, SDone};
-        else if (!pdir.p)              {fault_d, state_d} = {FrPdirNotPresent, SDone};
-        else if ((e & PdirRsvd) != '0) {fault_d, state_d} = {FrPdirReserved, SDone};
-        else begin
-          fpd_d   = fpd_q | pdir.fpd;
-          ptr_d   = pdir.pt[HawBits-1:12];
-          state_d = SPte;
+        SRoot: if (rsp) begin
+          record_q <= 1'b1;
+          if (err)                  {fault_q, state_q} <= {FrRootRead, SDone};
+          else if (!root.p)         {fault_q, state_q} <= {FrRootNotPresent, SDone};
+          else if ((e & RootRsvd) != '0) {fault_q, state_q} <= {FrRootReserved, SDone};
+          else begin
+            ptr_q   <= root.ctp[HawBits-1:12];
+            state_q <= SCtx;
+          end
         end
-      end
 
-      SPte: if (rsp) begin
-        record_d = !fpd_q;
-        unique case (cnt_q)
-          3'd0:    qw0_d = e;
-          3'd1:    qw1_d = e;
-          3'd2:    qw2_d = e;
-          default: rest_nz_d = rest_nz_q | (e != '0);
-        endcase
-        cnt_d = cnt_q + 3'd1;
-        if (err) begin
-          {fault_d, state_d} = {FrPteRead, SDone};
-        end else if (cnt_q == 3'd7) begin
-          logic       pgtt_ok, ptr_rsvd;
-          pgtt_e      pgtt;
-          pgtt_ok  = 1'b1;
-          unique case (pe0.pgtt)
-            PgttEncFs: pgtt = PgttFs;
-            PgttEncSs: pgtt = PgttSs;
-            PgttEncPt: pgtt = PgttPt;
-            default: begin
-              pgtt    = PgttPt;
-              pgtt_ok = 1'b0;
-            end
+        SCtx: if (rsp) begin
+          // Context-entry faults are recorded whatever the entry's FPD says.
+          record_q <= 1'b1;
+          unique case (cnt_q)
+            3'd0:    qw0_q <= e;
+            3'd1:    qw1_q <= e;
+            default: rest_nz_q <= rest_nz_q | (e != '0);
           endcase
-          ptr_rsvd = pgtt_ok && ((pgtt == PgttSs && pe0.ssptptr[63:HawBits] != '0)
-                                 || (pgtt == PgttFs && pe2.fsptptr[63:HawBits] != '0));
-          if (!pe0.p) begin
-            {fault_d, state_d} = {FrPteNotPresent, SDone};
-          end else if ((qw0_q & PteQw0Rsvd) != '0 || (qw1_q & PteQw1Rsvd) != '0
-                       || (qw2_q & PteQw2Rsvd) != '0 || rest_nz_q || e != '0 || ptr_rsvd) begin
-            {fault_d, state_d} = {FrPteReserved, SDone};
-          end else begin
-            fpd_d    = fpd_q | pe0.fpd;
-            record_d = !(fpd_q | pe0.fpd);
-            if (!pgtt_ok || (pgtt == PgttSs && pe0.aw != 3'b010)
-                || (pgtt == PgttFs && pe2.flpm != 2'b00)) begin
-              {fault_d, state_d} = {FrPgttInvalid, SDone};
+          cnt_q <= cnt_q + 3'd1;
+          if (err) begin
+            {fault_q, state_q} <= {FrCtxRead, SDone};
+          end else if (cnt_q == 3'd3) begin
+            pasid_t pasid;
+            pasid = req_i.has_pasid ? req_i.pasid : ctx1.rid_pasid;
+            cnt_q      <= '0;
+            fpd_q      <= ctx0.fpd;
+            rid_priv_q <= ctx1.rid_priv;
+            pasid_q    <= pasid;
+            if (!ctx0.p) begin
+              {fault_q, state_q} <= {FrCtxNotPresent, SDone};
+            end else if ((qw0_q & CtxQw0Rsvd) != '0 || (qw1_q & CtxQw1Rsvd) != '0
+                         || rest_nz_q || e != '0) begin
+              {fault_q, state_q} <= {FrCtxReserved, SDone};
             end else begin
-              info_d = '{
-                did:      pe1.did,
-                pgtt:     pgtt,
-                ptr:      (pgtt == PgttFs) ? pe2.fsptptr[HawBits-1:12]
-                                           : pe0.ssptptr[HawBits-1:12],
-                sre:      pe2.sre,
-                ere:      pe2.ere,
-                fpd:      fpd_q | pe0.fpd,
-                rid_priv: rid_priv_q,
-                pasid:    pasid_q
-              };
-              info_new_d = 1'b1;
-              state_d    = SCheck;
-            end
-          end
-        end
-      end
-
-      SCheck: begin
-        fault_reason_e f;
-        record_d = !info_q.fpd;
-        f = entry_check(info_q, req_i);
-        if (f == FrNone) f = addr_check(info_q.pgtt, req_i.addr);
-        if (f != FrNone) begin
-          {fault_d, state_d} = {f, SDone};
-        end else if (info_q.pgtt == PgttPt) begin
-          leaf_d  = '{pa: req_i.addr[HawBits-1:12], size: Size4K, r: 1'b1, w: 1'b1,
-                      us: 1'b1, xd: 1'b0};
-          state_d = SDone;
-        end else if (psc_q) begin
-          // Resume below the cached non-leaf entry.
-          ptr_d    = psc_ptr_q;
-          level_d  = psc_level_q - 3'd1;
-          acc_r_d  = psc_acc_q.r;
-          acc_w_d  = psc_acc_q.w;
-          acc_us_d = psc_acc_q.us;
-          acc_xd_d = psc_acc_q.xd;
-          state_d  = SWalk;
-        end else begin
-          ptr_d    = info_q.ptr;
-          level_d  = 3'd4;
-          acc_r_d  = 1'b1;
-          acc_w_d  = 1'b1;
-          acc_us_d = 1'b1;
-          acc_xd_d = 1'b0;
-          state_d  = SWalk;
-        end
-      end
-
-      SWalk: if (rsp) begin
-        logic        ss, ps, leaf;
-        logic [63:0] low;
-        ss   = info_q.pgtt == PgttSs;
-        ps   = pte.ps;
-        leaf = (level_q == 3'd1) || ps;
-        // Frame bits below a superpage's size are reserved (first stage: bit 12 is PAT).
-        unique case ({leaf, level_q})
-          {1'b1, 3'd2}: low = ss ? 64'h1F_F000 : 64'h1F_E000;
-          {1'b1, 3'd3}: low = ss ? 64'h3FFF_F000 : 64'h3FFF_E000;
-          default:      low = '0;
-        endcase
-        if (err) begin
-          {fault_d, state_d} = {ss ? FrSsRead : FrFsRead, SDone};
-        end else if (ss ? ({pte.w, pte.p_r} == 2'b00) : !pte.p_r) begin
-          {fault_d, state_d} = {ss ? FrSsNotPresent : FrFsNotPresent, SDone};
-        end else if ((e & PteAboveHaw) != '0 || (ps && level_q == 3'd4) || (e & low) != '0) begin
-          {fault_d, state_d} = {ss ? FrSsReserved : FrFsReserved, SDone};
-        end else begin
-          logic r, w, us, xd;
-          r  = acc_r_q & (ss ? pte.p_r : 1'b1);
-          w  = acc_w_q & pte.w;
-          us = acc_us_q & (ss ? 1'b1 : pte.us_x);
-          xd = acc_xd_q | (ss ? 1'b0 : pte.xd);
-          acc_r_d  = r;
-          acc_w_d  = w;
-          acc_us_d = us;
-          acc_xd_d = xd;
-          if (leaf) begin
-            leaf_d.size = (level_q == 3'd3) ? Size1G : (level_q == 3'd2) ? Size2M : Size4K;
-            leaf_d.pa   = pte.addr[HawBits-1:12];
-            if (level_q == 3'd3) leaf_d.pa[29:12] = '0;
-            if (level_q == 3'd2) leaf_d.pa[20:12] = '0;
-            leaf_d.r    = r;
-            leaf_d.w    = w;
-            leaf_d.us   = us;
-            leaf_d.xd   = xd;
-            leaf_new_d  = 1'b1;
-            state_d     = SDone;
-          end else begin
-            ptr_d   = pte.addr[HawBits-1:12];
-            level_d = level_q - 3'd1;
-            for (int unsigned l = 2; l <= 4; l++) begin
-              if (level_q == 3'(l)) begin
-                nl_valid_d[l] = 1'b1;
-                nl_ptr_d[l]   = pte.addr[HawBits-1:12];
-                nl_acc_d[l]   = '{r: r, w: w, us: us, xd: xd};
+              record_q <= !ctx0.fpd;
+              if (req_i.has_pasid && !ctx0.paside) begin
+                {fault_q, state_q} <= {FrPasidDisabled, SDone};
+              end else if ({1'b0, pasid[19:6]} >= (15'd1 << (4'd7 + {1'b0, ctx0.pdts}))) begin
+                {fault_q, state_q} <= {FrPasidTooLarge, SDone};
+              end else begin
+                ptr_q   <= ctx0.pdir[HawBits-1:12];
+                state_q <= SPdir;
               end
             end
           end
         end
-      end
 
-      SDone: if (done_ack_i) state_d = SIdle;
+        SPdir: if (rsp) begin
+          record_q <= !fpd_q;
+          if (err)                       {fault_q, state_q} <= {FrPdirRead, SDone};
+          else if (!pdir.p)              {fault_q, state_q} <= {FrPdirNotPresent, SDone};
+          else if ((e & PdirRsvd) != '0) {fault_q, state_q} <= {FrPdirReserved, SDone};
+          else begin
+            fpd_q   <= fpd_q | pdir.fpd;
+            ptr_q   <= pdir.pt[HawBits-1:12];
+            state_q <= SPte;
+          end
+        end
 
-      default: state_d = SIdle;
-    endcase
-  end
+        SPte: if (rsp) begin
+          record_q <= !fpd_q;
+          unique case (cnt_q)
+            3'd0:    qw0_q <= e;
+            3'd1:    qw1_q <= e;
+            3'd2:    qw2_q <= e;
+            default: rest_nz_q <= rest_nz_q | (e != '0);
+          endcase
+          cnt_q <= cnt_q + 3'd1;
+          if (err) begin
+            {fault_q, state_q} <= {FrPteRead, SDone};
+          end else if (cnt_q == 3'd7) begin
+            logic       pgtt_ok, ptr_rsvd;
+            pgtt_e      pgtt;
+            pgtt_ok  = 1'b1;
+            unique case (pe0.pgtt)
+              PgttEncFs: pgtt = PgttFs;
+              PgttEncSs: pgtt = PgttSs;
+              PgttEncPt: pgtt = PgttPt;
+              default: begin
+                pgtt    = PgttPt;
+                pgtt_ok = 1'b0;
+              end
+            endcase
+            ptr_rsvd = pgtt_ok && ((pgtt == PgttSs && pe0.ssptptr[63:HawBits] != '0)
+                                   || (pgtt == PgttFs && pe2.fsptptr[63:HawBits] != '0));
+            if (!pe0.p) begin
+              {fault_q, state_q} <= {FrPteNotPresent, SDone};
+            end else if ((qw0_q & PteQw0Rsvd) != '0 || (qw1_q & PteQw1Rsvd) != '0
+                         || (qw2_q & PteQw2Rsvd) != '0 || rest_nz_q || e != '0 || ptr_rsvd) begin
+              {fault_q, state_q} <= {FrPteReserved, SDone};
+            end else begin
+              fpd_q    <= fpd_q | pe0.fpd;
+              record_q <= !(fpd_q | pe0.fpd);
+              if (!pgtt_ok || (pgtt == PgttSs && pe0.aw != 3'b010)
+                  || (pgtt == PgttFs && pe2.flpm != 2'b00)) begin
+                {fault_q, state_q} <= {FrPgttInvalid, SDone};
+              end else begin
+                info_q <= '{
+                  did:      pe1.did,
+                  pgtt:     pgtt,
+                  ptr:      (pgtt == PgttFs) ? pe2.fsptptr[HawBits-1:12]
+                                             : pe0.ssptptr[HawBits-1:12],
+                  sre:      pe2.sre,
+                  ere:      pe2.ere,
+                  fpd:      fpd_q | pe0.fpd,
+                  rid_priv: rid_priv_q,
+                  pasid:    pasid_q
+                };
+                info_new_q <= 1'b1;
+                state_q    <= SCheck;
+              end
+            end
+          end
+        end
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      state_q   <= SIdle;
-      waiting_q <= 1'b0;
-      stale_q   <= 1'b0;
-      nl_valid_q <= '0;
-    end else begin
-      nl_valid_q <= nl_valid_d;
-      state_q   <= state_d;
-      waiting_q <= waiting_d;
-      stale_q   <= stale_d;
+        SCheck: begin
+          fault_reason_e f;
+          record_q <= !info_q.fpd;
+          f = entry_check(info_q, req_i);
+          if (f == FrNone) f = addr_check(info_q.pgtt, req_i.addr);
+          if (f != FrNone) begin
+            {fault_q, state_q} <= {f, SDone};
+          end else if (info_q.pgtt == PgttPt) begin
+            leaf_q  <= '{pa: req_i.addr[HawBits-1:12], size: Size4K, r: 1'b1, w: 1'b1,
+                         us: 1'b1, xd: 1'b0};
+            state_q <= SDone;
+          end else if (psc_q) begin
+            // Resume below the cached non-leaf entry.
+            ptr_q    <= psc_ptr_q;
+            level_q  <= psc_level_q - 3'd1;
+            acc_r_q  <= psc_acc_q.r;
+            acc_w_q  <= psc_acc_q.w;
+            acc_us_q <= psc_acc_q.us;
+            acc_xd_q <= psc_acc_q.xd;
+            state_q  <= SWalk;
+          end else begin
+            ptr_q    <= info_q.ptr;
+            level_q  <= 3'd4;
+            acc_r_q  <= 1'b1;
+            acc_w_q  <= 1'b1;
+            acc_us_q <= 1'b1;
+            acc_xd_q <= 1'b0;
+            state_q  <= SWalk;
+          end
+        end
+
+        SWalk: if (rsp) begin
+          logic        ss, ps, leaf;
+          logic [63:0] low;
+          ss   = info_q.pgtt == PgttSs;
+          ps   = pte.ps;
+          leaf = (level_q == 3'd1) || ps;
+          // Frame bits below a superpage's size are reserved (first stage: bit 12 is PAT).
+          unique case ({leaf, level_q})
+            {1'b1, 3'd2}: low = ss ? 64'h1F_F000 : 64'h1F_E000;
+            {1'b1, 3'd3}: low = ss ? 64'h3FFF_F000 : 64'h3FFF_E000;
+            default:      low = '0;
+          endcase
+          if (err) begin
+            {fault_q, state_q} <= {ss ? FrSsRead : FrFsRead, SDone};
+          end else if (ss ? ({pte.w, pte.p_r} == 2'b00) : !pte.p_r) begin
+            {fault_q, state_q} <= {ss ? FrSsNotPresent : FrFsNotPresent, SDone};
+          end else if ((e & PteAboveHaw) != '0 || (ps && level_q == 3'd4) || (e & low) != '0) begin
+            {fault_q, state_q} <= {ss ? FrSsReserved : FrFsReserved, SDone};
+          end else begin
+            logic r, w, us, xd;
+            r  = acc_r_q & (ss ? pte.p_r : 1'b1);
+            w  = acc_w_q & pte.w;
+            us = acc_us_q & (ss ? 1'b1 : pte.us_x);
+            xd = acc_xd_q | (ss ? 1'b0 : pte.xd);
+            acc_r_q  <= r;
+            acc_w_q  <= w;
+            acc_us_q <= us;
+            acc_xd_q <= xd;
+            if (leaf) begin
+              leaf_t l;
+              l.size = (level_q == 3'd3) ? Size1G : (level_q == 3'd2) ? Size2M : Size4K;
+              l.pa   = pte.addr[HawBits-1:12];
+              if (level_q == 3'd3) l.pa[29:12] = '0;
+              if (level_q == 3'd2) l.pa[20:12] = '0;
+              l.r    = r;
+              l.w    = w;
+              l.us   = us;
+              l.xd   = xd;
+              leaf_q     <= l;
+              leaf_new_q <= 1'b1;
+              state_q    <= SDone;
+            end else begin
+              ptr_q   <= pte.addr[HawBits-1:12];
+              level_q <= level_q - 3'd1;
+              for (int unsigned lv = 2; lv <= 4; lv++) begin
+                if (level_q == 3'(lv)) begin
+                  nl_valid_q[lv] <= 1'b1;
+                  nl_ptr_q[lv]   <= pte.addr[HawBits-1:12];
+                  nl_acc_q[lv]   <= '{r: r, w: w, us: us, xd: xd};
+                end
+              end
+            end
+          end
+        end
+
+        SDone: if (done_ack_i) state_q <= SIdle;
+
+        default: state_q <= SIdle;
+      endcase
     end
-  end
-
-  // Datapath registers are qualified by the state machine and need no reset.
-  always_ff @(posedge clk_i) begin
-    cnt_q      <= cnt_d;
-    qw0_q      <= qw0_d;
-    qw1_q      <= qw1_d;
-    qw2_q      <= qw2_d;
-    rest_nz_q  <= rest_nz_d;
-    ptr_q      <= ptr_d;
-    rid_priv_q <= rid_priv_d;
-    fpd_q      <= fpd_d;
-    pasid_q    <= pasid_d;
-    level_q    <= level_d;
-    acc_r_q    <= acc_r_d;
-    acc_w_q    <= acc_w_d;
-    acc_us_q   <= acc_us_d;
-    acc_xd_q   <= acc_xd_d;
-    fault_q    <= fault_d;
-    record_q   <= record_d;
-    psc_q       <= psc_d;
-    psc_level_q <= psc_level_d;
-    psc_ptr_q   <= psc_ptr_d;
-    psc_acc_q   <= psc_acc_d;
-    nl_ptr_q    <= nl_ptr_d;
-    nl_acc_q    <= nl_acc_d;
-    info_new_q <= info_new_d;
-    info_q     <= info_d;
-    leaf_new_q <= leaf_new_d;
-    leaf_q     <= leaf_d;
   end
 
   assign done_o     = state_q == SDone;

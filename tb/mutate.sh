@@ -146,8 +146,8 @@ mut psc-ih-ignored rtl/iommu_psc.sv \
   "InvDidPage:      inv_hit[i] = (inv_cmd_i.ih || 1'b1) && 1'b0 && did_ok && addr_ok;"
 mut psc-piotlb-kept rtl/iommu_psc.sv \
   "PASID-based IOTLB invalidations (type 6) leave the paging-structure entries" \
-  $'          InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok;\n          InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok;' \
-  $'          InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok && 1\'b0;\n          InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok && 1\'b0;'
+  $'InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok;\n            InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok;' \
+  $'InvDidPasid:     inv_hit[i] = did_ok && fs_pasid_ok && 1\'b0;\n            InvDidPasidPage: inv_hit[i] = !inv_cmd_i.ih && did_ok && fs_pasid_ok && addr_ok && 1\'b0;'
 mut two-walks-one-page rtl/iommu_miss_queue.sv \
   "misses to one page each walk (no shared walk): both walks fill" \
   'same_walk[s] = valid_q[s] && !follow_q[s]' \
