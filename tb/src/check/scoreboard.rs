@@ -322,6 +322,36 @@ impl Scoreboard {
         }
     }
 
+    /// Contract section 4, rule 5: a wait descriptor that the queue fetched at cycle
+    /// `fetched` and whose status write landed at cycle `landed` completed only after every
+    /// request accepted by `fetched` had left the unit or been dropped. (Requests accepted
+    /// after the fetch are not judged here: the unit takes none while the wait drains, and
+    /// may take new ones once it has drained, before the status write.)
+    pub fn check_wait(&self, fetched: u64, landed: u64) -> Result<(), CheckError> {
+        for (id, s) in self.slots.iter().enumerate() {
+            if s.accepted_at > fetched {
+                continue;
+            }
+            if let Some((at, e)) = s.got {
+                if at > landed {
+                    return Err(self.fail(
+                        id,
+                        format!(
+                            "cycle {at}: request #{id}, accepted at cycle {} (the queue fetched \
+                             the wait descriptor at cycle {fetched}), left after the wait's \
+                             status write at cycle {landed}: a wait completes only after every \
+                             translation begun before it has left (contract section 4, rule \
+                             5)\n  {}\n  it left as: {e}",
+                            s.accepted_at,
+                            self.describe(id)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Fails if a request that must leave the unit has not within [`WATCHDOG`] cycles.
     pub fn watchdog(&self, now: u64) -> Result<(), CheckError> {
         if let Some(&id) = self.open.iter().find(|&&id| !self.slots[id].may_drop) {

@@ -10,7 +10,10 @@
 //!
 //! [`Collector`] is the same stream for traffic whose judge is known only later (requests
 //! sent while an operation's invalidations execute): it logs every transfer, and
-//! [`Collected::judge`] replays the log into a scoreboard.
+//! [`Collected::judge`] replays the log into a scoreboard. It also learns when each wait
+//! descriptor was fetched and when its status write landed, and the judge checks that every
+//! request accepted before the fetch left before the status write (contract section 4,
+//! rule 5).
 
 use anyhow::Result;
 use iommu_model::fault::FaultRecord;
@@ -389,6 +392,9 @@ pub struct Collector {
     sent: Vec<TlpWords>,
     events: Vec<Event>,
     traffic: Traffic,
+    /// Each completed wait: the cycle the queue fetched its descriptor, and the cycle its
+    /// status write landed.
+    waits: Vec<(u64, u64)>,
 }
 
 /// What a [`Collector`] saw, ready to be judged.
@@ -398,6 +404,7 @@ pub struct Collected {
     pub sent: Vec<TlpWords>,
     events: Vec<Event>,
     records: Vec<FaultRecord>,
+    waits: Vec<(u64, u64)>,
 }
 
 impl Collector {
@@ -407,7 +414,15 @@ impl Collector {
             sent: Vec::new(),
             events: Vec::new(),
             traffic,
+            waits: Vec::new(),
         }
+    }
+
+    /// A wait descriptor fetched at cycle `fetched` wrote its status at cycle `landed`:
+    /// every request accepted by then must have left before it (checked by
+    /// [`Collected::judge`]).
+    pub fn wait_completed(&mut self, fetched: u64, landed: u64) {
+        self.waits.push((fetched, landed));
     }
 
     /// TLPs not sent yet.
@@ -477,6 +492,7 @@ impl Collector {
             sent: self.sent,
             events: self.events,
             records,
+            waits: self.waits,
         })
     }
 }
@@ -508,6 +524,9 @@ impl Collected {
             }
         }
         sb.settle(last)?;
+        for &(fetched, landed) in &self.waits {
+            sb.check_wait(fetched, landed)?;
+        }
         sb.check_records(&self.records)?;
         let Finished {
             outcomes,

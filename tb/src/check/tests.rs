@@ -220,3 +220,20 @@ fn fault_records_are_checked_in_order() {
     assert!(feed(&[ra]).is_err(), "a missing record must fail");
     assert!(feed(&[ra, rb, ra]).is_err(), "an extra record must fail");
 }
+
+#[test]
+fn a_request_accepted_before_a_wait_leaves_before_its_status_write() {
+    let reqs = both(vec![rd(1, 1), rd(1, 2)]);
+    // Accepted at cycles 0 and 1, left at cycles 100 and 101.
+    let sb = run(&reqs, &[0, 1]).expect("legal stream");
+    // The wait was fetched after both were accepted: its status write must come after both.
+    assert!(sb.check_wait(5, 101).is_ok());
+    let e = sb
+        .check_wait(5, 100)
+        .expect_err("request #1 left after the status write");
+    assert!(e.message.contains("rule 5"), "{}", e.message);
+    assert_eq!(e.request, Some(1));
+    // Fetched between the two acceptances: only the first one is bound by the wait.
+    assert!(sb.check_wait(0, 100).is_ok());
+    assert!(sb.check_wait(0, 99).is_err());
+}

@@ -82,6 +82,11 @@ pub struct MemAgent {
     /// The first protocol violation of the DUT seen on the port (a request whose ID still
     /// has a response pending).
     pub protocol_error: Option<String>,
+    /// An address (8-byte aligned) whose first read is timed: `watched_at` is set to the
+    /// cycle of the first read request accepted for it (e.g. the fetch of a wait
+    /// descriptor).
+    pub watch: Option<u64>,
+    pub watched_at: Option<u64>,
 }
 
 impl MemAgent {
@@ -95,6 +100,8 @@ impl MemAgent {
             log: Vec::new(),
             logging: true,
             protocol_error: None,
+            watch: None,
+            watched_at: None,
         }
     }
 
@@ -187,6 +194,9 @@ impl MemAgent {
                  response to the previous request with ID {id} is still pending",
                 if out.mem_req_write { "write" } else { "read" },
             ));
+        }
+        if !out.mem_req_write && self.watch == Some(addr) && self.watched_at.is_none() {
+            self.watched_at = Some(cycle);
         }
         let (rdata, error, data) = if out.mem_req_write {
             let mask = (0..8).fold(0u64, |m, b| {

@@ -178,6 +178,13 @@ impl IommuHw for RtlHw {
             ));
         };
         let encoded: Vec<[u64; 4]> = descs.iter().map(Descriptor::encode).collect();
+        // The wait's slot: its fetch starts the wait, after which the unit takes no request
+        // until the translations accepted before it have left (contract section 4, rule 5).
+        let wait_slot = (self.iq_tail + encoded.len() as u64 - 1) % IQ_ENTRIES;
+        let wait_at = self.iq_base + wait_slot * 32;
+        let agent = self.mem_agent();
+        agent.watch = Some(wait_at);
+        agent.watched_at = None;
         self.queue(&encoded)?;
         self.submitted.extend_from_slice(descs);
         let word = status_addr & !7;
@@ -201,6 +208,13 @@ impl IommuHw for RtlHw {
                 .map(|v| (v >> shift) as u32 == status_data)
                 .unwrap_or(false);
             if landed {
+                let now = self.env.dut.cycle();
+                let agent = self.mem_agent();
+                agent.watch = None;
+                let fetched = agent.watched_at.take();
+                if let (Some(bg), Some(f)) = (&mut self.background, fetched) {
+                    bg.wait_completed(f, now);
+                }
                 return Ok(());
             }
             let waited = self.env.dut.cycle() - start;
