@@ -109,6 +109,48 @@ pub(crate) fn offer(env: &mut Env, w: &TlpWords) {
     env.inp.rx_hdr = w.header;
 }
 
+/// Settling waits for the unit to go quiet: one that stays busy this long after every
+/// request that must leave has left (egress offered, memory requested, or a memory response
+/// due, with nothing left to answer) fails instead of hanging the test.
+#[derive(Debug, Default)]
+pub(crate) struct QuietWatch {
+    since: Option<u64>,
+}
+
+impl QuietWatch {
+    /// `waiting`: everything is answered and only the unit's quiet is awaited.
+    pub(crate) fn check(&mut self, env: &Env, waiting: bool) -> Result<(), String> {
+        let now = env.dut.cycle();
+        if !waiting {
+            self.since = None;
+            return Ok(());
+        }
+        let since = *self.since.get_or_insert(now);
+        if now - since <= WATCHDOG {
+            return Ok(());
+        }
+        let o = &env.out;
+        let mut what = Vec::new();
+        if o.tx_valid {
+            what.push("offers a TLP on tx");
+        }
+        if o.cpl_valid {
+            what.push("offers a completion");
+        }
+        if o.mem_req_valid {
+            what.push("requests memory");
+        }
+        if env.mem.as_ref().is_some_and(|m| !m.idle()) {
+            what.push("has memory responses due");
+        }
+        Err(format!(
+            "cycle {now}: the unit never goes quiet: every request was answered by cycle \
+             {since}, and {WATCHDOG} cycles later it still {}",
+            what.join(", ")
+        ))
+    }
+}
+
 /// Whether the cycle just run showed the unit busy.
 #[inline]
 pub(crate) fn busy(env: &Env) -> bool {
@@ -292,6 +334,7 @@ pub fn run(
     let mut quiet = 0u32;
     let mut transcript = FNV_START;
     let mut poller = Poller::default();
+    let mut settling = QuietWatch::default();
     loop {
         let hold = sb.records_due() >= RECORD_SLOTS;
         if next.is_none() && !hold {
@@ -339,7 +382,11 @@ pub fn run(
         }
         quiet = if active { 0 } else { quiet + 1 };
         let all_sent = sent == n;
-        if (all_sent || hold) && sb.mandatory_open() == 0 && quiet >= SETTLE && poller.idle() {
+        let answered = (all_sent || hold) && sb.mandatory_open() == 0 && poller.idle();
+        settling
+            .check(env, answered && quiet < SETTLE)
+            .map_err(CheckError::other)?;
+        if answered && quiet >= SETTLE {
             sb.settle(now)?;
             if all_sent || sb.records_due() > 0 {
                 drain_records(env, &mut sb, records)?;

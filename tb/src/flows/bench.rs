@@ -13,7 +13,7 @@ use iommu_model::kernel::Stage;
 use crate::check::expect::{golden_request, key, Expect};
 use crate::check::records::RecordReader;
 use crate::check::scoreboard::{CheckError, Scoreboard, Totals};
-use crate::check::stream::{busy, offer, SETTLE};
+use crate::check::stream::{busy, offer, QuietWatch, SETTLE};
 use crate::env::mem::MemTiming;
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
@@ -130,9 +130,14 @@ pub fn hit_stream(n: u64) -> Result<HitStream> {
     let start = e.dut.cycle();
     let t0 = Instant::now();
     let mut out_count = 0;
+    // A unit that stops answering fails the benchmark instead of hanging it.
+    let limit = n.saturating_mul(4).saturating_add(10_000);
     while out_count < n {
         let out = e.tick();
         out_count += u64::from(out.tx_valid);
+        if e.dut.cycle() - start > limit {
+            bail!("hit stream: {out_count} of {n} hits answered in {limit} cycles");
+        }
     }
     Ok(HitStream {
         tlps: n,
@@ -351,6 +356,7 @@ pub fn timed_stream(
     let mut pending: Option<(Expect, Option<u64>)> = None;
     let mut ended = false;
     let mut quiet = 0u32;
+    let mut settling = QuietWatch::default();
     loop {
         if pending.is_none() && !ended {
             match next(&times)? {
@@ -406,7 +412,11 @@ pub fn timed_stream(
             times[id].answered = Some(now);
         }
         quiet = if active { 0 } else { quiet + 1 };
-        if ended && pending.is_none() && sb.mandatory_open() == 0 && quiet >= SETTLE {
+        let answered = ended && pending.is_none() && sb.mandatory_open() == 0;
+        settling
+            .check(env, answered && quiet < SETTLE)
+            .map_err(|e| anyhow!(e))?;
+        if answered && quiet >= SETTLE {
             break;
         }
         if now & 63 == 0 {
