@@ -88,7 +88,7 @@ pub struct Expect {
     pub judge: Judge,
 }
 
-/// Identity of a TLP on any port: Requester ID and the 10-bit tag (T9, T8, Tag[7:0]).
+/// Identity of a TLP on any port: Requester ID and the 10-bit tag (T9, T8, `Tag[7:0]`).
 pub fn key(e: &Egress) -> u32 {
     let (dw0, id_dw) = match *e {
         Egress::Tx(h) if (h[0] >> 24) & 0x1f == 0b01010 => (h[0], h[2]),

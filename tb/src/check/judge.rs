@@ -21,9 +21,6 @@ use crate::env::Env;
 use crate::tlp::MemRequest;
 use iommu_model::regs::{self, Caps};
 
-/// Cycles one request may take (a full walk is 16 reads, each up to 64 cycles late).
-pub const REQUEST_TIMEOUT: u64 = 4_000;
-
 /// Reads and clears every pending fault record (F set), in register order (for directed
 /// tests of the recording registers; the judge drains them in ring order instead).
 pub fn take_fault_records(env: &mut Env) -> Result<Vec<FaultRecord>> {

@@ -8,19 +8,26 @@
 //!   loss, duplicates and fault records (in order).
 //! - [`records`]: drains the unit's fault records in the order it wrote them.
 //! - [`stream`]: drives a stream through the DUT (gaps, back-pressure, record batches).
-//! - [`judge`]: one request, or one burst, against the golden walker (directed tests).
+//! - [`judge`](mod@judge): one request, or one burst, against the golden walker (directed tests).
 //! - [`iotlb_model`]: reference model of the RTL's PASID-entry cache and IOTLB (which
 //!   requests must hit, which must walk), with [`psc_model`] for its paging-structure
 //!   caches (how far down a walk starts).
 
-pub mod expect;
-pub mod iotlb_model;
-pub mod judge;
-pub mod order;
-pub mod psc_model;
-pub mod records;
-pub mod scoreboard;
-pub mod stream;
+pub(crate) mod expect;
+pub(crate) mod iotlb_model;
+pub(crate) mod judge;
+pub(crate) mod order;
+pub(crate) mod psc_model;
+pub(crate) mod records;
+pub(crate) mod scoreboard;
+pub(crate) mod stream;
+
+pub use iotlb_model::{CacheConfig, CacheModel, LeafSize, PcInfo, PcKey, RTL_HAS_PSC};
+pub use judge::{
+    check_burst, expected_egress, expected_record, golden_request, judge, take_fault_records,
+    BurstReport, Judged,
+};
+pub use psc_model::PscConfig;
 
 #[cfg(test)]
 mod tests;

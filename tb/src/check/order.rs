@@ -19,9 +19,9 @@ pub struct OrderAttrs {
     pub class: Class,
     /// Traffic class (DW0 bits 22:20).
     pub tc: u8,
-    /// Relaxed Ordering, Attr[1] (DW0 bit 13).
+    /// Relaxed Ordering, `Attr[1]` (DW0 bit 13).
     pub ro: bool,
-    /// ID-based Ordering, Attr[2] (DW0 bit 18).
+    /// ID-based Ordering, `Attr[2]` (DW0 bit 18).
     pub ido: bool,
     /// Requester ID (DW1 bits 31:16 of a request).
     pub rid: u16,

@@ -152,11 +152,6 @@ impl Scoreboard {
         Self::default()
     }
 
-    /// Requests accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Open requests that must still leave the unit.
     pub fn mandatory_open(&self) -> usize {
         self.mandatory

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use iommu_tb::report::junit::{Case, Suite, Verdict};
+use iommu_tb::report::{Case, Suite, Verdict};
 
 /// The first line of a report (the failure message of a case).
 pub fn first_line(text: &str) -> String {

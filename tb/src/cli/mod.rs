@@ -15,7 +15,7 @@ use iommu_model::driver::DriverQuirks;
 
 use iommu_tb::flows::regress;
 use iommu_tb::pool;
-use iommu_tb::report::junit::Suite;
+use iommu_tb::report::Suite;
 use iommu_tb::vectors::FileResult;
 use seeds::{SeedPlan, WaveOpts};
 

@@ -8,10 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use iommu_tb::dut::waves;
-use iommu_tb::env::harness::{self, TestFailure};
+use iommu_tb::env::{self as harness, TestFailure};
 use iommu_tb::flows::{regress, shrink, untranslated};
 use iommu_tb::pool;
-use iommu_tb::report::junit::Case;
+use iommu_tb::report::Case;
 
 use super::cases::{self, SeedResult};
 

@@ -4,24 +4,28 @@
 //! - [`csr`]: the CSR bus (register agent).
 //! - [`mem`]: serves the memory port from the model's physical memory.
 //! - [`tlp_agent`]: sends TLPs on ingress and collects what leaves on tx and cpl.
-//! - [`exchange`]: one TLP in, the unit's whole answer out (marker-delimited).
+//! - [`exchange`](mod@exchange): one TLP in, the unit's whole answer out (marker-delimited).
 //! - [`harness`]: runs a test body and re-runs a failed one with waveforms.
 //! - [`monitor`]: per-cycle protocol checks (CSR responses nobody asked for, memory traffic
 //!   while the unit must be idle), reported by [`Env::check_assertions`], as is a request
 //!   the memory agent saw reuse a pending ID.
 
-pub mod csr;
-pub mod exchange;
-pub mod harness;
-pub mod mem;
-pub mod monitor;
-pub mod tlp_agent;
+pub(crate) mod csr;
+pub(crate) mod exchange;
+pub(crate) mod harness;
+pub(crate) mod mem;
+pub(crate) mod monitor;
+pub(crate) mod tlp_agent;
+
+pub use csr::CsrError;
+pub use exchange::{drain, exchange};
+pub use harness::{run_test, run_test_in, TestFailure};
+pub use mem::{MemAccess, MemAgent, MemTiming};
+pub use tlp_agent::{Egress, TlpAgent};
 
 use crate::dut::waves::Waves;
 use crate::dut::{Dut, DutIn, DutOut, Ports};
-use crate::env::mem::MemAgent;
 use crate::env::monitor::Monitor;
-use crate::env::tlp_agent::TlpAgent;
 
 #[derive(Debug)]
 pub struct Env {

@@ -1,7 +1,7 @@
 //! What the CLI and the tests run.
 //! - [`regress`]: seeded kernel-API sequences on the RTL, every request judged.
 //! - [`untranslated`]: checked random traffic through the untranslated path (TE = 0).
-//! - [`bench`]: translation figures (walk cycles, hit throughput) for `iommu-tb bench-xlate`.
+//! - [`bench`](mod@bench): translation figures (walk cycles, hit throughput) for `iommu-tb bench-xlate`.
 //! - [`shrink`]: a failing regression seed shrunk to a short YAML vector.
 
 pub mod bench;

@@ -10,7 +10,7 @@
 //! replayed.
 //!
 //! Every TLP is judged twice over, as the regression does: the DUT must do exactly what the
-//! golden walker does on the memory it walks, fault record included ([`crate::check::judge`]), and
+//! golden walker does on the memory it walks, fault record included ([`crate::check::judge`](mod@crate::check::judge)), and
 //! in kernel-level vectors the outcome must be in the oracle's allowed set (while an unmap's
 //! flush is pending, only the oracle judges: the old translation is allowed). A pinned
 //! `expect:` is checked in addition.

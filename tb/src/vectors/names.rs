@@ -1,5 +1,5 @@
 //! Symbolic names: a name is bound before it is used, checked in document order by a pass
-//! over the parsed vector ([`check_names`]), and positions in the document ([`locate`]) for
+//! over the parsed vector (`check_names`), and positions in the document ([`locate`]) for
 //! errors found after parsing.
 //!
 //! Deserialization itself knows no context: it reads names as strings. The pass collects

@@ -6,7 +6,7 @@
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_model::mem::PhysMem;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::MemTiming;
 use iommu_tb::env::Env;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::{self, MemRequest, TlpWords};
@@ -245,7 +245,7 @@ fn an_invalidation_during_a_walk_leaves_no_stale_entry() -> Result<(), TestFailu
             env(&mut k).idle(400);
             // The request in flight may have faulted on the cleared entry: its record is
             // legal and not this test's concern.
-            iommu_tb::check::judge::take_fault_records(env(&mut k))?;
+            iommu_tb::check::take_fault_records(env(&mut k))?;
             // Judged by the golden walker on today's tables: the new frame.
             check(&mut k, &MemRequest::read(DEV, 0x41, iova, 1))
                 .map_err(|e| anyhow::anyhow!("delay {delay}: {e:#}"))?;
@@ -302,7 +302,7 @@ fn an_invalidation_at_each_read_of_a_walk_leaves_no_stale_entry() -> Result<(), 
             unmap(&mut k, d, iova, 0x1000)?;
             map(&mut k, d, iova, new_pa, 0x1000, true, true)?;
             env(&mut k).idle(1000);
-            iommu_tb::check::judge::take_fault_records(env(&mut k))?;
+            iommu_tb::check::take_fault_records(env(&mut k))?;
             check(&mut k, &MemRequest::read(DEV, 0x43, iova, 1))
                 .map_err(|e| anyhow::anyhow!("invalidation at read {r} of {cold}: {e:#}"))?;
         }

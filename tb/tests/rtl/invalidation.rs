@@ -10,7 +10,7 @@ use iommu_model::golden::Outcome;
 use iommu_model::kernel::{DomainId, MmProt, Stage};
 use iommu_model::mem::PhysMem;
 use iommu_model::qi::{CcGran, Descriptor, IotlbGran, PiotlbGran};
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
@@ -241,9 +241,8 @@ fn a_lone_wait_waits_for_translated_tlps() -> Result<(), TestFailure> {
         };
         hw.queue(&[wait.encode()])?;
         hw.env.idle(300);
-        let word = |hw: &mut iommu_tb::hw::rtl_hw::RtlHw| {
-            hw.mem_agent().mem.read64(status).map(|v| v as u32)
-        };
+        let word =
+            |hw: &mut iommu_tb::hw::RtlHw| hw.mem_agent().mem.read64(status).map(|v| v as u32);
         ensure!(
             word(hw)? != 0x77,
             "a wait completed while a TLP translated before it was still inside"

@@ -6,7 +6,7 @@
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};

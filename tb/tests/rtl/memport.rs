@@ -7,7 +7,7 @@ use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_model::mem::PhysMem;
 use iommu_model::qi::Descriptor;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};

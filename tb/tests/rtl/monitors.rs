@@ -6,7 +6,7 @@ use anyhow::{ensure, Result};
 use iommu_model::driver::DriverQuirks;
 use iommu_model::qi::Descriptor;
 use iommu_model::regs;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::{run_test, TestFailure};
 

@@ -8,11 +8,9 @@ use iommu_model::fault::FaultRecord;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
 use iommu_model::regs::{self, Caps};
-use iommu_tb::check::judge::{
-    expected_egress, expected_record, golden_request, take_fault_records,
-};
-use iommu_tb::env::exchange::exchange;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::check::{expected_egress, expected_record, golden_request, take_fault_records};
+use iommu_tb::env::exchange;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::{self, MemRequest};
 use iommu_tb::{run_test, TestFailure};

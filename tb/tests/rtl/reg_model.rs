@@ -16,9 +16,9 @@ use iommu_model::kernel::Stage;
 use iommu_model::mem::PhysMem;
 use iommu_model::qi::Descriptor;
 use iommu_model::regs::{self, instances, Access, RegDef, RegInstance, Width};
-use iommu_tb::env::exchange::exchange;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::exchange;
 use iommu_tb::env::Env;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::{self, MemRequest};
 use iommu_tb::{run_test, TestFailure};
@@ -577,7 +577,7 @@ fn rtl_package_matches_the_register_table() -> Result<()> {
         "iommu_top NumFrcd vs FRCD_COUNT"
     );
     // The cache sizes the reference cache model assumes by default.
-    let sizes = iommu_tb::check::iotlb_model::CacheConfig::default();
+    let sizes = iommu_tb::check::CacheConfig::default();
     assert_eq!(top_param("IotlbEntries")?, sizes.iotlb_entries as u64);
     assert_eq!(top_param("PcacheEntries")?, sizes.pcache_entries as u64);
     // The paging-structure caches: iommu_psc's defaults are the model's, and the top's
@@ -594,7 +594,7 @@ fn rtl_package_matches_the_register_table() -> Result<()> {
             .context(name.to_owned())?;
         sv_number(v).with_context(|| format!("{name} = {v}"))
     };
-    let want = iommu_tb::check::psc_model::PscConfig::default();
+    let want = iommu_tb::check::PscConfig::default();
     assert_eq!(psc_param("L4Entries")?, want.l4_entries as u64);
     assert_eq!(psc_param("L3Entries")?, want.l3_entries as u64);
     assert_eq!(psc_param("L2Entries")?, want.l2_entries as u64);

@@ -2,7 +2,7 @@
 //! GCMD/GSTS command handshakes (VT-d 10.4.4-10.4.5).
 
 use iommu_model::regs::{self, Caps, Width};
-use iommu_tb::env::csr::CsrError;
+use iommu_tb::env::CsrError;
 use iommu_tb::{run_test, TestFailure};
 
 const SEED: u64 = 0x1d0_5eed;

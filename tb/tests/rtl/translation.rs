@@ -5,7 +5,7 @@
 use iommu_model::driver::DriverQuirks;
 use iommu_model::golden::Outcome;
 use iommu_model::kernel::Stage;
-use iommu_tb::env::mem::MemTiming;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::MemRequest;
 use iommu_tb::{run_test, TestFailure};
@@ -26,7 +26,7 @@ fn wr(addr: u64, pasid: Option<u32>) -> MemRequest {
     }
 }
 
-fn translated(j: &iommu_tb::check::judge::Judged) -> anyhow::Result<u64> {
+fn translated(j: &iommu_tb::check::Judged) -> anyhow::Result<u64> {
     match j.walk.outcome {
         Outcome::Translated(pa) => Ok(pa),
         o => anyhow::bail!("expected a translation, the golden walker says {o}"),
