@@ -112,6 +112,7 @@ module iommu_miss_queue
       .clk_i,
       .rst_ni,
       .start_i         (wk_start[w]),
+      .start_page_i    (alloc_req_i.addr[HawBits-1:12]),
       .req_i           (req_q[w]),
       .root_i,
       .info_valid_i    (alloc_info_valid_i),

@@ -25,7 +25,8 @@ module iommu_walker
   input  logic           rst_ni,
 
   input  logic           start_i,
-  input  mem_req_t       req_i,        // held stable from start_i to done_ack_i
+  input  pfn_t           start_page_i, // the page of the request being started (start_i)
+  input  mem_req_t       req_i,        // held stable from the cycle after start_i to done_ack_i
   input  pfn_t           root_i,       // RTADDR root-table pointer
   input  logic           info_valid_i, // a cached PASID-entry result for this request
   input  pasid_info_t    info_i,
@@ -113,7 +114,9 @@ module iommu_walker
       if (inv_cmd_i.am >= 6'd27) ignore = '1;
       else ignore |= pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
       if (inv_cmd_i.kind inside {InvDidPage, InvDidPasidPage} && !inv_cmd_i.pcache) begin
-        inv_hits = ((req_i.addr[HawBits-1:12] ^ inv_cmd_i.addr) & ~ignore) == '0;
+        // In the cycle a walk starts, req_i still holds the slot's previous request.
+        inv_hits = (((start_i ? start_page_i : req_i.addr[HawBits-1:12]) ^ inv_cmd_i.addr)
+                    & ~ignore) == '0;
       end else begin
         inv_hits = 1'b1;
       end

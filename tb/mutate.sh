@@ -140,6 +140,10 @@ mut walk-fills-after-inv rtl/iommu_miss_queue.sv \
   "a walk in flight when an invalidation took effect still fills the caches (stale refill)" \
   'assign fill_o      = cpl && !wk_stale[cpl_idx] && !inv_i' \
   'assign fill_o      = cpl && !inv_i'
+mut walk-start-stale-slot rtl/iommu_walker.sv \
+  "a walk that starts in the cycle an invalidation takes effect is checked against its slot's previous request (stale refill through a removed paging-structure entry)" \
+  '(start_i ? start_page_i : req_i.addr[HawBits-1:12])' \
+  "(start_i && 1'b0 ? start_page_i : req_i.addr[HawBits-1:12])"
 mut psc-ih-ignored rtl/iommu_psc.sv \
   "page-selective IOTLB invalidation with IH = 0 keeps the paging-structure entries (IH ignored)" \
   'InvDidPage:      inv_hit[i] = !inv_cmd_i.ih && did_ok && addr_ok;' \

@@ -6,8 +6,8 @@
 use iommu_model::driver::DriverQuirks;
 use iommu_model::kernel::Stage;
 use iommu_model::mem::PhysMem;
-use iommu_tb::env::MemTiming;
 use iommu_tb::env::Env;
+use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
 use iommu_tb::tlp::{self, MemRequest, TlpWords};
 use iommu_tb::{run_test, TestFailure};
@@ -357,6 +357,87 @@ fn a_wait_completes_after_the_walks_in_flight() -> Result<(), TestFailure> {
             "the wait wrote its status at cycle {written}, before the request it must drain \
              left (cycle {left})"
         );
+        Ok(())
+    })
+}
+
+/// A walk that starts in the very cycle a page-selective invalidation takes effect, from a
+/// paging-structure-cache entry that invalidation removes, must not cache what it reads.
+///
+/// For each delay: a 2 MiB region is mapped with 4 KiB pages and one page of it is
+/// translated (the caches now hold the region's page-table pointer), then a page 512 GiB
+/// away (the walker slot the next walk takes last served that address). Then, as Linux does
+/// when an unmap frees a page-table page, the directory entry is cleared while the freed
+/// page keeps its entries, and a page-selective invalidation of the region (IH = 0) and a
+/// wait are queued; `delay` cycles later a request for another page of the region arrives.
+/// The delays sweep its lookup over the cycle the invalidation takes effect, so one walk
+/// starts in that cycle from the stale pointer. Its answer may be the old translation (it
+/// raced the flush), but once the wait is done the page must fault: an IOTLB entry filled
+/// from that walk would translate it.
+#[test]
+fn a_walk_started_in_the_invalidation_cycle_leaves_no_stale_entry() -> Result<(), TestFailure> {
+    use iommu_model::locate::Locator;
+    use iommu_model::qi::{Descriptor, IotlbGran};
+    run_test("inv_at_walk_start", 87, |tb| {
+        let mut k = system_on(tb, fixed(2), DriverQuirks::default())?;
+        let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
+        let did = k.ops().domain_did(d).ok_or_else(|| anyhow::anyhow!("no DID"))?;
+        let status = k.ops_mut().hw_mut().mem_agent().mem.alloc_page()?;
+        // Pages 512 GiB away: a walk to one of them leaves the walker's slot holding an
+        // address outside the region the invalidation covers.
+        let far = 0x80_0000_0000u64;
+        map(&mut k, d, far, 0x7_0000_0000, 0x20_0000, true, true)?;
+        for delay in 0..48u64 {
+            let region = 0x4000_0000 + delay * 0x20_0000;
+            // Not 2 MiB aligned: the region is mapped with 4 KiB pages.
+            let frame = 0x8_0000_1000 + delay * 0x40_0000;
+            map(&mut k, d, region, frame, 0x20_0000, true, true)?;
+            flush_all(&mut k)?;
+            check(&mut k, &MemRequest::read(DEV, 0x45, region, 1))?;
+            check(&mut k, &MemRequest::read(DEV, 0x45, far + delay * 0x1000, 1))?;
+            let pde = {
+                let hw = k.ops_mut().hw_mut();
+                let rtaddr = hw.env.read64(iommu_model::regs::RTADDR)?;
+                let mem = &hw.mem_agent().mem;
+                let loc = Locator::new(mem, rtaddr);
+                loc.pte(DEV, loc.rid_pasid(DEV)?, region, 2)?
+            };
+            k.ops_mut().hw_mut().mem_agent().mem.write64(pde, 0)?;
+            let batch = [
+                Descriptor::Iotlb {
+                    gran: IotlbGran::Page,
+                    dr: false,
+                    dw: false,
+                    did,
+                    addr: region,
+                    am: 9,
+                    ih: false,
+                },
+                Descriptor::Wait {
+                    intr: false,
+                    sw: true,
+                    fence: true,
+                    status_data: delay as u32 + 1,
+                    status_addr: status,
+                },
+            ];
+            let encoded: Vec<[u64; 4]> = batch.iter().map(Descriptor::encode).collect();
+            k.ops_mut().hw_mut().queue(&encoded)?;
+            let w = tlp::encode(&MemRequest::read(DEV, 0x46, region + 0x5000, 1))?;
+            {
+                let e = env(&mut k);
+                e.idle(delay as u32);
+                send(e, &w)?;
+                e.idle(1000);
+            }
+            let done = k.ops_mut().hw_mut().mem_agent().mem.read64(status)? as u32;
+            anyhow::ensure!(done == delay as u32 + 1, "delay {delay}: the wait never completed");
+            // The raced request's answer and record are legal either way.
+            iommu_tb::check::take_fault_records(env(&mut k))?;
+            // Judged by the golden walker on today's tables: the directory entry is gone.
+            check(&mut k, &MemRequest::read(DEV, 0x47, region + 0x5000, 1))
+                .map_err(|e| anyhow::anyhow!("delay {delay}: {e:#}"))?;
+        }
         Ok(())
     })
 }
