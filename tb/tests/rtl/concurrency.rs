@@ -381,7 +381,10 @@ fn a_walk_started_in_the_invalidation_cycle_leaves_no_stale_entry() -> Result<()
     run_test("inv_at_walk_start", 87, |tb| {
         let mut k = system_on(tb, fixed(2), DriverQuirks::default())?;
         let (d, _) = dma_domain_with_pasid(&mut k, Stage::Second)?;
-        let did = k.ops().domain_did(d).ok_or_else(|| anyhow::anyhow!("no DID"))?;
+        let did = k
+            .ops()
+            .domain_did(d)
+            .ok_or_else(|| anyhow::anyhow!("no DID"))?;
         let status = k.ops_mut().hw_mut().mem_agent().mem.alloc_page()?;
         // Pages 512 GiB away: a walk to one of them leaves the walker's slot holding an
         // address outside the region the invalidation covers.
@@ -394,7 +397,10 @@ fn a_walk_started_in_the_invalidation_cycle_leaves_no_stale_entry() -> Result<()
             map(&mut k, d, region, frame, 0x20_0000, true, true)?;
             flush_all(&mut k)?;
             check(&mut k, &MemRequest::read(DEV, 0x45, region, 1))?;
-            check(&mut k, &MemRequest::read(DEV, 0x45, far + delay * 0x1000, 1))?;
+            check(
+                &mut k,
+                &MemRequest::read(DEV, 0x45, far + delay * 0x1000, 1),
+            )?;
             let pde = {
                 let hw = k.ops_mut().hw_mut();
                 let rtaddr = hw.env.read64(iommu_model::regs::RTADDR)?;
@@ -431,7 +437,10 @@ fn a_walk_started_in_the_invalidation_cycle_leaves_no_stale_entry() -> Result<()
                 e.idle(1000);
             }
             let done = k.ops_mut().hw_mut().mem_agent().mem.read64(status)? as u32;
-            anyhow::ensure!(done == delay as u32 + 1, "delay {delay}: the wait never completed");
+            anyhow::ensure!(
+                done == delay as u32 + 1,
+                "delay {delay}: the wait never completed"
+            );
             // The raced request's answer and record are legal either way.
             iommu_tb::check::take_fault_records(env(&mut k))?;
             // Judged by the golden walker on today's tables: the directory entry is gone.
