@@ -248,7 +248,10 @@ fn shrink_seed(seed: u64, plan: &SeedPlan, dir: &Path) -> Option<PathBuf> {
     match shrink::shrink(seed, cfg, shrink::MAX_REPLAYS) {
         Ok(None) => {
             eprintln!(
-                "seed {seed}: the kernel-API sequence passes on a fresh system; nothing to shrink"
+                "seed {seed}: the kernel-API sequence passes on a fresh system, so no vector \
+                 holds this failure: it needs what ran on the unit before the sequence (the \
+                 seed's untranslated-path TLPs and the timing they shift); `iommu-tb replay \
+                 --seed {seed}` reproduces it"
             );
             None
         }
