@@ -120,11 +120,11 @@ pub(crate) struct QuietWatch {
 impl QuietWatch {
     /// `waiting`: everything is answered and only the unit's quiet is awaited.
     pub(crate) fn check(&mut self, env: &Env, waiting: bool) -> Result<(), String> {
-        let now = env.dut.cycle();
         if !waiting {
             self.since = None;
             return Ok(());
         }
+        let now = env.dut.cycle();
         let since = *self.since.get_or_insert(now);
         if now - since <= WATCHDOG {
             return Ok(());

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use iommu_tb::dut::waves;
-use iommu_tb::env::{self as harness, TestFailure};
+use iommu_tb::env::{run_test_in, TestFailure};
 use iommu_tb::flows::{regress, shrink, untranslated};
 use iommu_tb::pool;
 use iommu_tb::report::Case;
@@ -95,7 +95,7 @@ pub fn regress_one(
         tlps: plan.tlps,
         ..untranslated::Config::default()
     };
-    harness::run_test_in(&w.dir, w.always, "regress", seed, |env| {
+    run_test_in(&w.dir, w.always, "regress", seed, |env| {
         let u = untranslated::run(env, seed, &ucfg)?;
         let mut k = regress::seed_system(env, seed, plan.kernel.quirks)?;
         let mut r = regress::run(&mut k, seed, &plan.kernel)?;
@@ -336,7 +336,7 @@ pub fn coverage(
         |&seed| {
             let t = Instant::now();
             let mine: Mutex<Option<Coverage>> = Mutex::new(None);
-            let r = harness::run_test_in(&dir, false, "coverage", seed, |env| {
+            let r = run_test_in(&dir, false, "coverage", seed, |env| {
                 untranslated::run(env, seed, &ucfg)?;
                 let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
                 let mut c = Coverage::new();
