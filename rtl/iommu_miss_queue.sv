@@ -2,7 +2,7 @@
 // so up to Slots walks are in flight while stage A goes on answering hits.
 //
 // - Allocation: stage A hands over a request that missed. If a walker is already walking
-//   the same page for the same requester and access kind (RID, PASID prefix, PMR, ER,
+//   the same page for the same requester and access kind (RID, PASID prefix, PMR, ER, AT,
 //   address bits 63:12), not stale, the request follows that walk instead of starting its
 //   own, and the walk fills the caches once.
 // - Completion: one finished walk per cycle (lowest walker first) is acknowledged; its
@@ -166,7 +166,7 @@ module iommu_miss_queue
     for (int unsigned s = 0; s < Slots; s++) begin
       same_walk[s] = valid_q[s] && !follow_q[s] && wk_busy[s] && !wk_done[s]
                      && !wk_stale[s] && !inv_i
-                     && req_q[s].rid == alloc_req_i.rid
+                     && req_q[s].rid == alloc_req_i.rid && req_q[s].at == alloc_req_i.at
                      && req_q[s].has_pasid == alloc_req_i.has_pasid
                      && (!alloc_req_i.has_pasid || req_q[s].pasid == alloc_req_i.pasid)
                      && req_q[s].pmr == alloc_req_i.pmr && req_q[s].er == alloc_req_i.er
@@ -318,7 +318,7 @@ module iommu_miss_queue
   `ASSERT_NEVER(AllocWhenFull_A, alloc_i && !any_free)
   `ASSERT_NEVER(RetWithoutReady_A, ret_i && !ret_valid_o)
   logic unused_own;
-  assign unused_own = ^{own_out.pa, own_out.record};
+  assign unused_own = ^{own_out.pa, own_out.record, own_out.ats};
 
   logic [Slots-1:0] orphan;
   always_comb begin

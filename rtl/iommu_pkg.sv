@@ -82,6 +82,7 @@ package iommu_pkg;
     FrCtxRead       = 8'h40,
     FrCtxNotPresent = 8'h41,
     FrCtxReserved   = 8'h42,
+    FrDteDisabled   = 8'h43,  // Translation Request or translated request with DTE = 0
     FrPasidDisabled = 8'h45,
     FrPasidTooLarge = 8'h46,
     FrPdirRead      = 8'h50,
@@ -128,10 +129,11 @@ package iommu_pkg;
     return cap;
   endfunction
 
-  // ECAP: C, QI, PT, ERS, SRS, PSS=19 (20-bit PASIDs), PASID, SMTS, SSTS, FSTS.
+  // ECAP: C, QI, DT, PT, ERS, SRS, PSS=19 (20-bit PASIDs), PASID, SMTS, SSTS, FSTS.
   localparam logic [63:0] EcapValue =
       (64'd1 << 0)  |  // C: page walks are coherent
       (64'd1 << 1)  |  // QI: queued invalidation
+      (64'd1 << 2)  |  // DT: device TLBs (ATS Translation Requests, translated requests)
       (64'd1 << 6)  |  // PT: pass-through
       (64'd1 << 30) |  // ERS: execute requests
       (64'd1 << 31) |  // SRS: supervisor requests
@@ -151,7 +153,9 @@ package iommu_pkg;
   localparam logic [4:0] TypeMem      = 5'b00000;
   localparam logic [4:0] TypeCpl      = 5'b01010;
   localparam logic [7:0] PrefixPasid  = 8'h91;
+  localparam logic [2:0] CplStatusSc  = 3'b000;
   localparam logic [2:0] CplStatusUr  = 3'b001;
+  localparam logic [2:0] CplStatusCa  = 3'b100;
   localparam int unsigned MaxPrefixes = 4;
 
   // Why a TLP was rejected at ingress (diagnostic; not a VT-d fault).
@@ -164,8 +168,16 @@ package iommu_pkg;
     MalAddr64      = 3'd5   // 4DW header with an address below 4 GiB
   } malformed_e;
 
+  // Address Type of a memory request (DW0 bits 11:10; 11b is malformed).
+  typedef enum logic [1:0] {
+    AtUntranslated = 2'b00,
+    AtTransReq     = 2'b01,     // ATS Translation Request (a read)
+    AtTranslated   = 2'b10
+  } at_e;
+
   // One decoded memory request, as the translation pipeline sees it.
   typedef struct packed {
+    at_e           at;
     logic          write;       // MWr (posted) vs MRd (non-posted)
     logic          addr64;      // 4DW header on ingress
     logic [63:0]   addr;
@@ -216,6 +228,7 @@ package iommu_pkg;
     logic   sre;
     logic   ere;
     logic   fpd;       // FPD set on a present entry of the path
+    logic   dte;       // context DTE: the device may use ATS
     logic   rid_priv;  // context RID_PRIV: the privilege of requests without PASID
     pasid_t pasid;     // the PASID used (RID_PASID for requests without one)
   } pasid_info_t;
@@ -228,6 +241,7 @@ package iommu_pkg;
     logic    w;
     logic    us;
     logic    xd;
+    logic    g;        // first-stage leaf G (global): reported in a Translation Completion
   } leaf_t;
 
   // Permissions accumulated down a page walk (the walker's AND of R, W, U/S and OR of XD
@@ -285,7 +299,7 @@ package iommu_pkg;
     logic [3:0]   rsvd;      // 8:5
     logic         pre;       // page requests (not offered; ignored)
     logic         paside;    // requests with a PASID prefix are allowed
-    logic         dte;       // device-TLB (not offered; ignored)
+    logic         dte;       // device-TLB enable: the device may use ATS
     logic         fpd;       // fault processing disable
     logic         p;
   } ctx_qw0_t;
@@ -343,7 +357,8 @@ package iommu_pkg;
     logic         xd;        // 63: execute disable (first stage)
     logic [62:52] ign_hi;
     logic [51:12] addr;      // next table or page frame
-    logic [11:8]  ign_lo;
+    logic [11:9]  ign_lo;
+    logic         g;         // 8: global (first-stage leaf; reported to ATS, not checked)
     logic         ps;        // 7: page size (a leaf above level 1)
     logic [6:3]   ign_attr;  // accessed, dirty, cache attributes
     logic         us_x;      // 2: user/supervisor / execute
@@ -524,11 +539,69 @@ package iommu_pkg;
   } walk_res_t;
 
   // The outcome of one request: a walk's fault, else the leaf's check for this request.
+  // A Translation Request is not checked against an access kind: its only leaf-level fault
+  // is a user request to a supervisor first-stage page, and a leaf-level fault is answered
+  // with R = W = 0 and never recorded (`ats_status`).
   typedef struct packed {
-    fault_reason_e fault;
-    logic          record;
-    logic [63:0]   pa;
+    fault_reason_e    fault;
+    logic             record;
+    logic [63:0]      pa;
+    logic [1:0][31:0] ats;   // a Translation Request's completion data entry (ats_entry)
   } outcome_t;
+
+  // Completion Status of the answer to a Translation Request that found `f` (docs/contract.md
+  // section 6.2): a memory error reading any structure gives CA, any other fault before
+  // the page walk (root, context incl. DTE = 0, PASID directory and entry, ER/PMR) UR; a
+  // fault of the address check or the page walk gives a successful completion with
+  // R = W = 0, and so does no fault at all (with the translation).
+  function automatic logic [2:0] ats_status(input fault_reason_e f);
+    unique case (f)
+      FrRootRead, FrCtxRead, FrPdirRead, FrPteRead, FrFsRead, FrSsRead: return CplStatusCa;
+      FrFsNotPresent, FrFsReserved, FrSsNotPresent, FrSsReserved, FrFsNonCanonical,
+      FrFsUserAccess, FrFsExecute, FrPtAddrTooWide, FrSsAddrTooWide, FrWriteDenied,
+      FrReadDenied, FrNone: return CplStatusSc;
+      default: return CplStatusUr;
+    endcase
+  endfunction
+
+  // The leaf-level check of a Translation Request: a user request to a first-stage page
+  // whose U/S is 0 on the path gets no access.
+  function automatic fault_reason_e ats_leaf_check(input pgtt_e pgtt, input leaf_t l,
+                                                   input logic pmr);
+    return (pgtt == PgttFs && !pmr && !l.us) ? FrFsUserAccess : FrNone;
+  endfunction
+
+  // The 8-byte Translation Completion data entry (PCIe ATS), DW0 first on the wire:
+  // DW0 = translated address 63:32; DW1 = translated address 31:12, S 11, N 10, Global 5,
+  // Priv 4, Exe 3, U 2, W 1, R 0. With S = 1 the lowest 0 bit of the address above bit 12
+  // gives the size (2 MiB: bits 19:12 set; 1 GiB: bits 28:12 set). `f` is the request's
+  // fault: any fault (a successful completion only for those of the page walk) gives the
+  // all-zero entry, R = W = 0.
+  function automatic logic [1:0][31:0] ats_entry(input pasid_info_t p, input leaf_t l,
+                                                 input mem_req_t r, input fault_reason_e f);
+    logic [63:0] a;
+    logic        s, rd, wr, exe;
+    a   = {r.addr[63:12], 12'h000};
+    s   = 1'b0;
+    rd  = 1'b1;
+    wr  = 1'b1;
+    exe = eff_er(r);
+    if (p.pgtt != PgttPt) begin
+      a = {{(64 - HawBits){1'b0}}, l.pa, 12'h000};
+      unique case (l.size)
+        Size2M:  begin a[19:12] = '1; s = 1'b1; end
+        Size1G:  begin a[28:12] = '1; s = 1'b1; end
+        default: ;
+      endcase
+      rd  = (p.pgtt == PgttSs) ? l.r : 1'b1;
+      wr  = l.w;
+      exe = eff_er(r) && !(p.pgtt == PgttFs && l.xd);
+    end
+    if (f != FrNone) return '0;
+    // Element [1] is the upper half of the concatenation: DW1, then DW0 in [0].
+    return {a[31:12], s, 1'b0, 4'b0000, p.pgtt == PgttFs && l.g, r.has_pasid && r.pmr, exe,
+            1'b0, wr, rd, a[63:32]};
+  endfunction
 
   function automatic outcome_t walk_outcome(input walk_res_t w, input mem_req_t r);
     outcome_t o;
@@ -536,10 +609,21 @@ package iommu_pkg;
     if (w.fault != FrNone) begin
       o.fault  = w.fault;
       o.record = w.record;
+    end else if (r.at == AtTranslated) begin
+      // The walk stopped at a context entry with DTE = 1: forwarded unchanged.
+      o.fault  = FrNone;
+      o.record = 1'b0;
+      o.pa     = r.addr;
+    end else if (r.at == AtTransReq) begin
+      o.fault  = ats_leaf_check(w.info.pgtt, w.leaf, eff_pmr(w.info, r));
+      o.record = !w.info.fpd;
     end else begin
       o.fault  = leaf_check(w.info.pgtt, w.leaf, r.write, eff_pmr(w.info, r), eff_er(r));
       o.record = !w.info.fpd;
     end
+    // A Translation Request's page-level fault is answered, not recorded.
+    if (r.at == AtTransReq && ats_status(o.fault) == CplStatusSc) o.record = 1'b0;
+    o.ats = (r.at == AtTransReq) ? ats_entry(w.info, w.leaf, r, o.fault) : '0;
     return o;
   endfunction
 

@@ -1,7 +1,9 @@
 // TLP ingress decode (combinational): recognises memory requests, extracts the PASID
 // end-to-end prefix, applies the malformed-request rules of docs/contract.md section 3 and
 // computes what a UR completion for the request must carry (PCIe Byte Count and Lower
-// Address rules for memory reads).
+// Address rules for memory reads). The Address Type is passed on: AT = 01b is an ATS
+// Translation Request (a read; on a write it is malformed, like AT = 11b), AT = 10b a
+// translated request.
 module iommu_tlp_decode
   import iommu_pkg::*;
 (
@@ -88,13 +90,14 @@ module iommu_tlp_decode
       // Same order as the testbench's TLP codec, so both name the same first reason.
       if (prefix_bad)                         malformed_o = MalPrefix;
       else if (fmt[0] && addr[63:32] == '0)   malformed_o = MalAddr64;
-      else if (at == 2'b11)                   malformed_o = MalAt;
+      else if (at == 2'b11 || (at == AtTransReq && posted_o)) malformed_o = MalAt;
       else if (be_bad)                        malformed_o = MalByteEnables;
       else if (crosses)                       malformed_o = MalCrossesPage;
     end
   end
 
   assign req_o = '{
+    at:        at_e'(at),
     write:     posted_o,
     addr64:    fmt[0],
     addr:      addr,

@@ -6,6 +6,10 @@
 // Outcomes of stage A: forward unchanged (GSTS.TES = 0, or not a memory request); a UR
 // completion (malformed or faulting read) or nothing (malformed or faulting write); the
 // request with the translated address. A fault is recorded unless FPD says otherwise.
+// ATS (docs/contract.md section 6.2): a Translation Request (AT = 01b) is answered on the
+// completion port, with a Translation Completion (CplD, one 8-byte entry on cpl_data_o)
+// or with UR/CA; a translated request (AT = 10b) walks to its context entry and is
+// forwarded unchanged when DTE = 1.
 //
 // The unit works on TLP headers; a write's payload travels beside it in the fabric.
 // All ports use valid/ready: a transfer happens on a rising clk_i edge with both high.
@@ -44,6 +48,7 @@ module iommu_top
   output logic                         cpl_valid_o,
   input  logic                         cpl_ready_i,
   output logic [2:0][31:0]             cpl_hdr_o,
+  output logic [1:0][31:0]             cpl_data_o,  // CplD payload, DW0 first on the wire
 
   // Register access
   input  logic                         csr_valid_i,
@@ -314,11 +319,17 @@ module iommu_top
     .inv_i              (inv),
     .inv_cmd_i          (inv_cmd)
   );
-  assign psc_ok  = pc_hit && pc_info.pgtt != PgttPt && psc_hit;
+  logic             a_treq, a_walk_ctx;
+  logic [1:0][31:0] hit_ats;
+  assign a_treq     = a_req.at == AtTransReq;
+  assign a_walk_ctx = a_req.at == AtTranslated || (a_treq && !pc_info.dte);
+  assign psc_ok  = pc_hit && !a_walk_ctx && pc_info.pgtt != PgttPt && psc_hit;
   assign psc_use = mq_walks && psc_ok;
 
   // Hit path: the same checks as the walker, in the same order, on cached results. A cached
-  // translation whose permissions fail is walked again (faults are never cached).
+  // translation whose permissions fail is walked again (faults are never cached). A
+  // translated request, and a Translation Request whose cached context had DTE = 0, walk
+  // from the root (the context entry decides, with its own FPD).
   logic          hit_ok;
   fault_reason_e hit_fault;
   logic          hit_record;
@@ -332,20 +343,25 @@ module iommu_top
     hit_pa     = a_req.addr;
     if (rtaddr[11:10] != TtmScalable) begin
       {hit_ok, hit_fault, hit_record} = {1'b1, FrRtaddrInvalid, 1'b1};
-    end else if (pc_hit) begin
+    end else if (pc_hit && !a_walk_ctx) begin
       f = entry_check(pc_info, a_req);
       if (f == FrNone) f = addr_check(pc_info.pgtt, a_req.addr);
       if (f != FrNone) begin
-        {hit_ok, hit_fault, hit_record} = {1'b1, f, !pc_info.fpd};
+        {hit_ok, hit_fault, hit_record} = {1'b1, f, !pc_info.fpd && !(a_treq
+                                           && ats_status(f) == CplStatusSc)};
       end else if (pc_info.pgtt == PgttPt) begin
         hit_ok = 1'b1;
-      end else if (tl_hit && leaf_check(pc_info.pgtt, tl_leaf, a_req.write,
-                                        eff_pmr(pc_info, a_req), eff_er(a_req)) == FrNone) begin
+      end else if (tl_hit && (a_treq ? ats_leaf_check(pc_info.pgtt, tl_leaf,
+                                                      eff_pmr(pc_info, a_req))
+                                     : leaf_check(pc_info.pgtt, tl_leaf, a_req.write,
+                                                  eff_pmr(pc_info, a_req), eff_er(a_req)))
+                            == FrNone) begin
         hit_ok = 1'b1;
         hit_pa = leaf_pa(tl_leaf, a_req.addr);
       end
     end
   end
+  assign hit_ats = a_treq ? ats_entry(pc_info, tl_leaf, a_req, hit_fault) : '0;
 
   // ---------------------------------------------------------------------------------------
   // Misses: stage A hands the request to the miss queue and takes the next one.
@@ -377,7 +393,7 @@ module iommu_top
     .alloc_posted_i     (a_posted),
     .alloc_byte_count_i (a_byte_count),
     .alloc_lower_addr_i (a_lower_addr),
-    .alloc_info_valid_i (pc_hit),
+    .alloc_info_valid_i (pc_hit && !a_walk_ctx),
     .alloc_info_i       (pc_info),
     .alloc_psc_valid_i  (psc_ok),
     .alloc_psc_level_i  (psc_level),
@@ -430,7 +446,7 @@ module iommu_top
     a_fault  = a_xlate ? hit_fault : FrNone;
     a_record = a_xlate && hit_record;
     a_pa     = a_xlate ? hit_pa : a_req.addr;
-    a_tx     = a_fwd || (a_xlate && a_fault == FrNone);
+    a_tx     = a_fwd || (a_xlate && a_fault == FrNone && !a_treq);
     // A TLP that is not a memory request (a completion passing through) leaves after
     // every earlier request: PCIe does not let a completion pass a posted write, and
     // nothing is gained by finer rules for TLPs the unit only forwards.
@@ -445,6 +461,7 @@ module iommu_top
 
   logic             e_valid_q, e_cpl_q, e_done, e_free, a_ret, a_adv;
   logic [3:0][31:0] e_hdr_q, e_hdr_d;
+  logic [1:0][31:0] e_data_q;
 
   assign e_done   = e_valid_q && (e_cpl_q ? cpl_ready_i : tx_ready_i);
   assign e_free   = !e_valid_q || e_done;
@@ -466,6 +483,7 @@ module iommu_top
   fault_reason_e    r_fault;
   logic             r_record;
   logic [63:0]      r_pa;
+  logic [1:0][31:0] r_ats;
   always_comb begin
     if (mq_ret) begin
       {r_xlate, r_bad, r_fwd} = 3'b100;
@@ -477,6 +495,7 @@ module iommu_top
       r_fault      = mq_ret_outcome.fault;
       r_record     = mq_ret_outcome.record;
       r_pa         = mq_ret_outcome.pa;
+      r_ats        = mq_ret_outcome.ats;
     end else begin
       {r_xlate, r_bad, r_fwd} = {a_xlate, a_bad, a_fwd};
       r_req        = a_req;
@@ -487,14 +506,19 @@ module iommu_top
       r_fault      = a_fault;
       r_record     = a_record;
       r_pa         = a_pa;
+      r_ats        = hit_ats;
     end
   end
 
-  // What leaves: a forwarded or translated TLP on tx, a UR completion on cpl, or nothing
-  // for a malformed or faulting posted request.
-  logic r_go, r_emit, r_emit_cpl;
+  // What leaves: a forwarded or translated TLP on tx, a UR completion or the answer to a
+  // Translation Request on cpl, or nothing for a malformed or faulting posted request.
+  logic       r_go, r_emit, r_emit_cpl, r_treq, r_cpl_data;
+  logic [2:0] r_status;
   assign r_go       = mq_ret || a_ret;
-  assign r_emit_cpl = (r_bad || (r_xlate && r_fault != FrNone)) && !r_posted;
+  assign r_treq     = r_xlate && r_req.at == AtTransReq;
+  assign r_status   = r_treq ? ats_status(r_fault) : CplStatusUr;
+  assign r_cpl_data = r_treq && r_status == CplStatusSc;
+  assign r_emit_cpl = (r_bad || (r_xlate && r_fault != FrNone) || r_treq) && !r_posted;
   assign r_emit     = r_fwd || (r_xlate && r_fault == FrNone) || r_emit_cpl;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -532,15 +556,18 @@ module iommu_top
   // Egress header: unchanged when forwarded; the translated address in the 3DW form below
   // 4 GiB and the 4DW form above, prefix removed; or a UR completion (Cpl, no data) with TC,
   // Attr[1:0] and the 10-bit tag (T9, T8) of the request.
+  // A Translation Completion is a CplD of Length 2 and Byte Count 8 (one entry) with Lower
+  // Address 0; UR and CA completions of a Translation Request are those of a read.
   always_comb begin
     e_hdr_d = r_hdr;
     if (r_emit_cpl) begin
-      e_hdr_d[0] = {FmtNoData3Dw, TypeCpl, r_hdr[0][23], r_hdr[0][22:20], r_hdr[0][19],
-                    3'b000, 1'b0, 1'b0, r_hdr[0][13:12], 2'b00, 10'd0};
-      e_hdr_d[1] = {CompleterId, CplStatusUr, 1'b0, r_byte_count};
-      e_hdr_d[2] = {r_req.rid, r_req.tag, 1'b0, r_lower_addr};
+      e_hdr_d[0] = {r_cpl_data ? FmtData3Dw : FmtNoData3Dw, TypeCpl, r_hdr[0][23],
+                    r_hdr[0][22:20], r_hdr[0][19], 3'b000, 1'b0, 1'b0, r_hdr[0][13:12],
+                    2'b00, r_cpl_data ? 10'd2 : 10'd0};
+      e_hdr_d[1] = {CompleterId, r_status, 1'b0, r_cpl_data ? 12'd8 : r_byte_count};
+      e_hdr_d[2] = {r_req.rid, r_req.tag, 1'b0, r_cpl_data ? 7'd0 : r_lower_addr};
       e_hdr_d[3] = '0;
-    end else if (r_xlate) begin
+    end else if (r_xlate && r_req.at != AtTranslated) begin
       e_hdr_d[0][29] = r_pa[63:32] != '0;
       if (r_pa[63:32] != '0) begin
         e_hdr_d[2] = r_pa[63:32];
@@ -564,8 +591,9 @@ module iommu_top
 
   always_ff @(posedge clk_i) begin
     if (r_go && r_emit) begin
-      e_cpl_q <= r_emit_cpl;
-      e_hdr_q <= e_hdr_d;
+      e_cpl_q  <= r_emit_cpl;
+      e_hdr_q  <= e_hdr_d;
+      e_data_q <= r_cpl_data ? r_ats : '0;
     end
   end
 
@@ -573,6 +601,7 @@ module iommu_top
   assign tx_hdr_o    = e_hdr_q;
   assign cpl_valid_o = e_valid_q && e_cpl_q;
   assign cpl_hdr_o   = e_hdr_q[2:0];
+  assign cpl_data_o  = e_data_q;
 
   // ---------------------------------------------------------------------------------------
   // Fault recording
@@ -592,7 +621,7 @@ module iommu_top
   logic unused_top;
   assign unused_top = ^{r_req.addr64, r_pa[1:0], mq_fill_res.fault, mq_fill_res.record,
                         mq_fill_req.write, mq_fill_req.addr64, mq_fill_req.tag, mq_fill_req.pmr,
-                        mq_fill_req.er};
+                        mq_fill_req.er, mq_fill_req.at};
 
   // ---------------------------------------------------------------------------------------
   // Invariants
@@ -604,7 +633,10 @@ module iommu_top
   // A malformed request never reaches the miss queue.
   `ASSERT_NEVER(MalformedNotQueued_A, mq_alloc && !a_xlate)
   // A translated address fits the host address width.
-  `ASSERT_NEVER(PaWithinHaw_A, r_go && r_xlate && r_fault == FrNone && r_pa[63:HawBits] != '0)
+  `ASSERT_NEVER(PaWithinHaw_A, r_go && r_xlate && r_fault == FrNone && r_req.at == AtUntranslated
+                               && r_pa[63:HawBits] != '0)
+  // A Translation Request is answered on the completion port, never forwarded.
+  `ASSERT_NEVER(TransReqAnswered_A, r_go && r_treq && r_emit && !r_emit_cpl)
 
   // Every output is known out of reset; a payload whenever its valid is set.
   `ASSERT_KNOWN(RxReadyKnown_A, rx_ready_o)
@@ -612,6 +644,7 @@ module iommu_top
   `ASSERT_KNOWN_IF(TxHdrKnown_A, tx_hdr_o, tx_valid_o)
   `ASSERT_KNOWN(CplValidKnown_A, cpl_valid_o)
   `ASSERT_KNOWN_IF(CplHdrKnown_A, cpl_hdr_o, cpl_valid_o)
+  `ASSERT_KNOWN_IF(CplDataKnown_A, cpl_data_o, cpl_valid_o && cpl_hdr_o[0][30])
   `ASSERT_KNOWN(CsrReadyKnown_A, csr_ready_o)
   `ASSERT_KNOWN(CsrRvalidKnown_A, csr_rvalid_o)
   `ASSERT_KNOWN_IF(CsrRdataKnown_A, csr_rdata_o, csr_rvalid_o)

@@ -4,6 +4,9 @@
 // (the first fault wins). One memory read at a time through `mem_*`.
 //
 // Given a cached PASID-entry result (info_valid_i) it starts at the permission checks.
+// ATS (docs/contract.md section 6.2): a Translation Request or a translated request whose
+// context entry has DTE = 0 faults there (0x43); a translated request with DTE = 1 ends
+// the walk at the context entry (it is forwarded untranslated and fills no cache).
 // It reports the walk once (done_o, held until done_ack_i): a fault reason found on the
 // way, with whether it is recorded (FPD clear on every present entry of the path so far),
 // or the leaf (FrNone) with the PASID-entry result it used. The leaf's permission check is
@@ -84,6 +87,7 @@ module iommu_walker
   logic          rest_nz_q;        // a reserved trailing quadword was non-zero
   pfn_t          ptr_q;            // next structure or table to read
   logic          rid_priv_q;
+  logic          dte_q;
   logic          fpd_q;
   pasid_t        pasid_q;
   logic [2:0]    level_q;
@@ -186,7 +190,7 @@ module iommu_walker
 
   logic unused_views;
   assign unused_views = ^{root.rsvd, pdir.rsvd, pte.ign_hi, pte.ign_lo, pte.ign_attr,
-                          ctx0.rsvd, ctx0.pre, ctx0.dte, ctx1.rsvd, pe0.rsvd, pe0.ssade,
+                          ctx0.rsvd, ctx0.pre, ctx1.rsvd, pe0.rsvd, pe0.ssade,
                           pe0.ssee, pe1.ign, pe1.rsvd, pe2.rsvd, pe2.ign};
 
   // The state machine is one clocked process: each register is written where the step
@@ -204,6 +208,7 @@ module iommu_walker
       rest_nz_q   <= 1'b0;
       ptr_q       <= '0;
       rid_priv_q  <= 1'b0;
+      dte_q       <= 1'b0;
       fpd_q       <= 1'b0;
       pasid_q     <= '0;
       level_q     <= '0;
@@ -284,6 +289,7 @@ module iommu_walker
             cnt_q      <= '0;
             fpd_q      <= ctx0.fpd;
             rid_priv_q <= ctx1.rid_priv;
+            dte_q      <= ctx0.dte;
             pasid_q    <= pasid;
             if (!ctx0.p) begin
               {fault_q, state_q} <= {FrCtxNotPresent, SDone};
@@ -292,7 +298,11 @@ module iommu_walker
               {fault_q, state_q} <= {FrCtxReserved, SDone};
             end else begin
               record_q <= !ctx0.fpd;
-              if (req_i.has_pasid && !ctx0.paside) begin
+              if (req_i.at != AtUntranslated && !ctx0.dte) begin
+                {fault_q, state_q} <= {FrDteDisabled, SDone};
+              end else if (req_i.at == AtTranslated) begin
+                state_q <= SDone;
+              end else if (req_i.has_pasid && !ctx0.paside) begin
                 {fault_q, state_q} <= {FrPasidDisabled, SDone};
               end else if ({1'b0, pasid[19:6]} >= (15'd1 << (4'd7 + {1'b0, ctx0.pdts}))) begin
                 {fault_q, state_q} <= {FrPasidTooLarge, SDone};
@@ -362,6 +372,7 @@ module iommu_walker
                   sre:      pe2.sre,
                   ere:      pe2.ere,
                   fpd:      fpd_q | pe0.fpd,
+                  dte:      dte_q,
                   rid_priv: rid_priv_q,
                   pasid:    pasid_q
                 };
@@ -381,7 +392,7 @@ module iommu_walker
             {fault_q, state_q} <= {f, SDone};
           end else if (info_q.pgtt == PgttPt) begin
             leaf_q  <= '{pa: req_i.addr[HawBits-1:12], size: Size4K, r: 1'b1, w: 1'b1,
-                         us: 1'b1, xd: 1'b0};
+                         us: 1'b1, xd: 1'b0, g: 1'b0};
             state_q <= SDone;
           end else if (psc_q) begin
             // Resume below the cached non-leaf entry.
@@ -441,6 +452,7 @@ module iommu_walker
               l.w    = w;
               l.us   = us;
               l.xd   = xd;
+              l.g    = !ss && pte.g;
               leaf_q     <= l;
               leaf_new_q <= 1'b1;
               state_q    <= SDone;

@@ -137,6 +137,9 @@ void DutShim::step(const DutIn& in, uint8_t ports, DutOut& out) {
         if (ports & kPortsCpl) {
             out.cpl_valid = r.cpl_valid_o;
             std::memcpy(out.cpl_hdr.data(), r.cpl_hdr_o.data(), sizeof(out.cpl_hdr));
+            // A 64-bit port: element [0] (DW0) in bits 31:0.
+            out.cpl_data[0] = static_cast<uint32_t>(r.cpl_data_o);
+            out.cpl_data[1] = static_cast<uint32_t>(r.cpl_data_o >> 32);
         }
         if (ports & kPortsCsr) {
             out.csr_ready = r.csr_ready_o;

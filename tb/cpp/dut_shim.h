@@ -20,7 +20,7 @@ class Model;
 enum : uint8_t {
     kPortsRx = 1 << 0,   // rx_ready
     kPortsTx = 1 << 1,   // tx_valid, tx_hdr
-    kPortsCpl = 1 << 2,  // cpl_valid, cpl_hdr
+    kPortsCpl = 1 << 2,  // cpl_valid, cpl_hdr, cpl_data
     kPortsCsr = 1 << 3,  // csr_ready, csr_rvalid, csr_rdata, csr_error
     kPortsMem = 1 << 4,  // mem_req_valid, mem_req_id, mem_req_write, mem_req_addr, mem_req_wdata, mem_req_wstrb
     kPortsIrq = 1 << 5,  // fault_irq, inv_irq

@@ -17,6 +17,8 @@ pub enum FaultReason {
     ContextAccess = 0x40,
     ContextNotPresent = 0x41,
     ContextReserved = 0x42,
+    /// Translation Request or translated request (ATS) while the context entry has DTE=0.
+    DteDisabled = 0x43,
     /// Request with a PASID prefix while the context entry has PASIDE=0.
     PasidDisabled = 0x45,
     /// PASID bits 19:6 beyond the directory size given by PDTS.
@@ -50,7 +52,7 @@ pub enum FaultReason {
 
 impl FaultReason {
     /// All reasons, in ascending code order.
-    pub const ALL: [FaultReason; 31] = [
+    pub const ALL: [FaultReason; 32] = [
         Self::InvalidTtm,
         Self::RootAccess,
         Self::RootNotPresent,
@@ -58,6 +60,7 @@ impl FaultReason {
         Self::ContextAccess,
         Self::ContextNotPresent,
         Self::ContextReserved,
+        Self::DteDisabled,
         Self::PasidDisabled,
         Self::PasidBeyondDirectory,
         Self::PasidDirAccess,
@@ -104,6 +107,7 @@ impl FaultReason {
             Self::ContextAccess => "context entry access error",
             Self::ContextNotPresent => "context entry not present",
             Self::ContextReserved => "context entry reserved bit",
+            Self::DteDisabled => "ATS request with DTE=0",
             Self::PasidDisabled => "PASID with PASIDE=0",
             Self::PasidBeyondDirectory => "PASID beyond directory",
             Self::PasidDirAccess => "PASID-directory entry access error",

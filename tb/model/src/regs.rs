@@ -595,11 +595,13 @@ pub const CAP_VALUE: u64 = 6 << cap::ND_SHIFT
     | cap::FL1GP;
 
 /// What the DUT advertises in ECAP (rtl/iommu_pkg.sv `EcapValue`): coherent table walks,
-/// QI, pass-through, execute and supervisor requests (the ERE/SRE checks are
+/// QI, device TLBs (ATS Translation Requests and translated requests, docs/contract.md
+/// section 6), pass-through, execute and supervisor requests (the ERE/SRE checks are
 /// implemented; Linux sets neither), 20-bit PASIDs, scalable mode, first- and second-stage.
-/// No device TLB (ATS), no nesting, no page requests, no register-based invalidation.
+/// No nesting, no page requests, no register-based invalidation.
 pub const ECAP_VALUE: u64 = ecap::C
     | ecap::QI
+    | ecap::DT
     | ecap::PT
     | ecap::ERS
     | ecap::SRS
@@ -730,7 +732,7 @@ mod tests {
         let c = Caps::default();
         assert_eq!(c.ndoms(), 65536);
         assert!(c.sllps_2m() && c.sllps_1g() && c.fl1gp() && c.psi());
-        assert!(!c.caching_mode() && !c.dev_tlb());
+        assert!(!c.caching_mode() && c.dev_tlb());
         assert_eq!(c.pasid_bits(), 20);
         assert!(c.scalable() && c.first_stage() && c.second_stage() && c.pass_through());
         assert_eq!(c.fault_record_offset(), FRCD_OFFSET);

@@ -88,6 +88,8 @@ pub mod fs {
     pub const A: u64 = 1 << 5;
     pub const D: u64 = 1 << 6;
     pub const PS: u64 = 1 << 7;
+    /// G (global), leaves only: reported in an ATS Translation Completion, never checked.
+    pub const G: u64 = 1 << 8;
     pub const XD: u64 = 1 << 63;
     /// Linux 6.12 first-stage non-leaf entries: P | RW | US | A.
     pub const LINUX_TABLE: u64 = P | RW | US | A;

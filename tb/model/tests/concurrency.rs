@@ -377,6 +377,7 @@ impl Run {
                             addr,
                             len: 8,
                             write,
+                            at: Default::default(),
                         },
                         now: Vec::new(),
                         reads: Vec::new(),

@@ -196,6 +196,7 @@ fn walker_never_panics_on_random_memory() {
                 addr: rng.gen(),
                 len: rng.gen_range(0..5000),
                 write: rng.gen(),
+                at: Default::default(),
             };
             let a = translate(&hw, &mem, &req);
             assert_eq!(a, translate(&hw, &mem, &req), "deterministic");

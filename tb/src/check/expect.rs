@@ -14,7 +14,7 @@ use std::fmt;
 
 use anyhow::Result;
 use iommu_model::fault::FaultRecord;
-use iommu_model::golden::{Outcome, Request, Walk};
+use iommu_model::golden::{cpl_status, AddrType, AtsStatus, Outcome, Request, Walk};
 use iommu_model::oracle::AllowedSet;
 use iommu_model::FaultReason;
 
@@ -44,6 +44,7 @@ impl Answer {
                 w[..n] == g[..n]
             }
             (Some(Egress::Cpl(w)), Egress::Cpl(g)) => w == *g,
+            (Some(Egress::CplD(w, wd)), Egress::CplD(g, gd)) => w == *g && wd == *gd,
             _ => false,
         }
     }
@@ -93,7 +94,7 @@ pub fn key(e: &Egress) -> u32 {
     let (dw0, id_dw) = match *e {
         Egress::Tx(h) if (h[0] >> 24) & 0x1f == 0b01010 => (h[0], h[2]),
         Egress::Tx(h) => (h[0], h[1]),
-        Egress::Cpl(h) => (h[0], h[2]),
+        Egress::Cpl(h) | Egress::CplD(h, _) => (h[0], h[2]),
     };
     let tag = ((id_dw >> 8) & 0xff) | ((dw0 >> 19) & 1) << 8 | ((dw0 >> 23) & 1) << 9;
     (id_dw >> 16) << 10 | tag
@@ -109,6 +110,12 @@ pub fn golden_request(req: &MemRequest) -> Request {
         addr: req.addr,
         len: req.byte_len(),
         write: req.is_write,
+        at: match req.at {
+            tlp::At::TranslationRequest => AddrType::TranslationRequest,
+            tlp::At::Translated => AddrType::Translated,
+            // AT = 11b is malformed before the walker sees it.
+            tlp::At::Untranslated | tlp::At::Reserved => AddrType::Untranslated,
+        },
     }
 }
 
@@ -118,11 +125,30 @@ pub fn expected_record(req: &MemRequest, reason: FaultReason) -> FaultRecord {
 }
 
 /// What leaves the unit for `req` given an outcome: the request with the translated
-/// address, the request unchanged, a UR completion for a read, or nothing.
+/// address, the request unchanged, a UR completion for a read (UR or CA for a
+/// Translation Request, as [`cpl_status`] says), a Translation Completion, or nothing.
 pub fn expected_egress(req: &MemRequest, outcome: &Outcome) -> Result<Option<Egress>> {
+    let ats = req.at == tlp::At::TranslationRequest;
     Ok(match outcome {
         Outcome::Translated(pa) => Some(Egress::Tx(tlp::encode(&req.with_address(*pa))?.header)),
         Outcome::Untranslated => Some(Egress::Tx(tlp::encode(req)?.header)),
+        Outcome::Ats(e) => {
+            let h = tlp::encode_completion(&tlp::translation_completion(req, COMPLETER_ID))?.header;
+            Some(Egress::CplD([h[0], h[1], h[2]], e.encode()))
+        }
+        Outcome::Fault(r) if ats && cpl_status(*r) == AtsStatus::Ca => {
+            match tlp::ur_completion(req, COMPLETER_ID) {
+                Some(c) => {
+                    let c = tlp::Completion {
+                        status: tlp::CplStatus::Ca,
+                        ..c
+                    };
+                    let h = tlp::encode_completion(&c)?.header;
+                    Some(Egress::Cpl([h[0], h[1], h[2]]))
+                }
+                None => None,
+            }
+        }
         Outcome::Fault(_) | Outcome::Malformed => match tlp::ur_completion(req, COMPLETER_ID) {
             Some(c) => {
                 let h = tlp::encode_completion(&c)?.header;

@@ -506,7 +506,9 @@ impl Scoreboard {
                 .unwrap_or(0);
             let a = &s.exp.answers[i];
             match a.outcome {
-                Outcome::Translated(_) | Outcome::Untranslated => t.translated += 1,
+                Outcome::Translated(_) | Outcome::Untranslated | Outcome::Ats(_) => {
+                    t.translated += 1
+                }
                 Outcome::Fault(_) => t.faults += 1,
                 Outcome::Malformed => {}
             }

@@ -97,6 +97,7 @@ fn hash_egress(h: u64, cyc: u64, e: &Egress) -> u64 {
     let v = match *e {
         Egress::Tx(w) => u64::from(w[0]) ^ (u64::from(w[2]) << 32),
         Egress::Cpl(w) => u64::from(w[1]) ^ (u64::from(w[2]) << 32),
+        Egress::CplD(w, d) => u64::from(w[1] ^ d[1]) ^ (u64::from(w[2] ^ d[0]) << 32),
     };
     fnv(fnv(h, cyc), v)
 }
@@ -375,7 +376,7 @@ pub fn run(
             last = now;
         }
         if out.cpl_valid && env.inp.cpl_ready {
-            let e = Egress::Cpl(out.cpl_hdr);
+            let e = Egress::of_cpl(out.cpl_hdr, out.cpl_data);
             transcript = hash_egress(transcript, now - start, &e);
             sb.egress(now, e)?;
             last = now;
@@ -512,8 +513,10 @@ impl Collector {
             self.events.push(Event::Egress(now, Egress::Tx(out.tx_hdr)));
         }
         if out.cpl_valid && env.inp.cpl_ready {
-            self.events
-                .push(Event::Egress(now, Egress::Cpl(out.cpl_hdr)));
+            self.events.push(Event::Egress(
+                now,
+                Egress::of_cpl(out.cpl_hdr, out.cpl_data),
+            ));
         }
         Self::close(env);
     }

@@ -42,6 +42,9 @@ pub mod bridge {
         pub tx_hdr: [u32; 4],
         pub cpl_valid: bool,
         pub cpl_hdr: [u32; 3],
+        /// The completion's data (a Translation Completion's entry), DW0 first on the wire;
+        /// meaningful when `cpl_hdr` says the completion carries data.
+        pub cpl_data: [u32; 2],
         pub csr_ready: bool,
         pub csr_rvalid: bool,
         pub csr_rdata: u64,

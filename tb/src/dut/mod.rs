@@ -39,7 +39,7 @@ impl Ports {
     pub const RX: Ports = Ports(ffi::PORTS_RX);
     /// `tx_valid`, `tx_hdr`.
     pub const TX: Ports = Ports(ffi::PORTS_TX);
-    /// `cpl_valid`, `cpl_hdr`.
+    /// `cpl_valid`, `cpl_hdr`, `cpl_data`.
     pub const CPL: Ports = Ports(ffi::PORTS_CPL);
     /// `csr_ready`, `csr_rvalid`, `csr_rdata`, `csr_error`.
     pub const CSR: Ports = Ports(ffi::PORTS_CSR);

@@ -29,7 +29,7 @@ pub fn drain(env: &mut Env, max_cycles: u64) -> Result<Vec<Egress>> {
         let out = env.tick();
         sent |= out.rx_ready;
         if out.cpl_valid {
-            got.push(Egress::Cpl(out.cpl_hdr));
+            got.push(Egress::of_cpl(out.cpl_hdr, out.cpl_data));
         }
         if out.tx_valid {
             let n = marker.header_dws;
@@ -76,7 +76,7 @@ pub fn exchange(env: &mut Env, w: &TlpWords, max_cycles: u64) -> Result<Vec<Egre
             queue.next();
         }
         if out.cpl_valid && env.inp.cpl_ready {
-            got.push(Egress::Cpl(out.cpl_hdr));
+            got.push(Egress::of_cpl(out.cpl_hdr, out.cpl_data));
         }
         if out.tx_valid && env.inp.tx_ready {
             let n = marker.header_dws;

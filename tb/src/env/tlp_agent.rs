@@ -5,26 +5,51 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::tlp::{self, Completion, CplStatus, TlpWords};
+use iommu_model::golden::AtsEntry;
 
 /// What left the unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Egress {
     /// A request (forwarded or translated) on tx.
     Tx([u32; 4]),
-    /// A completion on cpl.
+    /// A completion without data on cpl.
     Cpl([u32; 3]),
+    /// A completion with data on cpl (a Translation Completion): header, then its data
+    /// DWs, DW0 first on the wire.
+    CplD([u32; 3], [u32; 2]),
+}
+
+impl Egress {
+    /// What the completion port carries this cycle: a completion with data when its
+    /// header's Fmt says so (Fmt bit 1, DW0 bit 30), else one without.
+    pub fn of_cpl(hdr: [u32; 3], data: [u32; 2]) -> Self {
+        if hdr[0] & (1 << 30) != 0 {
+            Egress::CplD(hdr, data)
+        } else {
+            Egress::Cpl(hdr)
+        }
+    }
 }
 
 impl std::fmt::Display for Egress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (port, w) = match *self {
             Egress::Tx(h) => ("tx", TlpWords::from_port([0; 4], 0, h)),
-            Egress::Cpl(h) => ("cpl", TlpWords::from_port([0; 4], 0, [h[0], h[1], h[2], 0])),
+            Egress::Cpl(h) | Egress::CplD(h, _) => {
+                ("cpl", TlpWords::from_port([0; 4], 0, [h[0], h[1], h[2], 0]))
+            }
         };
         match tlp::decode_lenient(&w) {
-            Ok((t, _)) => write!(f, "{port}: {t}"),
-            Err(_) => write!(f, "{port}: {w}"),
+            Ok((t, _)) => write!(f, "{port}: {t}")?,
+            Err(_) => write!(f, "{port}: {w}")?,
         }
+        if let Egress::CplD(_, d) = *self {
+            match AtsEntry::decode(d) {
+                Ok(e) => write!(f, ", data {:08x} {:08x} ({e})", d[0], d[1])?,
+                Err(err) => write!(f, ", data {:08x} {:08x} ({err})", d[0], d[1])?,
+            }
+        }
+        Ok(())
     }
 }
 

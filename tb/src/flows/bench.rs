@@ -398,7 +398,7 @@ pub fn timed_stream(
         }
         for (valid, e) in [
             (out.tx_valid, Egress::Tx(out.tx_hdr)),
-            (out.cpl_valid, Egress::Cpl(out.cpl_hdr)),
+            (out.cpl_valid, Egress::of_cpl(out.cpl_hdr, out.cpl_data)),
         ] {
             if !valid {
                 continue;

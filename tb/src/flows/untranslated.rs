@@ -224,7 +224,12 @@ pub fn run(env: &mut Env, seed: u64, cfg: &Config) -> Result<Report> {
     for (o, e) in r.outcomes.iter().zip(&r.egress) {
         match (o, e) {
             (_, Some(crate::env::tlp_agent::Egress::Tx(_))) => report.forwarded += 1,
-            (_, Some(crate::env::tlp_agent::Egress::Cpl(_))) => report.completed += 1,
+            (
+                _,
+                Some(
+                    crate::env::tlp_agent::Egress::Cpl(_) | crate::env::tlp_agent::Egress::CplD(..),
+                ),
+            ) => report.completed += 1,
             (_, None) => report.dropped += 1,
         }
     }

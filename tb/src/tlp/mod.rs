@@ -70,7 +70,7 @@
 //! 2. a 4DW header whose address is below 4 GiB ([`Malformed::Addr64BelowFourGiB`]; PCIe
 //!    requires the 3DW form there and leaves the Receiver's behaviour unspecified, this
 //!    project treats it as malformed);
-//! 3. AT = 11b ([`Malformed::ReservedAt`]);
+//! 3. AT = 11b, or AT = 01b on a write ([`Malformed::ReservedAt`]);
 //! 4. byte enables ([`Malformed::BadByteEnables`], rules at [`byte_enables_valid`]);
 //! 5. a 4 KiB boundary crossing ([`Malformed::CrossesPage`]).
 //!

@@ -436,8 +436,8 @@ pub enum Malformed {
         /// The address the header carries.
         addr: u64,
     },
-    /// AT = 11b.
-    #[error("reserved AT value 11b")]
+    /// AT = 11b, or AT = 01b (a Translation Request, which is a read) on a write.
+    #[error("reserved AT value 11b, or a write with AT 01b")]
     ReservedAt,
     /// Byte enables that break the rules of [`byte_enables_valid`].
     #[error("invalid byte enables: first {first:04b} last {last:04b} for length {length} DW")]
@@ -469,7 +469,7 @@ pub fn malformation(req: &MemRequest) -> Option<Malformed> {
     } else {
         req.length_dw
     };
-    if req.at == At::Reserved {
+    if req.at == At::Reserved || (req.at == At::TranslationRequest && req.is_write) {
         return Some(Malformed::ReservedAt);
     }
     if !byte_enables_valid(req.first_be, req.last_be, length, req.addr) {
@@ -525,6 +525,30 @@ pub fn ur_completion(req: &MemRequest, completer_id: u16) -> Option<Completion> 
         td: false,
         ep: false,
     })
+}
+
+/// The header of the Translation Completion the unit returns for a Translation Request
+/// (AT = 01b) that it answers with one translation (docs/contract.md section 6.2): CplD,
+/// status SC, Length 2 and Byte Count 8 (one 8-byte entry, whatever Length the request
+/// had: PCIe lets the translation agent return fewer translations than asked for), Lower
+/// Address 0; Requester ID, Tag, TC and Attr\[1:0\] copied as in [`ur_completion`]. The
+/// entry itself is [`iommu_model::golden::AtsEntry`].
+pub fn translation_completion(req: &MemRequest, completer_id: u16) -> Completion {
+    Completion {
+        completer_id,
+        status: CplStatus::Sc,
+        bcm: false,
+        byte_count: 8,
+        requester_id: req.requester_id,
+        tag: req.tag,
+        lower_addr: 0,
+        with_data: true,
+        length_dw: 2,
+        tc: req.tc,
+        attr: req.attr & 0b011,
+        td: false,
+        ep: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ pub fn short_outcome(outcome: &Outcome, recorded: bool, off: u64) -> String {
         ),
         Outcome::Untranslated => "forwarded untranslated".into(),
         Outcome::Malformed => "rejected as malformed".into(),
+        Outcome::Ats(e) => format!("translation completion {e}"),
     }
 }
 

@@ -125,6 +125,7 @@ fn the_stale_entry_is_outside_the_old_rule_and_inside_allowed_during() {
                 addr: 0x2008b0,
                 len: 8,
                 write: false,
+                at: Default::default(),
             };
             let mut old = oracle::eval(&before.state, &req);
             for o in oracle::allowed(&k, &req).iter() {

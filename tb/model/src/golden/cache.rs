@@ -2,9 +2,12 @@
 //! of both stages (docs/contract.md section 5), holding every entry the rules allow for as
 //! long as they allow.
 
-use super::walk::{check_entry_perms, check_leaf, effective_priv, malformed, read_context};
+use super::walk::{check_entry_perms, effective_priv, malformed, read_context};
 use super::walk::{read_pasid_entry, select_pasid, NonLeaf};
-use super::{fault_walk, translate, walk_from, CtxInfo, HwState, Leaf, Outcome, PasidInfo};
+use super::{
+    context_gate, fault_walk, leaf_outcome, translate, walk_from, CtxInfo, HwState, Leaf, Outcome,
+    PasidInfo,
+};
 use super::{Pgtt, Request, Walk};
 use crate::fault::FaultReason;
 use crate::mem::{PhysMem, PAGE_SIZE};
@@ -205,6 +208,9 @@ impl MaxCache {
                 Err(f) => return fault_walk(f, None, None),
             },
         };
+        if let Some(w) = context_gate(&ctx, req) {
+            return w;
+        }
         let pasid = match select_pasid(&ctx, req) {
             Ok(p) => p,
             Err(f) => return fault_walk(f, None, None),
@@ -225,9 +231,9 @@ impl MaxCache {
             let key = (p.did, tag, req.addr & !(size - 1), size);
             if let Some(e) = self.iotlb.get(&key) {
                 if e.pgtt == p.pgtt {
-                    if let Ok(pa) = check_leaf(&p, &e.leaf, req.addr, req.write, pmr, er) {
+                    if let Ok(outcome) = leaf_outcome(&p, &e.leaf, req, (pmr, er)) {
                         return Walk {
-                            outcome: Outcome::Translated(pa),
+                            outcome,
                             record: false,
                             pasid: Some(pasid),
                             pasid_entry: Some(p),
@@ -241,7 +247,7 @@ impl MaxCache {
         let from = self.psc_hits(&p, pasid, req.addr).into_iter().next();
         let mut path = Vec::new();
         let w = walk_from(mem, pasid, &p, (pmr, er), req, from.as_ref(), &mut path);
-        if let (Outcome::Translated(_), Some(leaf)) = (w.outcome, w.leaf) {
+        if let (Outcome::Translated(_) | Outcome::Ats(_), Some(leaf)) = (w.outcome, w.leaf) {
             self.ctx.insert(req.rid, ctx);
             self.pasid.insert((req.rid, pasid), p);
             self.iotlb.insert(
@@ -412,6 +418,10 @@ impl MaxCache {
                     continue;
                 }
             };
+            if let Some(w) = context_gate(&ctx, req) {
+                out.push(w.outcome);
+                continue;
+            }
             let pasid = match select_pasid(&ctx, req) {
                 Ok(p) => p,
                 Err(f) => {
@@ -442,8 +452,8 @@ impl MaxCache {
                     let key = (p.did, tag, req.addr & !(size - 1), size);
                     if let Some(e) = self.iotlb.get(&key) {
                         if e.pgtt == p.pgtt {
-                            if let Ok(pa) = check_leaf(&p, &e.leaf, req.addr, req.write, pmr, er) {
-                                out.push(Outcome::Translated(pa));
+                            if let Ok(o) = leaf_outcome(&p, &e.leaf, req, (pmr, er)) {
+                                out.push(o);
                             }
                         }
                     }

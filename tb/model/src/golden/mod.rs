@@ -17,9 +17,11 @@
 //! Files: `walk.rs` (the walker's steps), `cache.rs` (the maximal cache), this file (the
 //! request and outcome types, the uncached walk and the golden hardware).
 
+mod ats;
 mod cache;
 mod walk;
 
+pub use ats::{cpl_status, AddrType, AtsDecodeError, AtsEntry, AtsStatus};
 pub use cache::{psc_invalidated, IotlbEntry, MaxCache, PscRule, PscTag, Removed};
 pub use walk::{
     check_entry_perms, check_leaf, effective_priv, read_context, read_pasid_entry, select_pasid,
@@ -68,6 +70,8 @@ pub struct Request {
     /// Length in bytes (0 is treated as 1: a zero-length read still names one byte).
     pub len: u32,
     pub write: bool,
+    /// Address Type: untranslated, ATS Translation Request or translated (section 6).
+    pub at: AddrType,
 }
 
 impl Request {
@@ -81,6 +85,7 @@ impl Request {
             addr,
             len,
             write: false,
+            at: AddrType::Untranslated,
         }
     }
     /// A user-privilege write of `len` bytes without PASID.
@@ -89,6 +94,10 @@ impl Request {
             write: true,
             ..Self::read(rid, addr, len)
         }
+    }
+    /// The same request with another Address Type.
+    pub fn with_at(self, at: AddrType) -> Self {
+        Self { at, ..self }
     }
     /// The same request with a PASID prefix.
     pub fn with_pasid(self, pasid: u32) -> Self {
@@ -104,7 +113,13 @@ impl fmt::Display for Request {
         write!(
             f,
             "{} rid={:02x}:{:02x}.{} ",
-            if self.write { "write" } else { "read" },
+            match (self.at, self.write) {
+                (AddrType::TranslationRequest, _) => "translation request",
+                (AddrType::Translated, true) => "translated write",
+                (AddrType::Translated, false) => "translated read",
+                (AddrType::Untranslated, true) => "write",
+                (AddrType::Untranslated, false) => "read",
+            },
             self.rid >> 8,
             (self.rid >> 3) & 0x1F,
             self.rid & 7
@@ -127,8 +142,12 @@ pub enum Outcome {
     Translated(u64),
     /// Blocked with this fault reason.
     Fault(FaultReason),
-    /// GSTS.TES = 0: forwarded with the address unchanged.
+    /// Forwarded with the address unchanged: GSTS.TES = 0, or a translated request
+    /// (AT = 10b) whose context entry has DTE = 1.
     Untranslated,
+    /// A Translation Request answered with this completion entry (R = W = 0 for a fault
+    /// of the address check or of the page walk, which is not recorded).
+    Ats(AtsEntry),
     /// Malformed TLP (crosses 4 KiB, PASID wider than 20 bits, PMR/ER without a prefix):
     /// never translated; a UR completion for non-posted requests, nothing recorded.
     Malformed,
@@ -141,6 +160,7 @@ impl fmt::Display for Outcome {
             Self::Fault(r) => write!(f, "Fault({r})"),
             Self::Untranslated => write!(f, "Untranslated"),
             Self::Malformed => write!(f, "Malformed"),
+            Self::Ats(e) => write!(f, "Ats({e})"),
         }
     }
 }
@@ -149,6 +169,8 @@ impl fmt::Display for Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtxInfo {
     pub fpd: bool,
+    /// DTE: the device may use ATS.
+    pub dte: bool,
     pub paside: bool,
     pub pdts: u8,
     pub pasid_dir: u64,
@@ -190,6 +212,8 @@ pub struct Leaf {
     pub us: bool,
     /// First stage: OR of XD.
     pub xd: bool,
+    /// First stage: the leaf's G bit (reported to ATS only).
+    pub g: bool,
 }
 
 /// The result of a walk with the context the fault recorder and the cache need.
@@ -241,6 +265,9 @@ pub fn translate<M: PhysMem + ?Sized>(hw: &HwState, mem: &M, req: &Request) -> W
         Ok(c) => c,
         Err(f) => return fault_walk(f, None, None),
     };
+    if let Some(w) = context_gate(&ctx, req) {
+        return w;
+    }
     let pasid = match select_pasid(&ctx, req) {
         Ok(p) => p,
         Err(f) => return fault_walk(f, None, None),
@@ -250,6 +277,32 @@ pub fn translate<M: PhysMem + ?Sized>(hw: &HwState, mem: &M, req: &Request) -> W
         Err(f) => return fault_walk(f, Some(pasid), None),
     };
     finish(mem, &ctx, pasid, &pe, req)
+}
+
+/// ATS at the context entry (section 6.2): a Translation Request or a translated request
+/// with DTE = 0 faults 0x43; a translated request with DTE = 1 is forwarded unchanged.
+/// `None`: the request goes on to the PASID steps.
+fn context_gate(ctx: &CtxInfo, req: &Request) -> Option<Walk> {
+    match req.at {
+        AddrType::Untranslated => None,
+        _ if !ctx.dte => Some(fault_walk((FaultReason::DteDisabled, ctx.fpd), None, None)),
+        AddrType::Translated => Some(Walk::done(Outcome::Untranslated)),
+        AddrType::TranslationRequest => None,
+    }
+}
+
+/// The outcome of `req` through `leaf`: the translated address, or for a Translation
+/// Request its completion entry; `Err` with the leaf-level fault.
+fn leaf_outcome(
+    p: &PasidInfo,
+    leaf: &Leaf,
+    req: &Request,
+    (pmr, er): (bool, bool),
+) -> Result<Outcome, FaultReason> {
+    match req.at {
+        AddrType::TranslationRequest => ats::entry(p, leaf, req, (pmr, er)).map(Outcome::Ats),
+        _ => check_leaf(p, leaf, req.addr, req.write, pmr, er).map(Outcome::Translated),
+    }
 }
 
 fn fault_walk(f: Fault, pasid: Option<u32>, pe: Option<PasidInfo>) -> Walk {
@@ -288,19 +341,33 @@ fn walk_from<M: PhysMem + ?Sized>(
     from: Option<&NonLeaf>,
     path: &mut Vec<NonLeaf>,
 ) -> Walk {
+    let ats = req.at == AddrType::TranslationRequest;
     let leaf = match walk_tables(mem, p, req.addr, from, path) {
         Ok(l) => l,
+        Err(r) if ats && cpl_status(r) == AtsStatus::Denied => return denied(pasid, p),
         Err(r) => return fault_walk((r, p.fpd), Some(pasid), Some(*p)),
     };
-    match check_leaf(p, &leaf, req.addr, req.write, pmr, er) {
-        Ok(pa) => Walk {
-            outcome: Outcome::Translated(pa),
+    match leaf_outcome(p, &leaf, req, (pmr, er)) {
+        Ok(outcome) => Walk {
+            outcome,
             record: false,
             pasid: Some(pasid),
             pasid_entry: Some(*p),
             leaf: Some(leaf),
         },
+        Err(r) if ats && cpl_status(r) == AtsStatus::Denied => denied(pasid, p),
         Err(r) => fault_walk((r, p.fpd), Some(pasid), Some(*p)),
+    }
+}
+
+/// A Translation Request's page-level fault: answered with R = W = 0, not recorded.
+fn denied(pasid: u32, p: &PasidInfo) -> Walk {
+    Walk {
+        outcome: Outcome::Ats(AtsEntry::denied()),
+        record: false,
+        pasid: Some(pasid),
+        pasid_entry: Some(*p),
+        leaf: None,
     }
 }
 

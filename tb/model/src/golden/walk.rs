@@ -2,7 +2,7 @@
 //! table entry, the page walk (from the root or from a cached non-leaf entry) and the
 //! leaf checks (docs/contract.md section 2.6).
 
-use super::{CtxInfo, HwState, Leaf, PasidInfo, Pgtt, Request};
+use super::{AddrType, CtxInfo, HwState, Leaf, PasidInfo, Pgtt, Request};
 use crate::fault::FaultReason;
 use crate::mem::{PhysMem, PAGE_SIZE};
 use crate::regs;
@@ -20,6 +20,7 @@ pub(super) fn malformed(req: &Request) -> bool {
     (req.addr & (PAGE_SIZE - 1)) + len > PAGE_SIZE
         || req.pasid.is_some_and(|p| p > 0xF_FFFF)
         || (req.pasid.is_none() && (req.pmr || req.er))
+        || (req.write && req.at == AddrType::TranslationRequest)
 }
 
 /// Steps 3-4: root and context entry for `rid`.
@@ -51,6 +52,7 @@ pub fn read_context<M: PhysMem + ?Sized>(
     }
     Ok(CtxInfo {
         fpd: q[0] & ce::FPD != 0,
+        dte: q[0] & ce::DTE != 0,
         paside: q[0] & ce::PASIDE != 0,
         pdts: ((q[0] & ce::PDTS_MASK) >> ce::PDTS_SHIFT) as u8,
         pasid_dir: q[0] & tables::ADDR_MASK,
@@ -225,6 +227,7 @@ pub fn walk_tables<M: PhysMem + ?Sized>(
                 w: true,
                 us: true,
                 xd: false,
+                g: false,
             });
         }
         Pgtt::SecondStage => {
@@ -307,6 +310,7 @@ pub fn walk_tables<M: PhysMem + ?Sized>(
                 w,
                 us,
                 xd,
+                g: first && e & tables::fs::G != 0,
             });
         }
         table = e & tables::ADDR_MASK;

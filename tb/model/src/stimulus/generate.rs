@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::weights::kind;
 use super::{Bindings, DmaRef, DomainArg, DomainRef, MmRef, Op, PasidRef, Weights, DEVS, SLOTS};
-use crate::golden::Request;
+use crate::golden::{AddrType, Request};
 use crate::kernel::dma::DmaDirection;
 use crate::kernel::{
     rid, DeviceDesc, DomainId, DomainType, Errno, FpdAt, IommuOps, Kernel, MemErrAt, MmProt, Prot,
@@ -608,6 +608,7 @@ impl Stimulus {
             addr: addr & !7,
             len: 8,
             write: self.rng.gen_bool(0.5),
+            at: AddrType::Untranslated,
         }
     }
 
@@ -873,6 +874,7 @@ impl Stimulus {
             addr,
             len: 8,
             write: self.rng.gen_bool(0.5),
+            at: AddrType::Untranslated,
         }
     }
 }
