@@ -1,6 +1,7 @@
 //! The testbench's own tests through the verilated RTL: one binary (it links the simulator
 //! once), one module per topic.
 
+mod ats;
 mod bench_xlate;
 mod bridge;
 mod cache_model;
