@@ -17,7 +17,7 @@
 
 use crate::driver::pasid_dir_entries;
 use crate::fault::FaultReason as F;
-use crate::golden::{Outcome, Request};
+use crate::golden::{AddrType, AtsEntry, Outcome, Request};
 use crate::kernel::{DomainType, IommuOps, Kernel, MemErrScope, Stage, State};
 use crate::mem::PAGE_SIZE;
 use std::collections::BTreeSet;
@@ -114,6 +114,7 @@ fn malformed(req: &Request) -> bool {
     (req.addr & (PAGE_SIZE - 1)) + u64::from(req.len.max(1)) > PAGE_SIZE
         || req.pasid.is_some_and(|p| p > 0xF_FFFF)
         || (req.pasid.is_none() && (req.pmr || req.er))
+        || (req.write && req.at == AddrType::TranslationRequest)
 }
 
 /// What `state` alone allows for `req` (translation enabled, no caching).
@@ -147,6 +148,14 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
         // No context entry: the bus has no context table, or the slot is empty.
         return faults(&[F::RootNotPresent, F::ContextNotPresent]);
     };
+    // ATS at the context entry (docs/contract.md section 6.2): the unit advertises ECAP.DT,
+    // so the driver sets DTE exactly for the devices with ATS.
+    match req.at {
+        AddrType::Untranslated => {}
+        _ if !dev.desc.ats => return fault(F::DteDisabled),
+        AddrType::Translated => return AllowedSet::one(Outcome::Untranslated),
+        AddrType::TranslationRequest => {}
+    }
     if req.pasid.is_some() && dev.desc.max_pasids == 0 {
         return fault(F::PasidDisabled);
     }
@@ -186,6 +195,17 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
         matches!(*e, MemErrScope::PageTable { domain, base, size, .. }
             if domain == id && (size >= 1 << 48 || a & !(size - 1) == base))
     });
+    if req.at == AddrType::TranslationRequest {
+        return AllowedSet::one(ats_outcome(
+            state,
+            con,
+            id,
+            &dom.ty,
+            &dom.mappings,
+            req,
+            table_poisoned,
+        ));
+    }
     let outcome = match dom.ty {
         // Filtered out above.
         DomainType::Blocked => Outcome::Fault(F::PasidEntryNotPresent),
@@ -242,6 +262,64 @@ pub fn eval_mixed(att: &State, con: &State, req: &Request) -> AllowedSet {
     AllowedSet::one(outcome)
 }
 
+/// The answer to a Translation Request through domain `id` of type `ty` (section 6.2): the
+/// leaf the kernel mapped, with its size and permissions; R = W = 0 where a walk finds no
+/// access (no leaf, an address the stage cannot translate, a supervisor page); CA (a
+/// recorded fault) where the walk reads a poisoned table page.
+fn ats_outcome(
+    att: &State,
+    con: &State,
+    id: crate::kernel::DomainId,
+    ty: &DomainType,
+    att_maps: &std::collections::BTreeMap<u64, crate::kernel::Mapping>,
+    req: &Request,
+    table_poisoned: bool,
+) -> Outcome {
+    let a = req.addr;
+    let denied = Outcome::Ats(AtsEntry::denied());
+    let canonical = matches!(a >> 47, 0 | 0x1_FFFF);
+    let grant = |pa: u64, size: u64, r: bool, w: bool| {
+        Outcome::Ats(AtsEntry {
+            addr: pa,
+            size,
+            r,
+            w,
+            ..AtsEntry::default()
+        })
+    };
+    let maps = con.domains.get(&id).map_or(att_maps, |d| &d.mappings);
+    match *ty {
+        DomainType::Blocked => Outcome::Fault(F::PasidEntryNotPresent),
+        DomainType::Identity if a >> 48 != 0 => denied,
+        DomainType::Identity => grant(a & !(PAGE_SIZE - 1), PAGE_SIZE, true, true),
+        DomainType::Paging(stage) => {
+            let ss = stage == Stage::Second;
+            if (ss && a >> 48 != 0) || (!ss && !canonical) {
+                denied
+            } else if table_poisoned {
+                Outcome::Fault(if ss { F::SsAccess } else { F::FsAccess })
+            } else {
+                match lookup(maps, a, |m| (m.pa, m.size)) {
+                    None => denied,
+                    // First stage: a present leaf is readable.
+                    Some((m, _)) => grant(m.pa, m.size, !ss || m.prot.read, m.prot.write),
+                }
+            }
+        }
+        DomainType::Sva(mm) => {
+            let maps = con
+                .mms
+                .get(&mm)
+                .or_else(|| att.mms.get(&mm))
+                .map(|m| &m.mappings);
+            match maps.and_then(|maps| lookup(maps, a, |m| (m.pa, m.size))) {
+                Some((m, _)) if canonical && m.prot.user => grant(m.pa, m.size, true, m.prot.write),
+                _ => denied,
+            }
+        }
+    }
+}
+
 fn lookup<T: Copy>(
     map: &std::collections::BTreeMap<u64, T>,
     addr: u64,
@@ -264,6 +342,7 @@ fn insert_translations(s: &mut AllowedSet, from: AllowedSet) {
         let walked = matches!(
             o,
             Outcome::Translated(_)
+                | Outcome::Ats(_)
                 | Outcome::Fault(
                     F::SsNotPresent
                         | F::FsNotPresent

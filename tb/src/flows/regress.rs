@@ -18,7 +18,7 @@
 use anyhow::{anyhow, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
 use iommu_model::golden;
-use iommu_model::golden::{Outcome, Request};
+use iommu_model::golden::{AddrType, Outcome, Request};
 use iommu_model::kernel::{Kernel, KernelConfig};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
@@ -35,7 +35,7 @@ use crate::env::mem::MemTiming;
 use crate::env::Env;
 use crate::hw::rtl_hw::RtlHw;
 use crate::hw::system::{hw_state, RtlKernel};
-use crate::tlp::{self, MemRequest, PasidPrefix};
+use crate::tlp::{self, At, MemRequest, PasidPrefix};
 
 /// Shape of one seed.
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +92,8 @@ impl std::ops::AddAssign for Report {
     }
 }
 
-/// The TLP for a model request: an 8-byte read or write, 3DW or 4DW by address.
+/// The TLP for a model request: an 8-byte read or write, 3DW or 4DW by address, with the
+/// request's Address Type (a Translation Request is such a read: Length 2).
 pub fn to_tlp(req: &Request, tag: u16) -> MemRequest {
     let mut m = if req.write {
         MemRequest::write(req.rid, tag, req.addr, 2)
@@ -104,6 +105,11 @@ pub fn to_tlp(req: &Request, tag: u16) -> MemRequest {
         pmr: req.pmr,
         er: req.er,
     });
+    m.at = match req.at {
+        AddrType::Untranslated => At::Untranslated,
+        AddrType::TranslationRequest => At::TranslationRequest,
+        AddrType::Translated => At::Translated,
+    };
     m
 }
 

@@ -73,8 +73,16 @@ pub struct Stimulus {
     poisoned: Option<Option<Request>>,
     /// Recent requests that translated when generated, to be repeated (IOTLB hits).
     recent: Vec<Request>,
+    /// Draws which requests become ATS requests; a stream of its own, so the operations
+    /// and the other requests of a seed do not depend on it.
+    ats_rng: ChaCha8Rng,
     pub log: Vec<String>,
 }
+
+/// Percent of the generated requests sent as ATS Translation Requests, and as translated
+/// requests (AT = 10b), from any device (02:01.0 has ATS and DTE = 1, the others DTE = 0).
+pub const ATS_TRANSLATION_REQUEST_PCT: u32 = 6;
+pub const ATS_TRANSLATED_PCT: u32 = 3;
 
 impl Stimulus {
     pub fn new(seed: u64) -> Self {
@@ -94,6 +102,7 @@ impl Stimulus {
             fpd: None,
             poisoned: None,
             recent: Vec::new(),
+            ats_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xA75_A75A),
             log: Vec::new(),
         };
         let which = s.weights.pick(&mut s.rng);
@@ -849,6 +858,13 @@ impl Stimulus {
             let others: Vec<u16> = DEVS.iter().map(|d| d.0).filter(|&d| d != r.rid).collect();
             r.rid = others[self.rng.gen_range(0..others.len())];
             (r.pasid, r.pmr, r.er) = (None, false, false);
+        }
+        let ats = self.ats_rng.gen_range(0..100);
+        if ats < ATS_TRANSLATION_REQUEST_PCT {
+            r.at = AddrType::TranslationRequest;
+            r.write = false;
+        } else if ats < ATS_TRANSLATION_REQUEST_PCT + ATS_TRANSLATED_PCT {
+            r.at = AddrType::Translated;
         }
         r
     }
