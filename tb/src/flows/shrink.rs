@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use iommu_model::driver::DriverQuirks;
-use iommu_model::golden::{Outcome, Request};
+use iommu_model::golden::{AddrType, Outcome, Request};
 use iommu_model::kernel::{DomainType, FpdAt, MemErrAt, Stage};
 use iommu_model::stimulus::{Applied, DomainArg, Op, PasidArg, DEVS};
 
@@ -432,6 +432,11 @@ fn tlp_fields(r: &Request, tag: u16, expect: Option<&Outcome>) -> String {
         r.addr,
         if r.write { 0 } else { tag }
     );
+    match r.at {
+        AddrType::Untranslated => {}
+        AddrType::TranslationRequest => s.push_str(", at: translation_request"),
+        AddrType::Translated => s.push_str(", at: translated"),
+    }
     match expect {
         Some(Outcome::Translated(pa)) => {
             let _ = write!(s, ", expect: {{pa: {pa:#x}}}");
@@ -441,8 +446,10 @@ fn tlp_fields(r: &Request, tag: u16, expect: Option<&Outcome>) -> String {
         }
         Some(Outcome::Untranslated) => s.push_str(", expect: {untranslated: true}"),
         Some(Outcome::Malformed) => s.push_str(", expect: {malformed: true}"),
-        // A Translation Request's answer is pinned by the golden walker when run.
-        Some(Outcome::Ats(_)) => {}
+        Some(Outcome::Ats(e)) if e.r || e.w => {
+            let _ = write!(s, ", expect: {{pa: {:#x}}}", e.addr);
+        }
+        Some(Outcome::Ats(_)) => s.push_str(", expect: {no_access: true}"),
         None => {}
     }
     s.push('}');

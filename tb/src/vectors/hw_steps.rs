@@ -26,13 +26,30 @@ pub struct Tlp {
     pub read: Option<Addr>,
     #[serde(default)]
     pub write: Option<Addr>,
-    /// Bytes (default 4); the TLP's Length and byte enables cover exactly these bytes.
+    /// Bytes (default 4, 8 for a Translation Request); the TLP's Length and byte enables
+    /// cover exactly these bytes.
     #[serde(default)]
     pub len: Option<Num>,
     #[serde(default)]
     pub tag: Option<Num>,
+    /// Address Type (docs/contract.md section 6.2; default `untranslated`).
+    #[serde(default)]
+    pub at: AtKind,
     #[serde(default)]
     pub expect: Option<Checked<Expect>>,
+}
+
+/// The Address Type of a `tlp` step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtKind {
+    /// AT = 00b.
+    #[default]
+    Untranslated,
+    /// AT = 01b: an ATS Translation Request (a read).
+    TranslationRequest,
+    /// AT = 10b: a translated request.
+    Translated,
 }
 
 impl Check for Tlp {
@@ -42,6 +59,9 @@ impl Check for Tlp {
         }
         if (self.pmr || self.er) && self.pasid.is_none() {
             return Err("`pmr` and `er` are bits of the PASID prefix: give `pasid:`".into());
+        }
+        if self.at == AtKind::TranslationRequest && self.write.is_some() {
+            return Err("a Translation Request is a read: give `read: ADDR`".into());
         }
         if let Some(ValRef::Num(p)) = self.pasid {
             if p > 0xF_FFFF {
@@ -82,6 +102,10 @@ pub struct Expect {
     pub untranslated: Option<bool>,
     #[serde(default)]
     pub malformed: Option<bool>,
+    /// A Translation Request answered with R = W = 0 (`pa:` pins the address a granted
+    /// completion names, `translated: true` any granted one).
+    #[serde(default)]
+    pub no_access: Option<bool>,
     /// One of these outcomes (each one of the above); every one must be in the oracle's
     /// allowed set.
     #[serde(default)]
@@ -96,12 +120,13 @@ impl Check for Expect {
             + usize::from(self.fault.is_some())
             + usize::from(self.untranslated.is_some())
             + usize::from(self.malformed.is_some())
+            + usize::from(self.no_access.is_some())
             + usize::from(self.any_of.is_some());
         if n != 1 {
             return Err(
                 "an expectation names one outcome: `pa:`, `translated: true`, \
                         `same_pa_as_previous: true`, `fault:`, `untranslated: true`, \
-                        `malformed: true` or `any_of: [...]`"
+                        `malformed: true`, `no_access: true` or `any_of: [...]`"
                     .into(),
             );
         }
@@ -118,6 +143,7 @@ impl Check for Expect {
             self.same_pa_as_previous,
             self.untranslated,
             self.malformed,
+            self.no_access,
         ]
         .contains(&Some(false))
         {

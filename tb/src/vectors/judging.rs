@@ -201,7 +201,7 @@ impl Runner {
         self.note(at, line);
         self.rep.tlps += 1;
         match outcome {
-            Outcome::Translated(_) => self.rep.translated += 1,
+            Outcome::Translated(_) | Outcome::Ats(_) => self.rep.translated += 1,
             Outcome::Fault(r) => {
                 self.rep.faults.insert(r.code());
             }
@@ -326,6 +326,28 @@ fn pinned(x: &Expect, got: &Outcome, recorded: bool, off: u64, prev: Option<u64>
             },
             Outcome::Malformed,
         ) => true,
+        (Expect { pa: Some(p), .. }, Outcome::Ats(e)) if e.r || e.w => {
+            ensure!(
+                e.addr == p.0,
+                "pinned pa {:#x}, the Translation Completion names {e}",
+                p.0
+            );
+            true
+        }
+        (
+            Expect {
+                translated: Some(true),
+                ..
+            },
+            Outcome::Ats(e),
+        ) => e.r || e.w,
+        (
+            Expect {
+                no_access: Some(true),
+                ..
+            },
+            Outcome::Ats(e),
+        ) => !e.r && !e.w,
         _ => false,
     };
     ensure!(ok, "pinned {}, the DUT did {shown}", describe_expect(x));
@@ -346,6 +368,8 @@ pub(super) fn describe_expect(x: &Expect) -> String {
         "the previous TLP's translation".into()
     } else if x.untranslated.is_some() {
         "untranslated forwarding".into()
+    } else if x.no_access.is_some() {
+        "a Translation Completion with R = W = 0".into()
     } else {
         "a malformed-request rejection".into()
     }

@@ -562,11 +562,17 @@ impl Runner {
             (None, Some(a)) => (true, self.value(a)?),
             _ => bail!("a TLP has exactly one of `read:` and `write:`"),
         };
-        let len = t.len.map_or(4, |l| l.0) as u32;
+        let ats = t.at == AtKind::TranslationRequest;
+        let len = t.len.map_or(if ats { 8 } else { 4 }, |l| l.0) as u32;
         self.tag = (self.tag + 1) & 0xFF;
         let tag = t.tag.map_or(self.tag, |x| x.0 as u16);
         let mut req = MemRequest::covering(write, rid, tag, addr, len)
             .map_err(|e| anyhow!("building the TLP: {e}"))?;
+        req.at = match t.at {
+            AtKind::Untranslated => crate::tlp::At::Untranslated,
+            AtKind::TranslationRequest => crate::tlp::At::TranslationRequest,
+            AtKind::Translated => crate::tlp::At::Translated,
+        };
         if let Some(p) = &t.pasid {
             let p = self.pasid(p)?;
             ensure!(p <= 0xF_FFFF, "PASID {p:#x} is wider than 20 bits");
