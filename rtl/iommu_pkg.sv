@@ -133,7 +133,7 @@ package iommu_pkg;
   localparam logic [63:0] EcapValue =
       (64'd1 << 0)  |  // C: page walks are coherent
       (64'd1 << 1)  |  // QI: queued invalidation
-      (64'd1 << 2)  |  // DT: device TLBs (ATS Translation Requests, translated requests)
+      (64'd1 << 2)  |  // DT: device TLBs, ATS Translation Requests and translated requests
       (64'd1 << 6)  |  // PT: pass-through
       (64'd1 << 30) |  // ERS: execute requests
       (64'd1 << 31) |  // SRS: supervisor requests

@@ -285,6 +285,36 @@ fn malformed_reserved_at() {
         let req = MemRequest { at, ..req };
         assert_eq!(decode(&encode(&req).unwrap()), Ok(Tlp::Mem(req)));
     }
+    // A Translation Request is a read: on a write AT = 01b is malformed too.
+    let wr = MemRequest {
+        at: At::TranslationRequest,
+        ..MemRequest::write(1, 0, 0x1000, 1)
+    };
+    assert_eq!(wr.malformation(), Some(Malformed::ReservedAt));
+    assert_eq!(mal(&encode(&wr).unwrap()), Malformed::ReservedAt);
+}
+
+#[test]
+fn translation_completion_is_a_cpld_of_one_entry() {
+    let req = MemRequest {
+        at: At::TranslationRequest,
+        tc: 3,
+        attr: 0b111,
+        ..MemRequest::read(0x0180, 0x2a5, 0x1_2345_6000, 2)
+    };
+    let c = translation_completion(&req, 0);
+    let w = encode_completion(&c).unwrap();
+    // CplD, Length 2, TC and Attr[1:0] copied, T9/T8 of tag 0x2a5.
+    assert_eq!(w.header[0] >> 24, 0b010_01010);
+    assert_eq!(w.header[0] & 0x3FF, 2);
+    assert_eq!((w.header[0] >> 20) & 7, 3);
+    assert_eq!((w.header[0] >> 12) & 3, 0b11);
+    assert_eq!((w.header[0] >> 18) & 1, 0);
+    assert_eq!(((w.header[0] >> 23) & 1, (w.header[0] >> 19) & 1), (1, 0));
+    // SC, Byte Count 8; Requester ID, tag, Lower Address 0.
+    assert_eq!(w.header[1], 0x0000_0008);
+    assert_eq!(w.header[2], 0x0180_a500);
+    assert_eq!(decode(&w), Ok(Tlp::Cpl(c)));
 }
 
 #[test]
@@ -749,10 +779,11 @@ fn valid_request() -> impl Strategy<Value = MemRequest> {
         req.ep = base.ep;
         req.ln = base.ln;
         req.pasid = base.pasid;
-        req.at = if base.at == At::Reserved {
-            At::Untranslated
-        } else {
-            base.at
+        req.at = match base.at {
+            At::Reserved => At::Untranslated,
+            // A Translation Request is a read.
+            At::TranslationRequest if req.is_write => At::Translated,
+            at => at,
         };
         req
     })

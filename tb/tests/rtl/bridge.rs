@@ -60,6 +60,7 @@ fn expected(prev: &DutOut, all: &DutOut, ports: Ports) -> DutOut {
     if ports.contains(Ports::CPL) {
         e.cpl_valid = all.cpl_valid;
         e.cpl_hdr = all.cpl_hdr;
+        e.cpl_data = all.cpl_data;
     }
     if ports.contains(Ports::CSR) {
         e.csr_ready = all.csr_ready;

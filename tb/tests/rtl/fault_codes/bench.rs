@@ -48,6 +48,8 @@ pub(super) struct Via {
     pub(super) pasid: Option<u32>,
     pub(super) pmr: bool,
     pub(super) er: bool,
+    /// Address Type: untranslated, or translated (AT = 10b, blocked with 0x43 by DTE = 0).
+    pub(super) at: At,
 }
 
 impl Via {
@@ -57,6 +59,7 @@ impl Via {
             pasid: None,
             pmr: false,
             er: false,
+            at: At::Untranslated,
         }
     }
     pub(super) fn pasid(rid: Rid, pasid: u32) -> Self {
@@ -71,12 +74,19 @@ impl Via {
     pub(super) fn er(self) -> Self {
         Self { er: true, ..self }
     }
+    pub(super) fn translated(self) -> Self {
+        Self {
+            at: At::Translated,
+            ..self
+        }
+    }
     pub(super) fn req(self, write: bool, addr: u64, tag: u16) -> MemRequest {
-        let r = if write {
+        let mut r = if write {
             MemRequest::write(self.rid, 0, addr, 2)
         } else {
             MemRequest::read(self.rid, tag, addr, 4)
         };
+        r.at = self.at;
         match self.pasid {
             Some(p) => r.with_pasid(p, self.pmr, self.er),
             None => r,

@@ -22,7 +22,7 @@ use iommu_tb::dut::waves::Waves;
 use iommu_tb::env::Egress;
 use iommu_tb::env::MemTiming;
 use iommu_tb::hw::system::*;
-use iommu_tb::tlp::MemRequest;
+use iommu_tb::tlp::{At, MemRequest};
 use iommu_tb::{run_test, Env, TestFailure};
 
 mod bench;
@@ -96,7 +96,7 @@ fn root_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// 0x40, 0x41, 0x42.
+/// 0x40, 0x41, 0x42, 0x43.
 fn context_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     let (mut b, _, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     // A function whose context entry was never written, in a table that exists.
@@ -143,6 +143,12 @@ fn context_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
             b.ok(v, IOVA)?;
         }
         b.restore(ctx, old)?;
+    }
+    // DEV has no ATS, so DTE = 0: translated requests (AT = 10b) are blocked with 0x43,
+    // recorded whatever the address (a read gets UR, a write is dropped).
+    for v in vias(pasid) {
+        b.fault(v.translated(), IOVA, DteDisabled)?;
+        b.fault(v.translated(), 0x9_0000_0000, DteDisabled)?;
     }
     // Read errors on the whole entry, and on QW1 or QW3 only.
     for (off, len) in [(0, 32), (8, 8), (24, 8)] {
@@ -938,7 +944,12 @@ fn context_entry_faults() -> Result<(), TestFailure> {
         "context_entry_faults",
         0x40,
         context_entry,
-        &[ContextAccess, ContextNotPresent, ContextReserved],
+        &[
+            ContextAccess,
+            ContextNotPresent,
+            ContextReserved,
+            DteDisabled,
+        ],
         &[],
     )
 }
@@ -1050,7 +1061,7 @@ fn fpd_suppresses_recording() -> Result<(), TestFailure> {
 }
 
 /// Every family again with other seeds and a slow, back-pressured memory port; the DUT must
-/// have recorded all 31 reasons, and blocked every reason from 0x45 on without recording
+/// have recorded all 32 reasons, and blocked every reason from 0x45 on without recording
 /// under FPD.
 #[test]
 fn every_fault_code_is_produced() -> Result<(), TestFailure> {
@@ -1076,7 +1087,11 @@ fn every_fault_code_is_produced() -> Result<(), TestFailure> {
             missing.is_empty(),
             "fault reasons the DUT never recorded: {missing:?}"
         );
-        ensure!(tally.recorded.len() == 31, "{:?}", tally.recorded);
+        ensure!(
+            tally.recorded.len() == FaultReason::ALL.len(),
+            "{:?}",
+            tally.recorded
+        );
         let missing: Vec<String> = suppressible()
             .into_iter()
             .filter(|r| !tally.suppressed.contains(r))
