@@ -38,6 +38,12 @@
 //!
 //!   Request bins: nothing attached at a PASID is "not attached"; `iommu_attach_device_pasid`
 //!   refuses the blocked domain, so a PASID is never "blocked".
+//! - **ATS** = path x stage x page size x access granted, for the ATS Translation Requests
+//!   the regression sends (docs/contract.md section 6.2): the completion's entry as the
+//!   golden walker gives it (the leaf's size, or no access, R = W = 0, which has no size
+//!   and is binned as 4K). Pass-through answers only with a 4 KiB page, or R = W = 0 for
+//!   an address beyond 48 bits. Their UR and CA answers are fault bins (0x43 among them:
+//!   the regression's devices without ATS have DTE = 0).
 //! - **recording**: a fault recorded, or suppressed by FPD.
 //! - **window**: requests answered while an unmap's flush was still open (the oracle also
 //!   allows the old translation), and requests sent while a submitted batch of descriptors
@@ -229,6 +235,12 @@ pub enum Bin {
         translated: bool,
     },
     Invalidation(Inval),
+    Ats {
+        path: Via,
+        stage: XStage,
+        size: Size,
+        granted: bool,
+    },
 }
 
 /// Which kind of invalidation window a request was answered in.
@@ -249,16 +261,18 @@ pub enum Group {
     Recording,
     Window,
     Invalidation,
+    Ats,
 }
 
 impl Group {
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Self::Translated,
         Self::Request,
         Self::Fault,
         Self::Recording,
         Self::Window,
         Self::Invalidation,
+        Self::Ats,
     ];
 
     pub fn title(self) -> &'static str {
@@ -269,6 +283,7 @@ impl Group {
             Self::Recording => "fault recording: recorded / suppressed by FPD",
             Self::Window => "inside an invalidation window: window x outcome",
             Self::Invalidation => "invalidation: descriptor type x granularity",
+            Self::Ats => "ATS Translation Request: path x stage x page size x access granted",
         }
     }
 }
@@ -282,6 +297,7 @@ impl Bin {
             Self::Recording { .. } => Group::Recording,
             Self::Window { .. } => Group::Window,
             Self::Invalidation(_) => Group::Invalidation,
+            Self::Ats { .. } => Group::Ats,
         }
     }
 
@@ -376,6 +392,32 @@ impl Bin {
             }
         }
         v.extend(Inval::ALL.map(Bin::Invalidation));
+        for path in paths {
+            for stage in [XStage::First, XStage::Second] {
+                for size in [Size::K4, Size::M2, Size::G1] {
+                    v.push(Bin::Ats {
+                        path,
+                        stage,
+                        size,
+                        granted: true,
+                    });
+                }
+                v.push(Bin::Ats {
+                    path,
+                    stage,
+                    size: Size::K4,
+                    granted: false,
+                });
+            }
+            for granted in [true, false] {
+                v.push(Bin::Ats {
+                    path,
+                    stage: XStage::PassThrough,
+                    size: Size::K4,
+                    granted,
+                });
+            }
+        }
         v
     }
 }
@@ -415,16 +457,8 @@ impl fmt::Display for Bin {
                 f,
                 "{kind:?} {} {} {} {}",
                 path(p),
-                match stage {
-                    XStage::First => "first-stage",
-                    XStage::Second => "second-stage",
-                    XStage::PassThrough => "pass-through",
-                },
-                match size {
-                    Size::K4 => "4K",
-                    Size::M2 => "2M",
-                    Size::G1 => "1G",
-                },
+                stage_name(stage),
+                size_name(size),
                 match cache {
                     Cache::Hit => "hit",
                     Cache::WalkEntryCached => "miss (PASID entry cached)",
@@ -460,7 +494,36 @@ impl fmt::Display for Bin {
                 if *translated { "translated" } else { "fault" }
             ),
             Self::Invalidation(i) => write!(f, "{i:?}"),
+            Self::Ats {
+                path: p,
+                stage,
+                size,
+                granted,
+            } => write!(
+                f,
+                "{} {} {} {}",
+                path(p),
+                stage_name(stage),
+                size_name(size),
+                if *granted { "granted" } else { "R=W=0" }
+            ),
         }
+    }
+}
+
+fn stage_name(s: &XStage) -> &'static str {
+    match s {
+        XStage::First => "first-stage",
+        XStage::Second => "second-stage",
+        XStage::PassThrough => "pass-through",
+    }
+}
+
+fn size_name(s: &Size) -> &'static str {
+    match s {
+        Size::K4 => "4K",
+        Size::M2 => "2M",
+        Size::G1 => "1G",
     }
 }
 
@@ -566,18 +629,24 @@ impl Coverage {
             self.sample_window(During::OpenFlush, s.outcome);
             return;
         };
+        let stage = match walk.pasid_entry.map(|p| p.pgtt) {
+            Some(Pgtt::FirstStage) => XStage::First,
+            Some(Pgtt::SecondStage) => XStage::Second,
+            _ => XStage::PassThrough,
+        };
+        let size = match walk.leaf.map(|l| l.size) {
+            Some(0x20_0000) => Size::M2,
+            Some(0x4000_0000) => Size::G1,
+            _ => Size::K4,
+        };
         match walk.outcome {
+            Outcome::Ats(e) => self.hit(Bin::Ats {
+                path,
+                stage,
+                size,
+                granted: e.r || e.w,
+            }),
             Outcome::Translated(_) => {
-                let stage = match walk.pasid_entry.map(|p| p.pgtt) {
-                    Some(Pgtt::FirstStage) => XStage::First,
-                    Some(Pgtt::SecondStage) => XStage::Second,
-                    _ => XStage::PassThrough,
-                };
-                let size = match walk.leaf.map(|l| l.size) {
-                    Some(0x20_0000) => Size::M2,
-                    Some(0x4000_0000) => Size::G1,
-                    _ => Size::K4,
-                };
                 self.hit(Bin::Translated {
                     kind,
                     path,
