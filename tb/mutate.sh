@@ -64,6 +64,14 @@ mut perm-xd rtl/iommu_pkg.sv \
   "first stage: execute of an XD page is allowed" \
   $'        if (er && l.xd) return FrFsExecute;\n' \
   ''
+mut ats-w-bit rtl/iommu_pkg.sv \
+  "Translation Completion: W reported set whatever the page allows (W on a read-only page)" \
+  $'      wr  = l.w;\n' \
+  $'      wr  = 1\'b1 | l.w;\n'
+mut ats-dte-ignored rtl/iommu_walker.sv \
+  "a Translation Request or translated request through a context entry with DTE = 0 is served" \
+  'if (req_i.at != AtUntranslated && !ctx0.dte) begin' \
+  'if (req_i.at != AtUntranslated && !ctx0.dte && 1'"'"'b0) begin'
 mut pmr-sre rtl/iommu_pkg.sv \
   "PMR with SRE=0 is not a fault" \
   $'    if (eff_pmr(p, r) && !p.sre) return FrPmrDisabled;\n' \
