@@ -497,7 +497,9 @@ fn drive(
             }
             rep.requests += 1;
             match o {
+                // A Translation Completion that grants access carries a translation.
                 Outcome::Translated(_) => rep.translated += 1,
+                Outcome::Ats(e) if e.r || e.w => rep.translated += 1,
                 Outcome::Fault(_) => rep.faults += 1,
                 _ => {}
             }

@@ -79,10 +79,14 @@ pub struct Stimulus {
     pub log: Vec<String>,
 }
 
-/// Percent of the generated requests sent as ATS Translation Requests, and as translated
-/// requests (AT = 10b), from any device (02:01.0 has ATS and DTE = 1, the others DTE = 0).
-pub const ATS_TRANSLATION_REQUEST_PCT: u32 = 6;
-pub const ATS_TRANSLATED_PCT: u32 = 3;
+/// The device of [`DEVS`] with an ATS capability (the driver sets DTE = 1 for it).
+pub const ATS_DEV: u16 = 0x0180;
+
+/// Percent of the generated requests of [`ATS_DEV`] sent as ATS Translation Requests, and as
+/// translated requests (AT = 10b); of the other devices (DTE = 0: UR or blocked, 0x43),
+/// a few, so that most of the mix still translates.
+pub const ATS_TRANSLATION_REQUEST_PCT: [u32; 2] = [16, 2];
+pub const ATS_TRANSLATED_PCT: [u32; 2] = [9, 1];
 
 impl Stimulus {
     pub fn new(seed: u64) -> Self {
@@ -122,7 +126,7 @@ impl Stimulus {
             k.add_device(DeviceDesc {
                 rid: r,
                 max_pasids: max,
-                ats: r == 0x0180,
+                ats: r == ATS_DEV,
             })?;
         }
         Ok(())
@@ -859,11 +863,12 @@ impl Stimulus {
             r.rid = others[self.rng.gen_range(0..others.len())];
             (r.pasid, r.pmr, r.er) = (None, false, false);
         }
+        let i = usize::from(r.rid != ATS_DEV);
         let ats = self.ats_rng.gen_range(0..100);
-        if ats < ATS_TRANSLATION_REQUEST_PCT {
+        if ats < ATS_TRANSLATION_REQUEST_PCT[i] {
             r.at = AddrType::TranslationRequest;
             r.write = false;
-        } else if ats < ATS_TRANSLATION_REQUEST_PCT + ATS_TRANSLATED_PCT {
+        } else if ats < ATS_TRANSLATION_REQUEST_PCT[i] + ATS_TRANSLATED_PCT[i] {
             r.at = AddrType::Translated;
         }
         r
