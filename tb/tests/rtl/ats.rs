@@ -11,7 +11,7 @@ use iommu_model::golden::{AtsEntry, Outcome};
 use iommu_model::kernel::{DeviceDesc, DomainId, DomainType, Rid, Stage};
 use iommu_model::locate::Locator;
 use iommu_model::mem::PhysMem;
-use iommu_model::tables::pasid_entry as pe;
+use iommu_model::tables::{fs, pasid_entry as pe};
 use iommu_model::FaultReason;
 use iommu_tb::check::Judged;
 use iommu_tb::env::{Egress, MemTiming};
@@ -383,6 +383,59 @@ fn a_translation_request_write_is_malformed() -> Result<(), TestFailure> {
             j.walk.outcome,
             j.egress
         );
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[test]
+fn first_stage_global_and_supervisor_leaves() -> Result<(), TestFailure> {
+    run_test("ats_fs_leaf_bits", 67, |tb| {
+        let mut k = ats_system(tb)?;
+        let (d, pasid) = attach_with_pasid(&mut k, ATS_DEV, DomainType::Paging(Stage::First))?;
+        map(&mut k, d, 0x60_0000, 0xc_0000_0000, 0x2000, true, true)?;
+        let leaf = |k: &mut RtlKernel, va: u64| -> Result<u64> {
+            let hw = k.ops_mut().hw_mut();
+            let rtaddr = hw.env.read64(iommu_model::regs::RTADDR)?;
+            let loc = Locator::new(&hw.mem_agent().mem, rtaddr);
+            Ok(loc.pte(ATS_DEV, loc.rid_pasid(ATS_DEV)?, va, 1)?)
+        };
+        let poke = |k: &mut RtlKernel, at: u64, set: u64, clear: u64| -> Result<()> {
+            let mem = &mut k.ops_mut().hw_mut().mem_agent().mem;
+            let e = mem.read64(at)?;
+            mem.write64(at, (e | set) & !clear)?;
+            Ok(())
+        };
+        // G set on the first page's leaf: Global reported, from a walk and from a hit.
+        let g = leaf(&mut k, 0x60_0000)?;
+        poke(&mut k, g, fs::G, 0)?;
+        flush_iotlb(&mut k)?;
+        for p in [None, Some((pasid, false, false))] {
+            for _ in 0..2 {
+                let e = entry(&check(&mut k, &treq(ATS_DEV, 0x60_0000, p))?)?;
+                ensure!(e.global && e.r && e.w, "G leaf {p:?}: got {e}");
+            }
+        }
+        // U/S clear on the second page's leaf: a user Translation Request gets R = W = 0,
+        // not recorded; an untranslated read of it faults 0x81, recorded.
+        let us = leaf(&mut k, 0x60_1000)?;
+        poke(&mut k, us, 0, fs::US)?;
+        flush_iotlb(&mut k)?;
+        let j = check(&mut k, &treq(ATS_DEV, 0x60_1000, None))?;
+        ensure!(
+            entry(&j)? == AtsEntry::denied() && !j.walk.record,
+            "supervisor page: {}",
+            j.walk.outcome
+        );
+        let j = check(&mut k, &MemRequest::read(ATS_DEV, 0x33, 0x60_1000, 2))?;
+        ensure!(
+            fault(&j)? == FaultReason::UserToSupervisorPage && j.walk.record,
+            "{}",
+            j.walk.outcome
+        );
+        // The first page still answers with Global.
+        let e = entry(&check(&mut k, &treq(ATS_DEV, 0x60_0000, None))?)?;
+        ensure!(e.global, "got {e}");
         Ok(())
     })?;
     Ok(())
