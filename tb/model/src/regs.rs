@@ -344,7 +344,7 @@ const GSTS_FIELDS: &[Field] = &[
 const RTADDR_FIELDS: &[Field] = &[fld("TTM", 10, 2, Rw, 0), fld("RTA", 12, 36, Rw, 0)];
 
 /// FSTS (VT-d 11.4.7.1). ICE 5 and ITE 6 belong to the device TLB (section 6), not yet
-/// implemented: reserved.
+/// implemented by the unit: reserved.
 const FSTS_FIELDS: &[Field] = &[
     status("PFO", 0, 1, Rw1c, 0),
     status("PPF", 1, 1, Ro, 0),
@@ -614,11 +614,34 @@ pub const ECAP_VALUE: u64 = ecap::C
 pub struct Caps {
     pub cap: u64,
     pub ecap: u64,
+    /// The hardware behind these registers executes device-TLB invalidation descriptors
+    /// (types 3 and 8). Architecturally ECAP.DT = 1 says so; a backend whose queue cannot
+    /// execute them clears this ([`Caps::with_dev_tlb_invalidation`]), so the driver sends
+    /// it none.
+    dev_tlb_inval: bool,
 }
 
 impl Caps {
     pub fn new(cap: u64, ecap: u64) -> Self {
-        Self { cap, ecap }
+        Self {
+            cap,
+            ecap,
+            dev_tlb_inval: true,
+        }
+    }
+    /// The same registers on hardware that does (`true`) or does not execute descriptor
+    /// types 3 and 8.
+    pub fn with_dev_tlb_invalidation(self, executes: bool) -> Self {
+        Self {
+            dev_tlb_inval: executes,
+            ..self
+        }
+    }
+    /// ECAP.DT = 1 on hardware whose queue executes device-TLB invalidations: the driver
+    /// enables ATS on a device (Linux `info->ats_enabled`: device-TLB cache tags and their
+    /// flushes) only when this holds. The context entry's DTE follows ECAP.DT alone.
+    pub fn dev_tlb_usable(&self) -> bool {
+        self.dev_tlb() && self.dev_tlb_inval
     }
     /// Number of domain IDs (`cap_ndoms`).
     pub fn ndoms(&self) -> u32 {

@@ -83,6 +83,8 @@ fn gran(d: &Descriptor) -> String {
         Descriptor::PasidIotlb { gran, .. } => format!("piotlb {gran:?}"),
         Descriptor::PasidCache { gran, .. } => format!("pc {gran:?}"),
         Descriptor::Wait { .. } => "wait".into(),
+        Descriptor::DevTlb { size, .. } => format!("devtlb s={size}"),
+        Descriptor::PasidDevTlb { size, .. } => format!("pdevtlb s={size}"),
     }
 }
 

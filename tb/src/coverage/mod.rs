@@ -151,11 +151,16 @@ pub enum Inval {
     PasidCachePasid,
     PasidCacheGlobal,
     Wait,
+    /// Type 3.
+    DevTlb,
+    /// Type 8.
+    PasidDevTlb,
 }
 
 impl Inval {
     /// Every granularity the driver issues (not [`Inval::ContextDomain`]: see the module
-    /// documentation).
+    /// documentation; not the device-TLB types, which the driver issues only to hardware
+    /// that executes them, [`iommu_model::regs::Caps::dev_tlb_usable`]).
     pub const ALL: [Inval; 13] = [
         Self::ContextGlobal,
         Self::ContextDevice,
@@ -196,6 +201,8 @@ impl Inval {
                 PcGran::Global => Self::PasidCacheGlobal,
             },
             Descriptor::Wait { .. } => Self::Wait,
+            Descriptor::DevTlb { .. } => Self::DevTlb,
+            Descriptor::PasidDevTlb { .. } => Self::PasidDevTlb,
         }
     }
 }
