@@ -343,12 +343,14 @@ const GSTS_FIELDS: &[Field] = &[
 /// RTADDR (VT-d 11.4.6): bits 63:48 are above the host address width (not implemented).
 const RTADDR_FIELDS: &[Field] = &[fld("TTM", 10, 2, Rw, 0), fld("RTA", 12, 36, Rw, 0)];
 
-/// FSTS (VT-d 11.4.7.1). ICE 5 and ITE 6 belong to the device TLB (section 6), not yet
-/// implemented by the unit: reserved.
+/// FSTS (VT-d 11.4.7.1). ITE 6: a device-TLB invalidation timed out (docs/contract.md
+/// 6.5). ICE 5 (invalidation completion error, for an Invalidate Completion the unit did
+/// not expect) is reserved: the unit ignores such completions.
 const FSTS_FIELDS: &[Field] = &[
     status("PFO", 0, 1, Rw1c, 0),
     status("PPF", 1, 1, Ro, 0),
     status("IQE", 4, 1, Rw1c, 0),
+    status("ITE", 6, 1, Rw1c, 0),
     status("FRI", 8, 8, Ro, 0),
 ];
 
@@ -488,6 +490,7 @@ pub const RTADDR_PTR_MASK: u64 = !0xFFF;
 pub const FSTS_PFO: u32 = 1 << 0;
 pub const FSTS_PPF: u32 = 1 << 1;
 pub const FSTS_IQE: u32 = 1 << 4;
+pub const FSTS_ITE: u32 = 1 << 6;
 pub const FSTS_FRI_SHIFT: u32 = 8;
 pub const FSTS_FRI_MASK: u32 = 0xFF << FSTS_FRI_SHIFT;
 
