@@ -129,10 +129,11 @@ package iommu_pkg;
     return cap;
   endfunction
 
-  // ECAP: C, QI, PT, ERS, SRS, PSS=19 (20-bit PASIDs), PASID, SMTS, SSTS, FSTS.
+  // ECAP: C, QI, DT, PT, ERS, SRS, PSS=19 (20-bit PASIDs), PASID, SMTS, SSTS, FSTS.
   localparam logic [63:0] EcapValue =
       (64'd1 << 0)  |  // C: page walks are coherent
       (64'd1 << 1)  |  // QI: queued invalidation
+      (64'd1 << 2)  |  // DT: device TLB: the queue executes types 3 and 8
       (64'd1 << 6)  |  // PT: pass-through
       (64'd1 << 30) |  // ERS: execute requests
       (64'd1 << 31) |  // SRS: supervisor requests

@@ -599,10 +599,12 @@ pub const CAP_VALUE: u64 = 6 << cap::ND_SHIFT
 
 /// What the DUT advertises in ECAP (rtl/iommu_pkg.sv `EcapValue`): coherent table walks,
 /// QI, pass-through, execute and supervisor requests (the ERE/SRE checks are
-/// implemented; Linux sets neither), 20-bit PASIDs, scalable mode, first- and second-stage.
-/// No device TLB (ATS), no nesting, no page requests, no register-based invalidation.
+/// implemented; Linux sets neither), 20-bit PASIDs, scalable mode, first- and second-stage,
+/// device TLB (DT: the queue executes device-TLB invalidations, docs/contract.md 6.3-6.5).
+/// No nesting, no page requests, no register-based invalidation.
 pub const ECAP_VALUE: u64 = ecap::C
     | ecap::QI
+    | ecap::DT
     | ecap::PT
     | ecap::ERS
     | ecap::SRS
@@ -756,7 +758,7 @@ mod tests {
         let c = Caps::default();
         assert_eq!(c.ndoms(), 65536);
         assert!(c.sllps_2m() && c.sllps_1g() && c.fl1gp() && c.psi());
-        assert!(!c.caching_mode() && !c.dev_tlb());
+        assert!(!c.caching_mode() && c.dev_tlb() && c.dev_tlb_usable());
         assert_eq!(c.pasid_bits(), 20);
         assert!(c.scalable() && c.first_stage() && c.second_stage() && c.pass_through());
         assert_eq!(c.fault_record_offset(), FRCD_OFFSET);
