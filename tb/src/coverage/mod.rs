@@ -47,7 +47,8 @@
 //!   Domain-selective context-cache invalidation is left out: Linux never issues one
 //!   (drivers/iommu/intel only names `DMA_CCMD_DOMAIN_INVL` in `__iommu_flush_context()`;
 //!   scalable-mode context entries carry no DID, so device-selective and global are the
-//!   granularities it uses).
+//!   granularities it uses). The device-TLB invalidations (types 3 and 8) are one bin
+//!   each: the driver sends them for the ATS device's attachments.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -159,9 +160,9 @@ pub enum Inval {
 
 impl Inval {
     /// Every granularity the driver issues (not [`Inval::ContextDomain`]: see the module
-    /// documentation; not the device-TLB types, which the driver issues only to hardware
-    /// that executes them, [`iommu_model::regs::Caps::dev_tlb_usable`]).
-    pub const ALL: [Inval; 13] = [
+    /// documentation). The device-TLB types come from the ATS device's range flushes and
+    /// PASID-entry teardowns.
+    pub const ALL: [Inval; 15] = [
         Self::ContextGlobal,
         Self::ContextDevice,
         Self::IotlbGlobal,
@@ -175,6 +176,8 @@ impl Inval {
         Self::PasidCachePasid,
         Self::PasidCacheGlobal,
         Self::Wait,
+        Self::DevTlb,
+        Self::PasidDevTlb,
     ];
 
     pub fn of(d: &Descriptor) -> Self {
