@@ -335,7 +335,7 @@ fn pasid_detach_flushes_the_pasid_cache_and_attach_needs_no_flush_without_cachin
         .filter(|d| !matches!(d, Descriptor::Wait { .. }))
         .collect();
     // intel_pasid_tear_down_entry(): PASID-selective PASID cache, then the PASID's IOTLB,
-    // then (02:01.0 has ATS) the PASID's whole device TLB.
+    // then (0x0180 has ATS) the PASID's whole device TLB.
     assert!(
         matches!(
             descs[..],
