@@ -117,9 +117,13 @@ module iommu_ats_inv
   logic                expired_any;
   logic [ItagBits-1:0] expired_idx;
   logic [NumItags-1:0] expired;
+  // Computed only at an epoch boundary.
   always_comb begin
-    for (int unsigned i = 0; i < NumItags; i++) begin
-      expired[i] = tick && out_q[i] && age_q[i] == 2'd2;
+    expired = '0;
+    if (tick) begin
+      for (int unsigned i = 0; i < NumItags; i++) begin
+        expired[i] = out_q[i] && age_q[i] == 2'd2;
+      end
     end
   end
   iommu_first_set #(
@@ -136,14 +140,16 @@ module iommu_ats_inv
   // ---------------------------------------------------------------------------------------
   // Completions: computed only in the cycle one arrives.
   // ---------------------------------------------------------------------------------------
-  logic [NumItags-1:0]      done;
+  logic [NumItags-1:0]      done, named;
   logic [NumItags-1:0][3:0] left_d;
   always_comb begin
     done   = '0;
+    named  = '0;
     left_d = left_q;
     if (cpl_valid_i) begin
       for (int unsigned i = 0; i < NumItags; i++) begin
         if (cpl_itags_i[i] && out_q[i] && sid_q[i] == cpl_rid_i) begin
+          named[i]  = 1'b1;
           // The first completion says how many there are (CC, 0 = 8); this one counts.
           left_d[i] = (seen_q[i] ? left_q[i] : {cpl_cc_i == 3'd0, cpl_cc_i}) - 4'd1;
           done[i]   = left_d[i] == 4'd0;
@@ -162,7 +168,7 @@ module iommu_ats_inv
         out_q  <= '0;
         seen_q <= '0;
       end else if (cpl_valid_i) begin
-        seen_q <= (seen_q | (cpl_itags_i[NumItags-1:0] & out_q)) & ~done;
+        seen_q <= (seen_q | named) & ~done;
         out_q  <= out_q & ~done;
       end
       if (sent) begin

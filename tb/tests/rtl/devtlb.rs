@@ -11,7 +11,7 @@ use iommu_model::mem::PhysMem;
 use iommu_model::qi::Descriptor;
 use iommu_model::regs;
 use iommu_tb::dut::COMPLETER_ID;
-use iommu_tb::env::{Answer, MemTiming};
+use iommu_tb::env::{completion_hdr, Answer, MemTiming};
 use iommu_tb::hw::system::*;
 use iommu_tb::hw::RtlHw;
 use iommu_tb::{run_test, TestFailure};
@@ -256,6 +256,88 @@ fn a_device_that_never_answers_sets_ite_and_the_queue_goes_on() -> Result<(), Te
         );
         // And device-TLB invalidations work again.
         hw.submit_and_wait(&[d])?;
+        Ok(())
+    })
+}
+
+/// Sends one header-only TLP on rx; returns what left on tx until 300 cycles after.
+fn send_rx(hw: &mut RtlHw, hdr: [u32; 4]) -> Result<Vec<[u32; 4]>> {
+    let mut tx = Vec::new();
+    hw.env.inp.rx_valid = true;
+    hw.env.inp.rx_nprefix = 0;
+    hw.env.inp.rx_hdr = hdr;
+    let mut n = 0;
+    loop {
+        let out = hw.env.tick();
+        if out.tx_valid && hw.env.inp.tx_ready {
+            tx.push(out.tx_hdr);
+        }
+        if out.rx_ready {
+            break;
+        }
+        n += 1;
+        ensure!(n < 1000, "rx never took {hdr:x?}");
+    }
+    hw.env.inp.rx_valid = false;
+    // Long enough for a wait it completes to write its status.
+    for _ in 0..300 {
+        let out = hw.env.tick();
+        if out.tx_valid && hw.env.inp.tx_ready {
+            tx.push(out.tx_hdr);
+        }
+    }
+    Ok(tx)
+}
+
+#[test]
+fn completions_free_only_the_itags_their_device_was_sent() -> Result<(), TestFailure> {
+    run_test("devtlb_completion_match", 85, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
+        let hw = hw(&mut k);
+        hw.env.ats.answer = Answer::Never;
+        let dev = 0x0180;
+        let status = hw.mem().alloc_page()?;
+        let mut q: Vec<[u64; 4]> = (0..2u64)
+            .map(|i| Descriptor::dev_tlb(dev, dev, 32, i << 12, 0).encode())
+            .collect();
+        q.push(wait_desc(status, 0x31));
+        hw.queue(&q)?;
+        hw.env.idle(200);
+        let itags: u32 = hw.env.ats.requests.iter().map(|m| 1u32 << m.itag()).sum();
+        ensure!(itags.count_ones() == 2, "two ITags out: {itags:#x}");
+        // From another device, or naming ITags not outstanding: nothing is freed, nothing
+        // leaves on tx.
+        for hdr in [
+            completion_hdr(0x0100, 1, itags),
+            completion_hdr(dev, 1, !itags),
+        ] {
+            let tx = send_rx(hw, hdr)?;
+            ensure!(
+                tx.is_empty(),
+                "a completion to the unit left on tx: {tx:x?}"
+            );
+            ensure!(
+                status_word(hw, status)? != 0x31,
+                "{hdr:x?} completed the wait"
+            );
+        }
+        // CC = 2: each ITag needs two completions; one vector names both.
+        send_rx(hw, completion_hdr(dev, 2, itags))?;
+        ensure!(
+            status_word(hw, status)? != 0x31,
+            "the wait completed after 1 of 2"
+        );
+        send_rx(hw, completion_hdr(dev, 2, itags))?;
+        ensure!(
+            status_word(hw, status)? == 0x31,
+            "the wait did not complete after 2 of 2"
+        );
+        // A completion to another Device ID is not the unit's: it passes through.
+        let mut other = completion_hdr(dev, 1, 1);
+        other[2] = 0x0100 << 16 | 1;
+        let tx = send_rx(hw, other)?;
+        ensure!(tx == vec![other], "forwarded {tx:x?}, expected {other:x?}");
+        ensure!(hw.env.read32(regs::FSTS)? & regs::FSTS_ITE == 0);
         Ok(())
     })
 }
