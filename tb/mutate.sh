@@ -136,6 +136,10 @@ mut pdevtlb-no-prefix rtl/iommu_qi.sv \
   "type 8 (PASID-based device-TLB) is sent without its PASID prefix (the PASID is ignored)" \
   'assign ats_req_pasid_valid_o = typ == DescPdtlb;' \
   "assign ats_req_pasid_valid_o = typ == DescPdtlb && 1'b0;"
+mut inv-cpl-any-device rtl/iommu_ats_inv.sv \
+  "an Invalidate Completion from any device frees the ITags it names" \
+  'if (cpl_itags_i[i] && out_q[i] && sid_q[i] == cpl_rid_i) begin' \
+  "if (cpl_itags_i[i] && out_q[i] && (sid_q[i] == cpl_rid_i || 1'b1)) begin"
 mut pdevtlb-wrong-pasid rtl/iommu_ats_inv.sv \
   "the PASID prefix of an Invalidate Request carries PASID 0" \
   "assign msg_prefix_o       = {PrefixPasid, 4'b0000, eg_pasid_q};" \
