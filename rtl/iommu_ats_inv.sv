@@ -79,20 +79,20 @@ module iommu_ats_inv
 
   // The egress register's ITag is taken too.
   logic [NumItags-1:0] taken;
-  always_comb begin
-    taken = out_q;
-    if (eg_valid_q) taken[eg_itag_q] = 1'b1;
-  end
+  assign taken = out_q | ({NumItags{eg_valid_q}} & (NumItags'(1) << eg_itag_q));
 
+  // The lowest free ITag, searched only while the queue offers an invalidation.
   logic                free_any;
   logic [ItagBits-1:0] free_idx;
-  iommu_first_set #(
-    .Width (NumItags)
-  ) u_free (
-    .bits_i (~taken),
-    .any_o  (free_any),
-    .idx_o  (free_idx)
-  );
+  assign free_any = !(&taken);
+  always_comb begin
+    free_idx = '0;
+    if (req_valid_i) begin
+      for (int i = NumItags - 1; i >= 0; i--) begin
+        if (!taken[i]) free_idx = ItagBits'(i);
+      end
+    end
+  end
 
   logic accept, sent;
   assign req_ready_o = free_any && !eg_valid_q;
@@ -114,25 +114,21 @@ module iommu_ats_inv
     end
   end
 
+  // Computed only at an epoch boundary: whether an ITag expires, and the lowest one.
   logic                expired_any;
   logic [ItagBits-1:0] expired_idx;
-  logic [NumItags-1:0] expired;
-  // Computed only at an epoch boundary.
   always_comb begin
-    expired = '0;
+    expired_any = 1'b0;
+    expired_idx = '0;
     if (tick) begin
-      for (int unsigned i = 0; i < NumItags; i++) begin
-        expired[i] = out_q[i] && age_q[i] == 2'd2;
+      for (int i = NumItags - 1; i >= 0; i--) begin
+        if (out_q[i] && age_q[i] == 2'd2) begin
+          expired_any = 1'b1;
+          expired_idx = ItagBits'(i);
+        end
       end
     end
   end
-  iommu_first_set #(
-    .Width (NumItags)
-  ) u_expired (
-    .bits_i (expired),
-    .any_o  (expired_any),
-    .idx_o  (expired_idx)
-  );
 
   assign timeout_o     = expired_any;
   assign timeout_sid_o = sid_q[expired_idx];
