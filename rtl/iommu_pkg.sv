@@ -65,6 +65,7 @@ package iommu_pkg;
   localparam int unsigned FstsPfo = 0;
   localparam int unsigned FstsPpf = 1;
   localparam int unsigned FstsIqe = 4;
+  localparam int unsigned FstsIte = 6;
 
   // RTADDR.TTM encodings.
   localparam logic [1:0] TtmLegacy   = 2'b00;
@@ -133,7 +134,7 @@ package iommu_pkg;
   localparam logic [63:0] EcapValue =
       (64'd1 << 0)  |  // C: page walks are coherent
       (64'd1 << 1)  |  // QI: queued invalidation
-      (64'd1 << 2)  |  // DT: device TLBs, ATS Translation Requests and translated requests
+      (64'd1 << 2)  |  // DT: device TLBs: Translation Requests, translated requests, types 3 and 8
       (64'd1 << 6)  |  // PT: pass-through
       (64'd1 << 30) |  // ERS: execute requests
       (64'd1 << 31) |  // SRS: supervisor requests
@@ -157,6 +158,18 @@ package iommu_pkg;
   localparam logic [2:0] CplStatusUr  = 3'b001;
   localparam logic [2:0] CplStatusCa  = 3'b100;
   localparam int unsigned MaxPrefixes = 4;
+  // Messages routed by ID (Type 10010b) of ATS invalidation (PCIe 10.3).
+  localparam logic [4:0] TypeMsgId    = 5'b10010;
+  localparam logic [7:0] MsgInvReq    = 8'b0000_0001;
+  localparam logic [7:0] MsgInvCpl    = 8'b0000_0010;
+
+  // An Invalidate Completion to `dest`: 4 DW without data, Message Code 0000_0010b,
+  // Device ID (DW2 31:16) = dest. DW1 31:16 is the device, DW2 2:0 the Completion Count,
+  // DW3 the ITag vector.
+  function automatic logic is_inv_cpl(input logic [3:0][31:0] hdr, input logic [15:0] dest);
+    return hdr[0][31:29] == FmtNoData4Dw && hdr[0][28:24] == TypeMsgId
+           && hdr[1][7:0] == MsgInvCpl && hdr[2][31:16] == dest;
+  endfunction
 
   // Why a TLP was rejected at ingress (diagnostic; not a VT-d fault).
   typedef enum logic [2:0] {
@@ -370,9 +383,11 @@ package iommu_pkg;
   typedef enum logic [3:0] {
     DescCc     = 4'd1,       // context-cache
     DescIotlb  = 4'd2,       // IOTLB
+    DescDevTlb = 4'd3,       // device-TLB
     DescWait   = 4'd5,       // invalidation wait
     DescPiotlb = 4'd6,       // PASID-based IOTLB
-    DescPc     = 4'd7        // PASID-cache
+    DescPc     = 4'd7,       // PASID-cache
+    DescPdtlb  = 4'd8        // PASID-based device-TLB
   } desc_type_e;
 
   // The low 12 bits of quadword 0, common to every descriptor.

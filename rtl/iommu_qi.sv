@@ -5,10 +5,21 @@
 //     applied in one cycle while translations and walks go on; a walk in flight then is
 //     stale and fills no cache (iommu_walker), so none can install an entry the
 //     invalidation removed.
-//   5 wait: completes after every earlier descriptor (they are executed strictly in order)
-//     and after the pipeline has drained (quiesce_o stops new requests meanwhile), so no
+//   3 device-TLB, 8 PASID-based device-TLB: handed to the ATS invalidation tracker
+//     (iommu_ats_inv), which sends the Invalidate Request (a PASID prefix for type 8) and
+//     tracks its ITag; the queue goes on at once.
+//   5 wait: completes after every earlier descriptor (they are executed strictly in order),
+//     after every Invalidate Request sent for them has been answered (ats_busy_i low; the
+//     Invalidate Completions come in on rx, which stays open until then) and after the
+//     pipeline has drained (quiesce_o stops new requests meanwhile), so no
 //     TLP translated before it leaves after it, and no walk begun before it is still
 //     running; then the status write (SW) and/or ICS.IWC (IF).
+//
+// Invalidation time-out (FSTS.ITE, VT-d 6.5.2 and the ITE description; docs/contract.md
+// 6.5): while FSTS.ITE is set the queue fetches nothing, and a wait that is pending then
+// is aborted: IQH moves past it with no status write and no IWC. Fetching resumes when
+// software clears FSTS.ITE (Linux `qi_check_fault()` clears it and resubmits the batch
+// whose wait was aborted).
 //
 // A descriptor with an unknown type, a granularity this unit does not offer, or a reserved
 // bit set, a memory error while fetching, or an invalid IQT sets FSTS.IQE with the reason in
@@ -32,6 +43,18 @@ module iommu_qi
   output logic                iqe_set_o,
   output logic [3:0]          iqei_o,
   output logic                iwc_set_o,
+  input  logic                ite_pending_i, // FSTS.ITE: fetch nothing, abort a pending wait
+
+  // Device-TLB invalidations (types 3 and 8) to the ATS invalidation tracker
+  output logic                ats_req_valid_o,
+  input  logic                ats_req_ready_i,
+  output logic [15:0]         ats_req_sid_o,
+  output logic                ats_req_pasid_valid_o,
+  output logic [19:0]         ats_req_pasid_o,
+  output logic                ats_req_global_o,
+  output logic                ats_req_size_o,
+  output logic [63:12]        ats_req_addr_o,
+  input  logic                ats_busy_i,
 
   // Quiesce handshake with the translation pipeline
   output logic                quiesce_o,
@@ -101,13 +124,15 @@ module iommu_qi
     return (64'hFFFF_FFFF_FFFF_FFFF >> (63 - hi)) & ~((64'd1 << lo) - 64'd1);
   endfunction
 
-  logic       dec_type_bad, dec_rsvd_bad, dec_is_wait;
+  logic       dec_type_bad, dec_rsvd_bad, dec_is_wait, dec_is_devtlb;
   inv_cmd_t   dec_cmd;
   always_comb begin
-    dec_type_bad = !(typ inside {DescCc, DescIotlb, DescWait, DescPiotlb, DescPc})
+    dec_type_bad = !(typ inside {DescCc, DescIotlb, DescDevTlb, DescWait, DescPiotlb, DescPc,
+                                 DescPdtlb})
                    || inv_qw0.hdr.type_hi != 3'b000;
     dec_rsvd_bad = rest_nz_q;
     dec_is_wait  = typ == DescWait;
+    dec_is_devtlb = typ inside {DescDevTlb, DescPdtlb};
     dec_cmd      = '{
       iotlb:    1'b0,
       pcache:   1'b0,
@@ -158,6 +183,16 @@ module iommu_qi
         if ((qw0_q & ~(bits(5, 0) | bits(51, 16))) != '0
             || (qw1_q & ~(bits(6, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
       end
+      DescDevTlb: begin  // device-TLB: PFSID, MIP/QDEP and SID in QW0; S and ADDR in QW1
+        if ((qw0_q & ~(bits(3, 0) | bits(20, 12) | bits(47, 32) | bits(63, 52))) != '0
+            || (qw1_q & ~(bits(0, 0) | bits(63, 12))) != '0) dec_rsvd_bad = 1'b1;
+      end
+      DescPdtlb: begin  // PASID-based device-TLB: QDEP, PFSID, SID, PASID; G, S and ADDR
+        if ((qw0_q & ~(bits(8, 0) | bits(51, 12) | bits(63, 52))) != '0
+            || (qw1_q & ~(bits(0, 0) | bits(11, 11) | bits(63, 12))) != '0) begin
+          dec_rsvd_bad = 1'b1;
+        end
+      end
       DescPc: begin  // PASID-cache: 0 DID, 1 DID+PASID, 3 global
         dec_cmd.pcache = 1'b1;
         unique case (gran)
@@ -200,7 +235,8 @@ module iommu_qi
         // An invalid tail (bit 4 set with 256-bit descriptors) is an error even when its
         // index equals the head: VT-d treats IQT[4] as reserved then, and docs/contract.md
         // section 2.4 lists "bit 4 set" as IQEI 1 whatever the index.
-        if (qie_i && !iqe_pending_i && (head_q != tail || (iqa_dw_i && iqt_i[4]))) begin
+        if (qie_i && !iqe_pending_i && !ite_pending_i
+            && (head_q != tail || (iqa_dw_i && iqt_i[4]))) begin
           if (!iqa_dw_i) begin
             {iqe_set_o, iqei_o, state_d} = {1'b1, IqeiWidth, SError};
           end else if (tail_bad) begin
@@ -238,11 +274,20 @@ module iommu_qi
         // A cache invalidation takes effect at once, with translations and walks in
         // flight (walks in flight are marked stale and fill nothing). A wait raises
         // quiesce_o and completes once nothing is in flight.
-        if (!dec_is_wait) begin
+        if (dec_is_devtlb) begin
+          if (ats_req_ready_i) begin
+            head_d  = next_head(head_q);
+            state_d = SIdle;
+          end
+        end else if (!dec_is_wait) begin
           inv_o   = 1'b1;
           head_d  = next_head(head_q);
           state_d = SIdle;
-        end else if (xlate_idle_i) begin
+        end else if (ite_pending_i) begin
+          // Aborted by the invalidation time-out.
+          head_d  = next_head(head_q);
+          state_d = SIdle;
+        end else if (xlate_idle_i && !ats_busy_i) begin
           if (wait_qw0.iflag) iwc_set_o = 1'b1;
           if (wait_qw0.sw) begin
             state_d = SStatus;
@@ -293,7 +338,17 @@ module iommu_qi
     end
   end
 
-  assign quiesce_o = state_q == SDrain && dec_is_wait;
+  assign quiesce_o = state_q == SDrain && dec_is_wait && !ats_busy_i;
+
+  // Device-TLB descriptors: type 3 SID 47:32, type 8 SID 31:16 and PASID 51:32, G 0 and S
+  // 11 of QW1 (type 3: S 0).
+  assign ats_req_valid_o       = state_q == SDrain && dec_is_devtlb;
+  assign ats_req_pasid_valid_o = typ == DescPdtlb;
+  assign ats_req_sid_o         = (typ == DescPdtlb) ? qw0_q[31:16] : qw0_q[47:32];
+  assign ats_req_pasid_o       = qw0_q[51:32];
+  assign ats_req_global_o      = (typ == DescPdtlb) && qw1_q[0];
+  assign ats_req_size_o        = (typ == DescPdtlb) ? qw1_q[11] : qw1_q[0];
+  assign ats_req_addr_o        = qw1_q[63:12];
   assign inv_cmd_o = dec_cmd;
   assign iqh_o     = {head_q, 1'b0};
   assign idle_o    = state_q inside {SIdle, SError} && !waiting_q;

@@ -40,6 +40,7 @@ module iommu_regfile
   output logic [18:4]            iqt_o,
   output logic                   cfg_pending_o, // TE/SRTP change waiting for idle: quiesce
   output logic                   iqe_o,         // FSTS.IQE
+  output logic                   ite_o,         // FSTS.ITE
 
   // Status from the datapath
   input  logic                   xlate_idle_i,  // no request between ingress and egress
@@ -48,6 +49,7 @@ module iommu_regfile
   input  logic                   iqe_set_i,     // invalidation queue error
   input  logic [3:0]             iqei_i,        // ... and its IQER.IQEI code
   input  logic                   iwc_set_i,     // wait descriptor with IF completed
+  input  logic                   ite_set_i,     // device-TLB invalidation timed out
   input  logic [31:0]            malformed_cnt_i,
 
   // Primary fault recording
@@ -73,7 +75,7 @@ module iommu_regfile
   logic                   qies_q, qies_d, qie_req_q, qie_req_d;
   logic [HawBits-1:10]    rtaddr_q, rtaddr_d;          // as written by software
   logic [HawBits-1:10]    rtaddr_act_q, rtaddr_act_d;  // latched by SRTP
-  logic                   pfo_q, pfo_d, iqe_q, iqe_d;
+  logic                   pfo_q, pfo_d, iqe_q, iqe_d, ite_q, ite_d;
   logic [3:0]             iqei_q, iqei_d;
   logic [FrIdxBits-1:0]   fri_q, fri_d;
   logic [FrIdxBits-1:0]   fr_next_q, fr_next_d;        // next record to fill
@@ -172,12 +174,13 @@ module iommu_regfile
           slot_rdata[32+FstsPfo] = pfo_q;
           slot_rdata[32+FstsPpf] = ppf;
           slot_rdata[32+FstsIqe] = iqe_q;
+          slot_rdata[32+FstsIte] = ite_q;
           slot_rdata[32+8 +: FrIdxBits] = fri_q;
         end
         RegFectl: begin  // FECTL | FEDATA
           {map_hi, map_lo} = 2'b11;
           slot_rdata[31] = fe_im_q;
-          slot_rdata[30] = fe_im_q & (ppf | pfo_q | iqe_q);
+          slot_rdata[30] = fe_im_q & (ppf | pfo_q | iqe_q | ite_q);
           slot_rdata[63:32] = fedata_q;
         end
         RegFeaddr: begin  // FEADDR | FEUADDR
@@ -246,6 +249,7 @@ module iommu_regfile
     rtaddr_act_d = rtaddr_act_q;
     pfo_d        = pfo_q;
     iqe_d        = iqe_q;
+    ite_d        = ite_q;
     iqei_d       = iqei_q;
     fri_d        = fri_q;
     fr_next_d    = fr_next_q;
@@ -281,8 +285,9 @@ module iommu_regfile
       if (wr_lo) rtaddr_d[31:10] = wdata[31:10];
       if (wr_hi) rtaddr_d[HawBits-1:32] = wdata[HawBits-1:32];
     end
-    if (wr_hi && slot == SlotFsts) begin  // FSTS: PFO and IQE are RW1C
+    if (wr_hi && slot == SlotFsts) begin  // FSTS: PFO, IQE and ITE are RW1C
       if (wdata[32+FstsPfo]) pfo_d = 1'b0;
+      if (wdata[32+FstsIte]) ite_d = 1'b0;
       if (wdata[32+FstsIqe]) begin
         iqe_d  = 1'b0;
         iqei_d = '0;
@@ -339,6 +344,7 @@ module iommu_regfile
       iqei_d = iqei_i;
     end
     if (iwc_set_i) iwc_d = 1'b1;
+    if (ite_set_i) ite_d = 1'b1;
 
     // Primary fault logging (VT-d 7.2.1): a pending overflow or a full next record drops the
     // fault and sets PFO; the records already logged are never overwritten.
@@ -379,6 +385,7 @@ module iommu_regfile
       rtaddr_act_q <= '0;
       pfo_q        <= 1'b0;
       iqe_q        <= 1'b0;
+      ite_q        <= 1'b0;
       iqei_q       <= '0;
       fri_q        <= '0;
       fr_next_q    <= '0;
@@ -410,6 +417,7 @@ module iommu_regfile
       rtaddr_act_q <= rtaddr_act_d;
       pfo_q        <= pfo_d;
       iqe_q        <= iqe_d;
+      ite_q        <= ite_d;
       iqei_q       <= iqei_d;
       fri_q        <= fri_d;
       fr_next_q    <= fr_next_d;
@@ -452,9 +460,10 @@ module iommu_regfile
   assign iqt_o      = iqt_q;
   assign cfg_pending_o = (te_req_q != tes_q) | srtp_pend_q;
   assign iqe_o         = iqe_q;
+  assign ite_o         = ite_q;
 
   // Level interrupts: an unmasked pending condition.
-  assign fault_irq_o = ~fe_im_q & (ppf | pfo_q | iqe_q);
+  assign fault_irq_o = ~fe_im_q & (ppf | pfo_q | iqe_q | ite_q);
   assign inv_irq_o   = ~ie_im_q & iwc_q;
 
   // Invariants.

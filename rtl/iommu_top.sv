@@ -23,7 +23,10 @@ module iommu_top
   parameter int unsigned PscL4Entries = 2,
   parameter int unsigned PscL3Entries = 4,
   parameter int unsigned PscL2Entries = 16,
-  parameter logic [15:0] CompleterId  = 16'h0000
+  parameter logic [15:0] CompleterId  = 16'h0000,
+  // Cycles an Invalidate Request may stay unanswered before FSTS.ITE (up to 1.5 times
+  // this; iommu_ats_inv).
+  parameter int unsigned AtsInvTimeout = 8192
 ) (
   input  logic                         clk_i,
   // The named assertions are disabled by `disable iff (!rst_ni)`, which reads the
@@ -49,6 +52,15 @@ module iommu_top
   input  logic                         cpl_ready_i,
   output logic [2:0][31:0]             cpl_hdr_o,
   output logic [1:0][31:0]             cpl_data_o,  // CplD payload, DW0 first on the wire
+
+  // ATS Invalidate Request egress (toward the device): header, 2 DW of data, and a PASID
+  // prefix when ats_inv_prefix_valid_o. Invalidate Completions arrive on rx.
+  output logic                         ats_inv_valid_o,
+  input  logic                         ats_inv_ready_i,
+  output logic                         ats_inv_prefix_valid_o,
+  output logic [31:0]                  ats_inv_prefix_o,
+  output logic [3:0][31:0]             ats_inv_hdr_o,
+  output logic [1:0][31:0]             ats_inv_data_o,
 
   // Register access
   input  logic                         csr_valid_i,
@@ -86,7 +98,7 @@ module iommu_top
   // ---------------------------------------------------------------------------------------
   logic                te;
   logic [HawBits-1:10] rtaddr;
-  logic                qie, iqa_dw, cfg_pending, iqe;
+  logic                qie, iqa_dw, cfg_pending, iqe, ite, ite_set;
   logic [HawBits-1:12] iqa_base;
   logic [2:0]          iqa_qs;
   logic [18:4]         iqt, iqh;
@@ -120,12 +132,14 @@ module iommu_top
     .iqt_o           (iqt),
     .cfg_pending_o   (cfg_pending),
     .iqe_o           (iqe),
+    .ite_o           (ite),
     .xlate_idle_i    (xlate_idle),
     .qi_idle_i       (qi_idle),
     .iqh_i           (iqh),
     .iqe_set_i       (iqe_set),
     .iqei_i          (iqei),
     .iwc_set_i       (iwc_set),
+    .ite_set_i       (ite_set),
     .malformed_cnt_i (malformed_cnt_q),
     .fault_valid_i   (fault_valid),
     .fault_i         (fault_rec),
@@ -138,6 +152,13 @@ module iommu_top
   // ---------------------------------------------------------------------------------------
   logic     quiesce, inv;
   inv_cmd_t inv_cmd;
+
+  // Device-TLB invalidations: queue -> ITag tracker; Invalidate Completions from stage A.
+  logic         ats_req_valid, ats_req_ready, ats_req_pasid_valid, ats_req_global;
+  logic         ats_req_size, ats_busy, ats_cpl_valid;
+  logic [15:0]  ats_req_sid, ats_timeout_sid;
+  logic [19:0]  ats_req_pasid;
+  logic [63:12] ats_req_addr;
 
   // Memory clients: the walkers (0 .. NumWalkers-1), then the queue.
   localparam int unsigned MemClients = NumWalkers + 1;
@@ -161,6 +182,16 @@ module iommu_top
     .iqe_set_o       (iqe_set),
     .iqei_o          (iqei),
     .iwc_set_o       (iwc_set),
+    .ite_pending_i   (ite),
+    .ats_req_valid_o       (ats_req_valid),
+    .ats_req_ready_i       (ats_req_ready),
+    .ats_req_sid_o         (ats_req_sid),
+    .ats_req_pasid_valid_o (ats_req_pasid_valid),
+    .ats_req_pasid_o       (ats_req_pasid),
+    .ats_req_global_o      (ats_req_global),
+    .ats_req_size_o        (ats_req_size),
+    .ats_req_addr_o        (ats_req_addr),
+    .ats_busy_i            (ats_busy),
     .quiesce_o       (quiesce),
     .xlate_idle_i    (xlate_idle),
     .inv_o           (inv),
@@ -175,6 +206,40 @@ module iommu_top
     .mem_rsp_rdata_i,
     .mem_rsp_error_i
   );
+
+  iommu_ats_inv #(
+    .NumItags      (32),
+    .TimeoutCycles (AtsInvTimeout),
+    .CompleterId   (CompleterId)
+  ) u_ats_inv (
+    .clk_i,
+    .rst_ni,
+    .req_valid_i        (ats_req_valid),
+    .req_ready_o        (ats_req_ready),
+    .req_sid_i          (ats_req_sid),
+    .req_pasid_valid_i  (ats_req_pasid_valid),
+    .req_pasid_i        (ats_req_pasid),
+    .req_global_i       (ats_req_global),
+    .req_size_i         (ats_req_size),
+    .req_addr_i         (ats_req_addr),
+    .busy_o             (ats_busy),
+    .timeout_o          (ite_set),
+    .timeout_sid_o      (ats_timeout_sid),
+    .msg_valid_o        (ats_inv_valid_o),
+    .msg_ready_i        (ats_inv_ready_i),
+    .msg_prefix_valid_o (ats_inv_prefix_valid_o),
+    .msg_prefix_o       (ats_inv_prefix_o),
+    .msg_hdr_o          (ats_inv_hdr_o),
+    .msg_data_o         (ats_inv_data_o),
+    .cpl_valid_i        (ats_cpl_valid),
+    .cpl_rid_i          (a_hdr_q[1][31:16]),
+    .cpl_cc_i           (a_hdr_q[2][2:0]),
+    .cpl_itags_i        (a_hdr_q[3])
+  );
+
+  // IQER.ITESID is not implemented (reserved): the SID of a time-out is not reported.
+  logic unused_timeout_sid;
+  assign unused_timeout_sid = ^ats_timeout_sid;
 
   // Clients of the memory port (their request IDs): the walkers, then the queue.
   iommu_mem_arb #(
@@ -225,9 +290,15 @@ module iommu_top
     .lower_addr_o (a_lower_addr)
   );
 
+  // An Invalidate Completion addressed to this unit is consumed by the ITag tracker, in
+  // order behind the TLPs before it (a completion must not pass the device's earlier
+  // posted writes). A wait quiesces the unit only once every completion is in.
+  logic a_icpl;
+  assign a_icpl = a_valid_q && is_inv_cpl(a_hdr_q, CompleterId);
+
   logic a_bad, a_fwd, a_xlate;
   assign a_bad   = a_valid_q && a_is_mem && (a_malformed != MalNone);
-  assign a_fwd   = a_valid_q && !a_bad && (!a_is_mem || !te);
+  assign a_fwd   = a_valid_q && !a_bad && !a_icpl && (!a_is_mem || !te);
   assign a_xlate = a_valid_q && !a_bad && a_is_mem && te;
 
   // ---------------------------------------------------------------------------------------
@@ -442,7 +513,7 @@ module iommu_top
   logic          a_record;
   logic [63:0]   a_pa;
   always_comb begin
-    a_res_ok = a_bad || a_fwd || (a_xlate && hit_ok);
+    a_res_ok = a_bad || a_fwd || a_icpl || (a_xlate && hit_ok);
     a_fault  = a_xlate ? hit_fault : FrNone;
     a_record = a_xlate && hit_record;
     a_pa     = a_xlate ? hit_pa : a_req.addr;
@@ -472,6 +543,7 @@ module iommu_top
   assign lk_use   = a_ret && a_xlate;
 
   assign rx_ready_o = (!a_valid_q || a_adv) && !cfg_pending && !quiesce;
+  assign ats_cpl_valid = a_ret && a_icpl;
   assign xlate_idle = !a_valid_q && !e_valid_q && mq_empty;
 
   // The retiring request.
@@ -656,6 +728,11 @@ module iommu_top
   // Write data and strobes of a read are don't-care.
   `ASSERT_KNOWN_IF(MemReqWdataKnown_A, mem_req_wdata_o, mem_req_valid_o && mem_req_write_o)
   `ASSERT_KNOWN_IF(MemReqWstrbKnown_A, mem_req_wstrb_o, mem_req_valid_o && mem_req_write_o)
+  `ASSERT_KNOWN(AtsInvValidKnown_A, ats_inv_valid_o)
+  `ASSERT_KNOWN_IF(AtsInvHdrKnown_A, {ats_inv_prefix_valid_o, ats_inv_hdr_o, ats_inv_data_o},
+                   ats_inv_valid_o)
+  `ASSERT_KNOWN_IF(AtsInvPrefixKnown_A, ats_inv_prefix_o,
+                   ats_inv_valid_o && ats_inv_prefix_valid_o)
   `ASSERT_KNOWN(FaultIrqKnown_A, fault_irq_o)
   `ASSERT_KNOWN(InvIrqKnown_A, inv_irq_o)
 

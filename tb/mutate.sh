@@ -134,8 +134,24 @@ mut tlp-crossing rtl/iommu_tlp_decode.sv \
   "assign crosses = ({1'b0, addr[11:2]} + len_dw) > 11'd1025;"
 mut qi-wait-no-drain rtl/iommu_qi.sv \
   "a wait descriptor completes without waiting for translations in flight" \
-  '        end else if (xlate_idle_i) begin' \
-  "        end else if (xlate_idle_i || 1'b1) begin"
+  '        end else if (xlate_idle_i && !ats_busy_i) begin' \
+  "        end else if ((xlate_idle_i || 1'b1) && !ats_busy_i) begin"
+mut wait-no-inv-cpl rtl/iommu_qi.sv \
+  "a wait descriptor completes without waiting for the Invalidate Completions of the device-TLB invalidations before it" \
+  '        end else if (xlate_idle_i && !ats_busy_i) begin' \
+  "        end else if (xlate_idle_i && (!ats_busy_i || 1'b1)) begin"
+mut pdevtlb-no-prefix rtl/iommu_qi.sv \
+  "type 8 (PASID-based device-TLB) is sent without its PASID prefix (the PASID is ignored)" \
+  'assign ats_req_pasid_valid_o = typ == DescPdtlb;' \
+  "assign ats_req_pasid_valid_o = typ == DescPdtlb && 1'b0;"
+mut inv-cpl-any-device rtl/iommu_ats_inv.sv \
+  "an Invalidate Completion from any device frees the ITags it names" \
+  'if (cpl_itags_i[i] && out_q[i] && sid_q[i] == cpl_rid_i) begin' \
+  "if (cpl_itags_i[i] && out_q[i] && (sid_q[i] == cpl_rid_i || 1'b1)) begin"
+mut pdevtlb-wrong-pasid rtl/iommu_ats_inv.sv \
+  "the PASID prefix of an Invalidate Request carries PASID 0" \
+  "assign msg_prefix_o       = {PrefixPasid, 4'b0000, eg_pasid_q};" \
+  "assign msg_prefix_o       = {PrefixPasid, 4'b0000, eg_pasid_q & 20'h0};"
 mut hit-passes-posted-write rtl/iommu_top.sv \
   "a translated request leaves before an earlier posted write that is still walking (PCIe ordering)" \
   '      a_may_go = !mq_blocked;' \

@@ -82,10 +82,10 @@ DutShim::~DutShim() {
 
 // DutIn's narrow ports are its first 14 bytes, with no padding between them (a padding
 // byte would make the block compare unequal at random, costing a rewrite, never a miss).
-constexpr size_t kNarrowBytes = offsetof(DutIn, mem_rsp_id) + sizeof(uint8_t);
+constexpr size_t kNarrowBytes = offsetof(DutIn, ats_inv_ready) + sizeof(bool);
 static_assert(offsetof(DutIn, csr_addr) == 0 && offsetof(DutIn, rst_n) == 2 &&
                   offsetof(DutIn, mem_rsp_error) == 12 && offsetof(DutIn, mem_rsp_id) == 13 &&
-                  offsetof(DutIn, rx_prefix) == 16,
+                  offsetof(DutIn, ats_inv_ready) == 14 && offsetof(DutIn, rx_prefix) == 16,
               "DutIn's narrow ports must lead it, packed (src/dut/ffi.rs)");
 
 void DutShim::apply_narrow(const DutIn& in) {
@@ -104,6 +104,7 @@ void DutShim::apply_narrow(const DutIn& in) {
     r.mem_rsp_valid_i = in.mem_rsp_valid;
     r.mem_rsp_error_i = in.mem_rsp_error;
     r.mem_rsp_id_i = in.mem_rsp_id;
+    r.ats_inv_ready_i = in.ats_inv_ready;
     std::memcpy(applied_, &in, kNarrowBytes);
 }
 
@@ -158,6 +159,15 @@ void DutShim::step(const DutIn& in, uint8_t ports, DutOut& out) {
         if (ports & kPortsIrq) {
             out.fault_irq = r.fault_irq_o;
             out.inv_irq = r.inv_irq_o;
+        }
+        if (ports & kPortsAts) {
+            out.ats_inv_valid = r.ats_inv_valid_o;
+            out.ats_inv_prefix_valid = r.ats_inv_prefix_valid_o;
+            out.ats_inv_prefix = r.ats_inv_prefix_o;
+            std::memcpy(out.ats_inv_hdr.data(), r.ats_inv_hdr_o.data(), sizeof(out.ats_inv_hdr));
+            // A 64-bit port: element [0] (payload DW0) is bits 31:0.
+            out.ats_inv_data[0] = static_cast<uint32_t>(r.ats_inv_data_o);
+            out.ats_inv_data[1] = static_cast<uint32_t>(r.ats_inv_data_o >> 32);
         }
     }
 

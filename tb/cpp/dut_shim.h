@@ -24,6 +24,7 @@ enum : uint8_t {
     kPortsCsr = 1 << 3,  // csr_ready, csr_rvalid, csr_rdata, csr_error
     kPortsMem = 1 << 4,  // mem_req_valid, mem_req_id, mem_req_write, mem_req_addr, mem_req_wdata, mem_req_wstrb
     kPortsIrq = 1 << 5,  // fault_irq, inv_irq
+    kPortsAts = 1 << 6,  // ats_inv_valid, ats_inv_prefix_valid, ats_inv_prefix, ats_inv_hdr, ats_inv_data
 };
 
 class DutShim {

@@ -31,6 +31,7 @@ struct Harness {
         for (int i = 0; i < 4; i++) top->rx_hdr_i[i] = 0;
         top->tx_ready_i = 1;
         top->cpl_ready_i = 1;
+        top->ats_inv_ready_i = 1;
         top->csr_valid_i = 0;
         top->csr_write_i = 0;
         top->csr_addr_i = 0;

@@ -24,6 +24,7 @@ use crate::tables::{self, context as ce, fs, pasid_dir as pde, pasid_entry as pe
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
+mod ats;
 mod maint;
 mod pgtable;
 
@@ -33,6 +34,11 @@ use pgtable::Owner;
 pub const FLPT_DEFAULT_DID: u16 = 1;
 /// `IDA_START_DID`: first DID of paging domains.
 pub const FIRST_PAGING_DID: u16 = 2;
+/// `info->ats_qdep` (`pci_ats_queue_depth()`) of every modelled ATS device: its ATS
+/// capability reports an Invalidate Queue Depth of 0, which means 32.
+pub const ATS_QDEP: u16 = 32;
+/// `MAX_AGAW_PFN_WIDTH` (64 - 12): the mask of a device-TLB flush of the whole space.
+pub const DEVTLB_ALL_MASK: u32 = 52;
 
 /// Failures of the hardware side.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -60,6 +66,11 @@ pub trait IommuHw {
     /// Queues `descs` (the last one is an invalidation wait) and waits for the wait's
     /// status write.
     fn submit(&mut self, descs: &[Descriptor]) -> Result<(), HwError>;
+    /// Whether the queue executes device-TLB invalidations (descriptor types 3 and 8)
+    /// when ECAP.DT = 1 ([`Caps::dev_tlb_usable`]).
+    fn executes_dev_tlb_invalidations(&self) -> bool {
+        true
+    }
 }
 
 /// Bug switches that make the driver deviate from Linux, to prove the checkers catch it.
@@ -67,6 +78,9 @@ pub trait IommuHw {
 pub struct DriverQuirks {
     /// Unmap flushes only the RID-tagged cache tag (PASID 0), skipping PASID-tagged ones.
     pub skip_pasid_flush: bool,
+    /// Range flushes leave out the PASID-based device-TLB invalidation (type 8) of every
+    /// PASID-tagged device-TLB cache tag; the RID's type 3 is still sent.
+    pub skip_pasid_devtlb_flush: bool,
     /// `iotlb_sync` sets the Invalidation Hint (IH = 1) on its page-selective flushes even
     /// when the unmap freed page-table pages, so the unit may keep a cached non-leaf entry
     /// that points into a freed page (Linux passes `ih = list_empty(&gather->freelist)`).
@@ -84,6 +98,10 @@ impl DriverQuirks {
             "ih-always-set",
             "iotlb_sync sets IH=1 even when the unmap freed page-table pages",
         ),
+        (
+            "skip-pasid-devtlb-flush",
+            "range flushes send the RID's device-TLB invalidation but not the PASIDs' (type 8)",
+        ),
     ];
 
     /// Turns on the bug switch called `name` (one of [`DriverQuirks::NAMES`]).
@@ -91,6 +109,7 @@ impl DriverQuirks {
         match name {
             "skip-pasid-flush" => self.skip_pasid_flush = true,
             "ih-always-set" => self.ih_always_set = true,
+            "skip-pasid-devtlb-flush" => self.skip_pasid_devtlb_flush = true,
             _ => {
                 let known: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
                 return Err(format!(
@@ -110,6 +129,9 @@ impl DriverQuirks {
         }
         if self.ih_always_set {
             v.push("ih-always-set");
+        }
+        if self.skip_pasid_devtlb_flush {
+            v.push("skip-pasid-devtlb-flush");
         }
         v
     }
@@ -186,7 +208,8 @@ impl<H: IommuHw> Driver<H> {
     /// `intel_iommu_init` for one unit: root table, SRTP, the global invalidations Linux
     /// issues when CAP.ESRTPS is clear, then TE.
     pub fn new(mut hw: H, quirks: DriverQuirks) -> Result<Self, HwError> {
-        let caps = Caps::new(hw.read_cap(), hw.read_ecap());
+        let caps = Caps::new(hw.read_cap(), hw.read_ecap())
+            .with_dev_tlb_invalidation(hw.executes_dev_tlb_invalidations());
         if !caps.scalable() || caps.pasid_bits() == 0 {
             return Err(HwError::Queue(
                 "scalable mode with PASID support is required".into(),
@@ -391,7 +414,8 @@ impl<H: IommuHw> Driver<H> {
 
     /// `intel_pasid_tear_down_entry()`: clear the entry, then PASID-cache invalidation, then
     /// the IOTLB (PASID-selective for first-stage and pass-through, DID-selective for
-    /// second-stage), each waited for. Device-TLB invalidation would follow with ATS.
+    /// second-stage), then for an ATS device `devtlb_invalidation_with_pasid()`, each
+    /// waited for.
     fn tear_down(&mut self, rid: Rid, pasid: u32) -> Result<(), Errno> {
         let Some(e) = self.pasid_entry_addr(rid, pasid) else {
             return Ok(());
@@ -406,7 +430,12 @@ impl<H: IommuHw> Driver<H> {
             self.write_mem(e + 8 * i, 0)?;
         }
         self.pasid_flush_caches(did, pasid, pgtt)
-            .map_err(|_| Errno::EBUSY)
+            .map_err(|_| Errno::EBUSY)?;
+        if self.ats_enabled(rid) {
+            let d = self.devtlb_desc(rid, pasid, 0, DEVTLB_ALL_MASK);
+            self.submit("devtlb", vec![d]).map_err(|_| Errno::EBUSY)?;
+        }
+        Ok(())
     }
 
     /// `domain_attach_iommu()`: the DID, allocated at the first attachment.
@@ -556,7 +585,11 @@ impl<H: IommuHw> Driver<H> {
     /// `cache_tag_flush_range()` over `[start, end]` (inclusive): one descriptor per tag.
     /// `ih` goes into the page-selective descriptors (types 2 and 6, QW1 bit 6); the
     /// domain- and PASID-selective fallbacks carry IH = 0, as `cache_tag_flush_iotlb()`
-    /// and `qi_desc_piotlb()` build them.
+    /// and `qi_desc_piotlb()` build them. `cache_tag_assign_domain()` links an ATS
+    /// device's device-TLB tag right after the IOTLB tag of the same attachment, so each
+    /// IOTLB descriptor is followed by the device-TLB invalidations of that PASID
+    /// (`cache_tag_flush_devtlb_psi()`: type 3 for the RID, type 8 for a PASID, same
+    /// address and mask), and the wait comes last.
     fn flush_range(
         &mut self,
         id: DomainId,
@@ -579,6 +612,15 @@ impl<H: IommuHw> Driver<H> {
             if self.quirks.skip_pasid_flush && pasid != NO_PASID {
                 continue;
             }
+            let devtlb: Vec<Descriptor> =
+                if self.quirks.skip_pasid_devtlb_flush && pasid != NO_PASID {
+                    Vec::new()
+                } else {
+                    self.devtlb_tags(id, pasid)
+                        .into_iter()
+                        .map(|rid| self.devtlb_desc(rid, pasid, addr, mask))
+                        .collect()
+                };
             if d.ty.first_stage() && mask >= 52 {
                 // qi_batch_add_piotlb_all(): the whole address space.
                 descs.push(Descriptor::PasidIotlb {
@@ -619,6 +661,7 @@ impl<H: IommuHw> Driver<H> {
                     ih,
                 });
             }
+            descs.extend(devtlb);
         }
         self.submit(reason, descs).map_err(|_| Errno::EBUSY)
     }

@@ -4,6 +4,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod devtlb;
 pub mod driver;
 pub mod fault;
 pub mod golden;

@@ -15,6 +15,7 @@
 //! ([`crate::kernel::Kernel::transit`]) and the kernel after it. Once the operation's
 //! invalidation wait has completed, [`allowed`] is exact again.
 
+use crate::devtlb::{AtcEntry, DevTlb};
 use crate::driver::pasid_dir_entries;
 use crate::fault::FaultReason as F;
 use crate::golden::{AddrType, AtsEntry, Outcome, Request};
@@ -379,6 +380,34 @@ pub fn allowed_from<'a>(
 /// The allowed set for `req` given the kernel's state and its open windows.
 pub fn allowed<O: IommuOps>(k: &Kernel<O>, req: &Request) -> AllowedSet {
     allowed_from(k.state(), k.windows().iter().map(|w| &w.before), req)
+}
+
+/// What a device's ATS cache may hold: every entry must be a translation the oracle
+/// allows now, for each access the entry grants (docs/contract.md 6.3, 6.4). After an
+/// unmap and the wait of its flush no device cache may hold the old translation, through
+/// the RID or any PASID attachment. Returns each entry that breaks this, with the
+/// oracle's answer.
+pub fn stale_device_tlb<O: IommuOps>(
+    k: &Kernel<O>,
+    rid: u16,
+    atc: &DevTlb,
+) -> Vec<(AtcEntry, Mismatch)> {
+    let mut out = Vec::new();
+    for e in atc.entries() {
+        let mut req = Request::read(rid, e.base, 1);
+        req.pasid = e.pasid;
+        let accesses = [(e.r, req), (e.w, Request { write: true, ..req })];
+        for (granted, req) in accesses {
+            if !granted {
+                continue;
+            }
+            if let Err(m) = allowed(k, &req).check(&Outcome::Translated(e.pa)) {
+                out.push((*e, m));
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// What the hardware may legally show at one moment between operations: the kernel state

@@ -1,8 +1,9 @@
 //! Queued-invalidation descriptors, 256-bit form (VT-d 4.x section 6.5.2; Linux
 //! drivers/iommu/intel/iommu.h `QI_*` macros and dmar.c `qi_flush_*()`). Only the types
-//! docs/contract.md section 2 implements are representable: 1 context-cache, 2 IOTLB, 5
-//! invalidation wait, 6 PASID-based IOTLB, 7 PASID cache. Anything else decodes to
-//! [`QiError::UnknownType`], which the DUT reports as FSTS.IQE.
+//! docs/contract.md sections 2 and 6.3 define are representable: 1 context-cache, 2 IOTLB,
+//! 3 device-TLB, 5 invalidation wait, 6 PASID-based IOTLB, 7 PASID cache, 8 PASID-based
+//! device-TLB. Anything else decodes to [`QiError::UnknownType`], which the DUT reports as
+//! FSTS.IQE.
 
 use std::fmt;
 use thiserror::Error;
@@ -92,6 +93,55 @@ pub enum Descriptor {
     },
     /// Type 7. DID 31:16, PASID 51:32.
     PasidCache { gran: PcGran, did: u16, pasid: u32 },
+    /// Type 3 (Linux `QI_DIOTLB_TYPE`). PFSID[3:0] 15:12, MIP/QDEP 20:16, SID 47:32,
+    /// PFSID[15:4] 63:52; QW1 S 0, ADDR 63:12. `addr` is QW1 63:12 as written, including
+    /// the ones that encode the size when `size` is set ([`ats_range`]).
+    DevTlb {
+        sid: u16,
+        pfsid: u16,
+        qdep: u8,
+        addr: u64,
+        size: bool,
+    },
+    /// Type 8 (Linux `QI_DEIOTLB_TYPE`). QDEP 8:4, PFSID[3:0] 15:12, SID 31:16,
+    /// PASID 51:32, PFSID[15:4] 63:52; QW1 G 0, S 11, ADDR 63:12.
+    PasidDevTlb {
+        sid: u16,
+        pfsid: u16,
+        qdep: u8,
+        pasid: u32,
+        addr: u64,
+        size: bool,
+        global: bool,
+    },
+}
+
+/// The byte range `[lo, hi]` an ATS-encoded address names (PCIe ATS: with S = 0 the 4 KiB
+/// page at `addr`; with S = 1 the lowest 0 bit of ADDR[63:12] at position b gives a
+/// naturally aligned range of 2^(b+1) bytes). ADDR all ones with S = 1 names the whole
+/// 64-bit space.
+pub fn ats_range(addr: u64, size: bool) -> (u64, u64) {
+    let page = addr & bits(63, 12);
+    if !size {
+        return (page, page | 0xFFF);
+    }
+    let ones = (page >> 12).trailing_ones();
+    if ones >= 51 {
+        return (0, u64::MAX);
+    }
+    let span = 1u64 << (12 + ones + 1);
+    let lo = page & !(span - 1);
+    (lo, lo + (span - 1))
+}
+
+/// `pci_ats_queue_depth()` as the descriptors carry it: 32 (an ATS capability whose
+/// Invalidate Queue Depth reads 0) is sent as 0.
+fn qdep_field(qdep: u16) -> u8 {
+    if qdep >= 32 {
+        0
+    } else {
+        qdep as u8
+    }
 }
 
 const fn bits(hi: u32, lo: u32) -> u64 {
@@ -112,6 +162,54 @@ fn check_zero(ty: u8, qw: u8, val: u64, allowed: u64) -> Result<(), QiError> {
 }
 
 impl Descriptor {
+    /// `qi_desc_dev_iotlb(sid, pfsid, qdep, addr, mask)` (Linux 6.12 iommu.h): a type 3
+    /// descriptor for the naturally aligned 2^`mask` pages at `addr`. With `mask` > 0 the
+    /// bits below bit 12 + `mask` - 1 are set and S = 1; a queue depth of 32 or more goes
+    /// out as 0.
+    pub fn dev_tlb(sid: u16, pfsid: u16, qdep: u16, addr: u64, mask: u32) -> Self {
+        let (addr, size) = dev_tlb_addr(addr, mask);
+        Self::DevTlb {
+            sid,
+            pfsid,
+            qdep: qdep_field(qdep),
+            addr,
+            size,
+        }
+    }
+
+    /// `qi_desc_dev_iotlb_pasid(sid, pfsid, pasid, qdep, addr, size_order)` (Linux 6.12
+    /// iommu.h): a type 8 descriptor, G = 0 (Linux 6.12 never sets it), the queue depth
+    /// masked to 5 bits.
+    pub fn pasid_dev_tlb(
+        sid: u16,
+        pfsid: u16,
+        pasid: u32,
+        qdep: u16,
+        addr: u64,
+        size_order: u32,
+    ) -> Self {
+        let (addr, size) = pasid_dev_tlb_addr(addr, size_order);
+        Self::PasidDevTlb {
+            sid,
+            pfsid,
+            qdep: (qdep & 0x1F) as u8,
+            pasid: pasid & 0xF_FFFF,
+            addr,
+            size,
+            global: false,
+        }
+    }
+
+    /// The untranslated range a device-TLB descriptor invalidates, `None` for the others.
+    pub fn dev_tlb_range(&self) -> Option<(u64, u64)> {
+        match *self {
+            Self::DevTlb { addr, size, .. } | Self::PasidDevTlb { addr, size, .. } => {
+                Some(ats_range(addr, size))
+            }
+            _ => None,
+        }
+    }
+
     /// Global context-cache, PASID-cache and IOTLB invalidations (without the wait), as
     /// `iommu_set_root_entry()` issues them: after them the unit has forgotten every cached
     /// structure and translation. `dr`/`dw`: the IOTLB descriptor's drain hints.
@@ -148,6 +246,8 @@ impl Descriptor {
             Self::Wait { .. } => 5,
             Self::PasidIotlb { .. } => 6,
             Self::PasidCache { .. } => 7,
+            Self::DevTlb { .. } => 3,
+            Self::PasidDevTlb { .. } => 8,
         }
     }
 
@@ -212,6 +312,35 @@ impl Descriptor {
                 0,
                 0,
             ],
+            Self::DevTlb {
+                sid,
+                pfsid,
+                qdep,
+                addr,
+                size,
+            } => [
+                ty | pfsid_bits(pfsid) | ((qdep & 0x1F) as u64) << 16 | (sid as u64) << 32,
+                (addr & bits(63, 12)) | size as u64,
+                0,
+                0,
+            ],
+            Self::PasidDevTlb {
+                sid,
+                pfsid,
+                qdep,
+                pasid,
+                addr,
+                size,
+                global,
+            } => [
+                ty | ((qdep & 0x1F) as u64) << 4
+                    | pfsid_bits(pfsid)
+                    | (sid as u64) << 16
+                    | ((pasid & 0xF_FFFF) as u64) << 32,
+                (addr & bits(63, 12)) | (size as u64) << 11 | global as u64,
+                0,
+                0,
+            ],
         }
     }
 
@@ -221,13 +350,43 @@ impl Descriptor {
         let ty = (qw[0] & 0xF) as u8;
         let gran = ((qw[0] >> 4) & 3) as u8;
         let did = (qw[0] >> 16) as u16;
-        if !matches!(ty, 1 | 2 | 5 | 6 | 7) || qw[0] & bits(11, 9) != 0 {
+        if !matches!(ty, 1 | 2 | 3 | 5 | 6 | 7 | 8) || qw[0] & bits(11, 9) != 0 {
             return Err(QiError::UnknownType(ty | (((qw[0] >> 9) & 7) << 4) as u8));
         }
         let bad = || QiError::BadGranularity { ty, gran };
         check_zero(ty, 2, qw[2], 0)?;
         check_zero(ty, 3, qw[3], 0)?;
+        let pfsid = ((qw[0] >> 12) & 0xF) as u16 | (((qw[0] >> 52) & 0xFFF) as u16) << 4;
         match ty {
+            3 => {
+                check_zero(
+                    ty,
+                    0,
+                    qw[0],
+                    bits(3, 0) | bits(20, 12) | bits(47, 32) | bits(63, 52),
+                )?;
+                check_zero(ty, 1, qw[1], 1 | bits(63, 12))?;
+                Ok(Self::DevTlb {
+                    sid: (qw[0] >> 32) as u16,
+                    pfsid,
+                    qdep: ((qw[0] >> 16) & 0x1F) as u8,
+                    addr: qw[1] & bits(63, 12),
+                    size: qw[1] & 1 != 0,
+                })
+            }
+            8 => {
+                check_zero(ty, 0, qw[0], bits(8, 0) | bits(51, 12) | bits(63, 52))?;
+                check_zero(ty, 1, qw[1], 1 | 1 << 11 | bits(63, 12))?;
+                Ok(Self::PasidDevTlb {
+                    sid: (qw[0] >> 16) as u16,
+                    pfsid,
+                    qdep: ((qw[0] >> 4) & 0x1F) as u8,
+                    pasid: ((qw[0] >> 32) & 0xF_FFFF) as u32,
+                    addr: qw[1] & bits(63, 12),
+                    size: qw[1] & (1 << 11) != 0,
+                    global: qw[1] & 1 != 0,
+                })
+            }
             1 => {
                 check_zero(ty, 0, qw[0], bits(5, 0) | bits(49, 16))?;
                 check_zero(ty, 1, qw[1], 0)?;
@@ -310,6 +469,34 @@ impl Descriptor {
     }
 }
 
+/// PFSID split as `QI_DEV_IOTLB_PFSID()`: bits 3:0 in QW0 15:12, bits 15:4 in QW0 63:52.
+fn pfsid_bits(pfsid: u16) -> u64 {
+    u64::from(pfsid & 0xF) << 12 | u64::from(pfsid >> 4) << 52
+}
+
+/// QW1 ADDR and S as `qi_desc_dev_iotlb()` builds them for 2^`mask` pages: the bits
+/// below bit 11 + `mask` are set, that bit is left as the address has it.
+fn dev_tlb_addr(addr: u64, mask: u32) -> (u64, bool) {
+    if mask == 0 {
+        return (addr & bits(63, 12), false);
+    }
+    let low = (1u64 << (11 + mask.min(52))) - 1;
+    ((addr | low) & bits(63, 12), true)
+}
+
+/// QW1 ADDR and S as `qi_desc_dev_iotlb_pasid()` builds them for 2^`order` pages: bits
+/// 11 + `order` down to 12 set, then bit 11 + `order` cleared.
+fn pasid_dev_tlb_addr(addr: u64, order: u32) -> (u64, bool) {
+    if order == 0 {
+        return (addr & bits(63, 12), false);
+    }
+    let top = 11 + order.min(52);
+    (
+        ((addr & bits(63, 12)) | bits(top, 12)) & !(1u64 << top),
+        true,
+    )
+}
+
 impl fmt::Display for Descriptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -357,6 +544,31 @@ impl fmt::Display for Descriptor {
             Self::PasidCache { gran, did, pasid } => {
                 write!(f, "pc {gran:?} did={did} pasid={pasid:#x}")
             }
+            Self::DevTlb {
+                sid,
+                pfsid,
+                qdep,
+                addr,
+                size,
+            } => write!(
+                f,
+                "devtlb sid={sid:#06x} pfsid={pfsid:#06x} qdep={qdep} addr={addr:#x} s={}",
+                size as u8
+            ),
+            Self::PasidDevTlb {
+                sid,
+                pfsid,
+                qdep,
+                pasid,
+                addr,
+                size,
+                global,
+            } => write!(
+                f,
+                "pdevtlb sid={sid:#06x} pfsid={pfsid:#06x} qdep={qdep} pasid={pasid:#x} \
+                 addr={addr:#x} s={} g={}",
+                size as u8, global as u8
+            ),
         }
     }
 }
@@ -435,7 +647,102 @@ mod tests {
                 did: 9,
                 pasid: 0,
             },
+            Descriptor::dev_tlb(0x0180, 0xABCD, 31, 0x7654_3000, 0),
+            Descriptor::dev_tlb(0xFFFF, 0x0180, 32, 0x40_0000, 9),
+            Descriptor::pasid_dev_tlb(0x0180, 0x1234, 0xF_FFFF, 8, 0x1000, 0),
+            Descriptor::pasid_dev_tlb(0x0201, 0xFFFF, 1, 32, 0, DEVTLB_ALL),
+            Descriptor::PasidDevTlb {
+                sid: 0x0108,
+                pfsid: 0x0108,
+                qdep: 0,
+                pasid: 3,
+                addr: 0x5000,
+                size: false,
+                global: true,
+            },
         ]
+    }
+
+    /// `MAX_AGAW_PFN_WIDTH`: the mask Linux passes to flush a whole device TLB.
+    const DEVTLB_ALL: u32 = 52;
+
+    // Linux 6.12 drivers/iommu/intel/iommu.h, spelled out.
+    fn linux_dev_iotlb_pfsid(pfsid: u64) -> u64 {
+        (pfsid & 0xF) << 12 | ((pfsid >> 4) & 0xFFF) << 52
+    }
+    fn linux_dev_iotlb_qw0(sid: u64, qdep: u64, pfsid: u64) -> u64 {
+        (sid & 0xFFFF) << 32 | (qdep & 0x1F) << 16 | 3 | linux_dev_iotlb_pfsid(pfsid)
+    }
+    fn linux_dev_eiotlb_qw0(sid: u64, pfsid: u64, pasid: u64, qdep: u64) -> u64 {
+        (pasid & 0xF_FFFF) << 32
+            | (sid & 0xFFFF) << 16
+            | (qdep & 0x1F) << 4
+            | 8
+            | linux_dev_iotlb_pfsid(pfsid)
+    }
+
+    #[test]
+    fn device_tlb_descriptors_match_linux_macros() {
+        let d = Descriptor::dev_tlb(0x0180, 0xABCD, 17, 0x4000, 0);
+        assert_eq!(
+            d.encode(),
+            [linux_dev_iotlb_qw0(0x0180, 17, 0xABCD), 0x4000, 0, 0]
+        );
+        // QI_DEV_IOTLB_SIZE is bit 0; qdep >= QI_DEV_IOTLB_MAX_INVS goes out as 0.
+        let d = Descriptor::dev_tlb(0x0180, 0x0180, 32, 0x8000, 1);
+        assert_eq!(
+            d.encode(),
+            [linux_dev_iotlb_qw0(0x0180, 0, 0x0180), 0x8000 | 1, 0, 0]
+        );
+        // QI_DEV_EIOTLB_SIZE is bit 11, PASID 51:32, SID 31:16, QDEP 8:4.
+        let p = Descriptor::pasid_dev_tlb(0x0180, 0xABCD, 0x12345, 9, 0x20_0000, 9);
+        assert_eq!(
+            p.encode(),
+            [
+                linux_dev_eiotlb_qw0(0x0180, 0xABCD, 0x12345, 9),
+                0x20_0000 | 0xF_F000 | 1 << 11,
+                0,
+                0
+            ]
+        );
+        let g = Descriptor::PasidDevTlb {
+            sid: 1,
+            pfsid: 1,
+            qdep: 0,
+            pasid: 2,
+            addr: 0,
+            size: false,
+            global: true,
+        };
+        assert_eq!(g.encode()[1], 1);
+    }
+
+    #[test]
+    fn device_tlb_ranges_decode_to_what_linux_asked_for() {
+        for order in 0..=DEVTLB_ALL {
+            let span = 0x1000u128 << order;
+            let addr = if order < 20 {
+                (0x1234_5678_9000u64 >> 12 << 12) & !(span as u64 - 1)
+            } else {
+                0
+            };
+            let want = if order >= DEVTLB_ALL {
+                (0, u64::MAX)
+            } else {
+                (addr, addr + (span as u64 - 1))
+            };
+            let d3 = Descriptor::dev_tlb(1, 1, 0, addr, order);
+            let d8 = Descriptor::pasid_dev_tlb(1, 1, 1, 0, addr, order);
+            assert_eq!(d3.dev_tlb_range(), Some(want), "type 3, order {order}");
+            assert_eq!(d8.dev_tlb_range(), Some(want), "type 8, order {order}");
+        }
+        // The whole space: ADDR 62:12 set, bit 63 clear, S = 1 in both encodings.
+        let full = Descriptor::dev_tlb(1, 1, 0, 0, DEVTLB_ALL).encode()[1];
+        assert_eq!(full, 0x7FFF_FFFF_FFFF_F001);
+        let full8 = Descriptor::pasid_dev_tlb(1, 1, 1, 0, 0, DEVTLB_ALL).encode()[1];
+        assert_eq!(full8, 0x7FFF_FFFF_FFFF_F000 | 1 << 11);
+        assert_eq!(ats_range(u64::MAX, true), (0, u64::MAX));
+        assert_eq!(ats_range(0x5FFF, false), (0x5000, 0x5FFF));
     }
 
     #[test]
@@ -496,7 +803,7 @@ mod tests {
 
     #[test]
     fn malformed_descriptors_are_errors() {
-        for ty in [0u64, 3, 4, 8, 9, 15] {
+        for ty in [0u64, 4, 9, 15] {
             assert_eq!(
                 Descriptor::decode([ty, 0, 0, 0]),
                 Err(QiError::UnknownType(ty as u8))
@@ -524,6 +831,22 @@ mod tests {
         ));
         assert!(matches!(
             Descriptor::decode([1 | 1 << 4 | 1 << 9, 0, 0, 0]),
+            Err(QiError::UnknownType(_))
+        ));
+        assert!(matches!(
+            Descriptor::decode([3 | 1 << 4, 0, 0, 0]),
+            Err(QiError::Reserved { qw: 0, .. })
+        ));
+        assert!(matches!(
+            Descriptor::decode([3, 1 << 11, 0, 0]),
+            Err(QiError::Reserved { qw: 1, .. })
+        ));
+        assert!(matches!(
+            Descriptor::decode([8, 1 << 1, 0, 0]),
+            Err(QiError::Reserved { qw: 1, .. })
+        ));
+        assert!(matches!(
+            Descriptor::decode([8 | 1 << 52 | 1 << 9, 0, 0, 0]),
             Err(QiError::UnknownType(_))
         ));
     }

@@ -343,12 +343,14 @@ const GSTS_FIELDS: &[Field] = &[
 /// RTADDR (VT-d 11.4.6): bits 63:48 are above the host address width (not implemented).
 const RTADDR_FIELDS: &[Field] = &[fld("TTM", 10, 2, Rw, 0), fld("RTA", 12, 36, Rw, 0)];
 
-/// FSTS (VT-d 11.4.7.1). ICE 5 and ITE 6 belong to the device TLB (section 6), not yet
-/// implemented: reserved.
+/// FSTS (VT-d 11.4.7.1). ITE 6: a device-TLB invalidation timed out (docs/contract.md
+/// 6.5). ICE 5 (invalidation completion error, for an Invalidate Completion the unit did
+/// not expect) is reserved: the unit ignores such completions.
 const FSTS_FIELDS: &[Field] = &[
     status("PFO", 0, 1, Rw1c, 0),
     status("PPF", 1, 1, Ro, 0),
     status("IQE", 4, 1, Rw1c, 0),
+    status("ITE", 6, 1, Rw1c, 0),
     status("FRI", 8, 8, Ro, 0),
 ];
 
@@ -488,6 +490,7 @@ pub const RTADDR_PTR_MASK: u64 = !0xFFF;
 pub const FSTS_PFO: u32 = 1 << 0;
 pub const FSTS_PPF: u32 = 1 << 1;
 pub const FSTS_IQE: u32 = 1 << 4;
+pub const FSTS_ITE: u32 = 1 << 6;
 pub const FSTS_FRI_SHIFT: u32 = 8;
 pub const FSTS_FRI_MASK: u32 = 0xFF << FSTS_FRI_SHIFT;
 
@@ -595,9 +598,10 @@ pub const CAP_VALUE: u64 = 6 << cap::ND_SHIFT
     | cap::FL1GP;
 
 /// What the DUT advertises in ECAP (rtl/iommu_pkg.sv `EcapValue`): coherent table walks,
-/// QI, device TLBs (ATS Translation Requests and translated requests, docs/contract.md
-/// section 6), pass-through, execute and supervisor requests (the ERE/SRE checks are
-/// implemented; Linux sets neither), 20-bit PASIDs, scalable mode, first- and second-stage.
+/// QI, device TLBs (DT: ATS Translation Requests and translated requests, and the queue
+/// executes device-TLB invalidations, docs/contract.md section 6), pass-through, execute and
+/// supervisor requests (the ERE/SRE checks are implemented; Linux sets neither), 20-bit
+/// PASIDs, scalable mode, first- and second-stage.
 /// No nesting, no page requests, no register-based invalidation.
 pub const ECAP_VALUE: u64 = ecap::C
     | ecap::QI
@@ -616,11 +620,34 @@ pub const ECAP_VALUE: u64 = ecap::C
 pub struct Caps {
     pub cap: u64,
     pub ecap: u64,
+    /// The hardware behind these registers executes device-TLB invalidation descriptors
+    /// (types 3 and 8). Architecturally ECAP.DT = 1 says so; a backend whose queue cannot
+    /// execute them clears this ([`Caps::with_dev_tlb_invalidation`]), so the driver sends
+    /// it none.
+    dev_tlb_inval: bool,
 }
 
 impl Caps {
     pub fn new(cap: u64, ecap: u64) -> Self {
-        Self { cap, ecap }
+        Self {
+            cap,
+            ecap,
+            dev_tlb_inval: true,
+        }
+    }
+    /// The same registers on hardware that does (`true`) or does not execute descriptor
+    /// types 3 and 8.
+    pub fn with_dev_tlb_invalidation(self, executes: bool) -> Self {
+        Self {
+            dev_tlb_inval: executes,
+            ..self
+        }
+    }
+    /// ECAP.DT = 1 on hardware whose queue executes device-TLB invalidations: the driver
+    /// enables ATS on a device (Linux `info->ats_enabled`: device-TLB cache tags and their
+    /// flushes) only when this holds. The context entry's DTE follows ECAP.DT alone.
+    pub fn dev_tlb_usable(&self) -> bool {
+        self.dev_tlb() && self.dev_tlb_inval
     }
     /// Number of domain IDs (`cap_ndoms`).
     pub fn ndoms(&self) -> u32 {
@@ -732,7 +759,7 @@ mod tests {
         let c = Caps::default();
         assert_eq!(c.ndoms(), 65536);
         assert!(c.sllps_2m() && c.sllps_1g() && c.fl1gp() && c.psi());
-        assert!(!c.caching_mode() && c.dev_tlb());
+        assert!(!c.caching_mode() && c.dev_tlb() && c.dev_tlb_usable());
         assert_eq!(c.pasid_bits(), 20);
         assert!(c.scalable() && c.first_stage() && c.second_stage() && c.pass_through());
         assert_eq!(c.fault_record_offset(), FRCD_OFFSET);

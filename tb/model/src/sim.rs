@@ -17,6 +17,13 @@ pub fn golden_kernel(quirks: DriverQuirks) -> Result<GoldenKernel, HwError> {
     Ok(Kernel::new(drv, KernelConfig::default()))
 }
 
+/// The same on golden hardware the caller set up (other CAP/ECAP values, for example
+/// ECAP.DT for device-TLB support).
+pub fn golden_kernel_on(hw: GoldenHw, quirks: DriverQuirks) -> Result<GoldenKernel, HwError> {
+    let drv = Driver::new(hw, quirks)?;
+    Ok(Kernel::new(drv, KernelConfig::default()))
+}
+
 /// Convenience accessors on a golden system.
 pub trait GoldenExt {
     fn hw(&self) -> &GoldenHw;

@@ -499,6 +499,7 @@ const LINUX: Hardware = Hardware {
     quirks: DriverQuirks {
         skip_pasid_flush: false,
         ih_always_set: false,
+        skip_pasid_devtlb_flush: false,
     },
     psc_rule: psc_invalidated,
 };

@@ -83,6 +83,8 @@ fn gran(d: &Descriptor) -> String {
         Descriptor::PasidIotlb { gran, .. } => format!("piotlb {gran:?}"),
         Descriptor::PasidCache { gran, .. } => format!("pc {gran:?}"),
         Descriptor::Wait { .. } => "wait".into(),
+        Descriptor::DevTlb { size, .. } => format!("devtlb s={size}"),
+        Descriptor::PasidDevTlb { size, .. } => format!("pdevtlb s={size}"),
     }
 }
 
@@ -332,14 +334,16 @@ fn pasid_detach_flushes_the_pasid_cache_and_attach_needs_no_flush_without_cachin
         .flat_map(|b| b.descs.iter().copied())
         .filter(|d| !matches!(d, Descriptor::Wait { .. }))
         .collect();
-    // intel_pasid_tear_down_entry(): PASID-selective PASID cache, then the PASID's IOTLB.
+    // intel_pasid_tear_down_entry(): PASID-selective PASID cache, then the PASID's IOTLB,
+    // then (0x0180 has ATS) the PASID's whole device TLB.
     assert!(
         matches!(
             descs[..],
             [
                 Descriptor::PasidCache { gran: PcGran::Pasid, did: a, pasid: 9 },
                 Descriptor::PasidIotlb { did: b, pasid: 9, .. },
-            ] if a == did && b == did
+                Descriptor::PasidDevTlb { sid, pasid: 9, .. },
+            ] if a == did && b == did && sid == dev
         ),
         "{descs:?}"
     );

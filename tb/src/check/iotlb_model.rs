@@ -275,7 +275,10 @@ pub fn commands(d: &Descriptor) -> Vec<Inv> {
             PcGran::Pasid => Inv::PcDidPasid(did, pasid),
             PcGran::Global => Inv::PcAll,
         }],
-        Descriptor::Wait { .. } => Vec::new(),
+        // Wait, and the device-TLB types, which reach the device, not the unit's caches.
+        Descriptor::Wait { .. } | Descriptor::DevTlb { .. } | Descriptor::PasidDevTlb { .. } => {
+            Vec::new()
+        }
     }
 }
 

@@ -50,7 +50,8 @@ struct SeedArgs {
     /// Make the model's driver deviate from Linux with a bug switch, to watch the checkers
     /// catch it (repeatable). `skip-pasid-flush`: unmap flushes only the RID's cache tag;
     /// `ih-always-set`: page-selective flushes say IH=1 even after freeing page-table pages
-    /// (caught only by a unit with paging-structure caches).
+    /// (caught only by a unit with paging-structure caches); `skip-pasid-devtlb-flush`:
+    /// range flushes send the RID's device-TLB invalidation but not the PASIDs' (type 8).
     #[arg(long = "driver-bug", value_name = "NAME", value_parser = parse_driver_bug)]
     driver_bugs: Vec<String>,
     /// Do not shrink failing seeds.

@@ -53,7 +53,8 @@
 //!   Domain-selective context-cache invalidation is left out: Linux never issues one
 //!   (drivers/iommu/intel only names `DMA_CCMD_DOMAIN_INVL` in `__iommu_flush_context()`;
 //!   scalable-mode context entries carry no DID, so device-selective and global are the
-//!   granularities it uses).
+//!   granularities it uses). The device-TLB invalidations (types 3 and 8) are one bin
+//!   each: the driver sends them for the ATS device's attachments.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -157,12 +158,17 @@ pub enum Inval {
     PasidCachePasid,
     PasidCacheGlobal,
     Wait,
+    /// Type 3.
+    DevTlb,
+    /// Type 8.
+    PasidDevTlb,
 }
 
 impl Inval {
     /// Every granularity the driver issues (not [`Inval::ContextDomain`]: see the module
-    /// documentation).
-    pub const ALL: [Inval; 13] = [
+    /// documentation). The device-TLB types come from the ATS device's range flushes and
+    /// PASID-entry teardowns.
+    pub const ALL: [Inval; 15] = [
         Self::ContextGlobal,
         Self::ContextDevice,
         Self::IotlbGlobal,
@@ -176,6 +182,8 @@ impl Inval {
         Self::PasidCachePasid,
         Self::PasidCacheGlobal,
         Self::Wait,
+        Self::DevTlb,
+        Self::PasidDevTlb,
     ];
 
     pub fn of(d: &Descriptor) -> Self {
@@ -202,6 +210,8 @@ impl Inval {
                 PcGran::Global => Self::PasidCacheGlobal,
             },
             Descriptor::Wait { .. } => Self::Wait,
+            Descriptor::DevTlb { .. } => Self::DevTlb,
+            Descriptor::PasidDevTlb { .. } => Self::PasidDevTlb,
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod bridge {
     /// holding bits 31:0 (header DW0 in `rx_hdr[0]`).
     ///
     /// The field order is the shim's: the narrow ports first, packed without padding (the
-    /// shim compares those 14 bytes with the last applied ones as one block; its
+    /// shim compares those 15 bytes with the last applied ones as one block; its
     /// static_asserts check the offsets), then the wide ports, which it copies every cycle.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct DutIn {
@@ -27,6 +27,7 @@ pub mod bridge {
         pub mem_rsp_error: bool,
         /// The ID of the response presented (`mem_rsp_id_i`, `MemIdBits` = 4 bits).
         pub mem_rsp_id: u8,
+        pub ats_inv_ready: bool,
         pub rx_prefix: [u32; 4],
         pub rx_hdr: [u32; 4],
         pub csr_wdata: u64,
@@ -58,6 +59,13 @@ pub mod bridge {
         pub mem_req_wstrb: u8,
         pub fault_irq: bool,
         pub inv_irq: bool,
+        /// ATS Invalidate Request egress: header, 2 DW of data, PASID prefix if
+        /// `ats_inv_prefix_valid`.
+        pub ats_inv_valid: bool,
+        pub ats_inv_prefix_valid: bool,
+        pub ats_inv_prefix: u32,
+        pub ats_inv_hdr: [u32; 4],
+        pub ats_inv_data: [u32; 2],
         /// An RTL assertion failed (or `$stop`/`$fatal` ran) at or before this cycle.
         pub sim_error: bool,
     }
@@ -87,6 +95,7 @@ pub const PORTS_CPL: u8 = 1 << 2;
 pub const PORTS_CSR: u8 = 1 << 3;
 pub const PORTS_MEM: u8 = 1 << 4;
 pub const PORTS_IRQ: u8 = 1 << 5;
+pub const PORTS_ATS: u8 = 1 << 6;
 
 // SAFETY: a DutShim owns its VerilatedContext and model outright and touches no shared
 // state after construction (which is serialised inside the shim), so moving one to

@@ -47,6 +47,8 @@ impl Ports {
     pub const MEM: Ports = Ports(ffi::PORTS_MEM);
     /// `fault_irq`, `inv_irq`.
     pub const IRQ: Ports = Ports(ffi::PORTS_IRQ);
+    /// `ats_inv_valid`, `ats_inv_prefix_valid`, `ats_inv_prefix`, `ats_inv_hdr`, `ats_inv_data`.
+    pub const ATS: Ports = Ports(ffi::PORTS_ATS);
     /// Every output port.
     pub const ALL: Ports = Ports(
         ffi::PORTS_RX
@@ -54,7 +56,8 @@ impl Ports {
             | ffi::PORTS_CPL
             | ffi::PORTS_CSR
             | ffi::PORTS_MEM
-            | ffi::PORTS_IRQ,
+            | ffi::PORTS_IRQ
+            | ffi::PORTS_ATS,
     );
 
     pub fn contains(self, other: Ports) -> bool {

@@ -4,12 +4,15 @@
 //! - [`csr`]: the CSR bus (register agent).
 //! - [`mem`]: serves the memory port from the model's physical memory.
 //! - [`tlp_agent`]: sends TLPs on ingress and collects what leaves on tx and cpl.
+//! - [`ats_device`]: the devices' side of ATS invalidation: takes Invalidate Requests and
+//!   answers them with Invalidate Completions on rx.
 //! - [`exchange`](mod@exchange): one TLP in, the unit's whole answer out (marker-delimited).
 //! - [`harness`]: runs a test body and re-runs a failed one with waveforms.
 //! - [`monitor`]: per-cycle protocol checks (CSR responses nobody asked for, memory traffic
 //!   while the unit must be idle), reported by [`Env::check_assertions`], as is a request
 //!   the memory agent saw reuse a pending ID.
 
+pub(crate) mod ats_device;
 pub(crate) mod csr;
 pub(crate) mod exchange;
 pub(crate) mod harness;
@@ -17,6 +20,7 @@ pub(crate) mod mem;
 pub(crate) mod monitor;
 pub(crate) mod tlp_agent;
 
+pub use ats_device::{completion_hdr, Answer, AtsDevice, InvRequestMsg};
 pub use csr::CsrError;
 pub use exchange::{drain, exchange};
 pub use harness::{run_test, run_test_in, TestFailure};
@@ -38,6 +42,8 @@ pub struct Env {
     pub mem: Option<MemAgent>,
     /// Gaps and back-pressure for TLP exchanges.
     pub tlp: TlpAgent,
+    /// Answers the unit's Invalidate Requests.
+    pub ats: AtsDevice,
     /// Where this environment's test writes waveforms (off unless the test is traced).
     pub waves: Waves,
     /// Per-cycle protocol monitors (see [`monitor`]).
@@ -78,6 +84,7 @@ impl Env {
             out: DutOut::default(),
             mem: None,
             tlp: TlpAgent::new(seed),
+            ats: AtsDevice::new(seed),
             waves,
             monitor: Monitor::default(),
         }
@@ -92,13 +99,17 @@ impl Env {
         std::mem::replace(self, fresh)
     }
 
-    /// One clock cycle with the current inputs (the memory agent, if any, drives its port).
+    /// One clock cycle with the current inputs (the memory agent, if any, drives its port;
+    /// the ATS devices drive theirs and use rx when nobody else does).
     #[inline]
     pub fn tick(&mut self) -> DutOut {
         if let Some(m) = &mut self.mem {
             m.drive(&mut self.inp);
         }
+        let cycle = self.dut.cycle();
+        self.ats.drive(cycle, &mut self.inp);
         self.dut.step_into(&self.inp, Ports::ALL, &mut self.out);
+        self.ats.observe(cycle, &mut self.inp, &self.out);
         if let Some(m) = &mut self.mem {
             m.observe(self.dut.cycle(), &self.inp, &self.out);
         }

@@ -5,7 +5,8 @@
 //! tables into it exactly as it does for the golden hardware. Register programming goes over
 //! the CSR bus (RTADDR + SRTP, TE, IQA + QIE), and `submit` writes 256-bit descriptors into
 //! the invalidation queue in memory, moves IQT, and runs the clock until the wait
-//! descriptor's status write lands (or FSTS.IQE says the queue stopped).
+//! descriptor's status write lands (or FSTS.IQE says the queue stopped, or FSTS.ITE that a
+//! device-TLB invalidation timed out).
 
 use iommu_model::driver::{HwError, IommuHw};
 use iommu_model::mem::{Mem, PhysMem};
@@ -156,6 +157,12 @@ impl IommuHw for RtlHw {
         self.env.read64(regs::ECAP).unwrap_or(0)
     }
 
+    /// rtl/iommu_qi.sv executes types 3 and 8 (iommu_ats_inv sends the Invalidate
+    /// Requests; the environment's [`crate::env::AtsDevice`] answers them).
+    fn executes_dev_tlb_invalidations(&self) -> bool {
+        true
+    }
+
     fn set_root_table(&mut self, rtaddr: u64) -> Result<(), HwError> {
         self.env.write64(regs::RTADDR, rtaddr).map_err(csr_err)?;
         self.set_gcmd_bit(regs::GCMD_SRTP)
@@ -221,6 +228,16 @@ impl IommuHw for RtlHw {
             if waited >= next_check {
                 next_check = waited + 256;
                 let f = self.env.read32(regs::FSTS).map_err(csr_err)?;
+                if f & regs::FSTS_ITE != 0 {
+                    let iqh = self.env.read64(regs::IQH).map_err(csr_err)?;
+                    return Err(HwError::Queue(format!(
+                        "FSTS.ITE set: an Invalidate Request was not answered in time ({} \
+                         sent, {} answers pending), IQH at descriptor {}",
+                        self.env.ats.requests.len(),
+                        self.env.ats.pending(),
+                        iqh >> 5
+                    )));
+                }
                 if f & regs::FSTS_IQE != 0 {
                     let iqer = self.env.read64(regs::IQER).map_err(csr_err)?;
                     let iqh = self.env.read64(regs::IQH).map_err(csr_err)?;

@@ -8,6 +8,7 @@ mod cache_model;
 mod cli;
 mod concurrency;
 mod coverage;
+mod devtlb;
 mod driver_steps;
 mod during;
 mod fault_codes;

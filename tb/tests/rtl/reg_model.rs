@@ -504,6 +504,7 @@ fn rtl_package_matches_the_register_table() -> Result<()> {
         ("FstsPfo", "FSTS", "PFO"),
         ("FstsPpf", "FSTS", "PPF"),
         ("FstsIqe", "FSTS", "IQE"),
+        ("FstsIte", "FSTS", "ITE"),
     ] {
         let lsb = reg(reg_name)?.field(field).map(|f| u64::from(f.lsb));
         assert_eq!(Some(param(p)?), lsb, "{p} vs {reg_name}.{field}");

@@ -164,8 +164,8 @@ impl<H: IommuHw> Driver<H> {
 
 impl<H: IommuHw> Driver<H> {
     /// Poisons the 4 KiB page that holds `dev`'s structure `at` (found in memory from the
-    /// root table down, as the hardware finds it), then flushes every cache so the next
-    /// walk reads it.
+    /// root table down, as the hardware finds it), then flushes every cache, the ATS
+    /// devices' included, so the next walk reads it.
     pub(super) fn poison(&mut self, dev: Rid, at: MemErrAt) -> Result<(), Errno> {
         let rtaddr = self.rtaddr();
         let entry = {
@@ -184,7 +184,11 @@ impl<H: IommuHw> Driver<H> {
         })?;
         let page = entry & !0xFFF;
         self.hw.mem().add_error_range(page, page + 0x1000);
-        self.flush_everything("memory error injected")
+        // The devices' ATS caches too: what they hold came through the poisoned structure.
+        let (dr, dw) = (self.caps.read_drain(), self.caps.write_drain());
+        let mut descs = Descriptor::global_invalidations(dr, dw).to_vec();
+        descs.extend(self.devtlb_flush_all());
+        self.submit("memory error injected", descs)
             .map_err(|_| Errno::EBUSY)
     }
 

@@ -98,6 +98,8 @@ pub fn psc_invalidated(d: &Descriptor, t: &PscTag) -> bool {
         }
         Descriptor::ContextCache { .. } | Descriptor::PasidCache { .. } => false,
         Descriptor::Wait { .. } => false,
+        // Device-TLB invalidations reach the device's cache, not the unit's.
+        Descriptor::DevTlb { .. } | Descriptor::PasidDevTlb { .. } => false,
     }
 }
 
@@ -358,7 +360,9 @@ impl MaxCache {
                     !hit
                 });
             }
-            Descriptor::Wait { .. } => {}
+            Descriptor::Wait { .. }
+            | Descriptor::DevTlb { .. }
+            | Descriptor::PasidDevTlb { .. } => {}
         }
         out
     }

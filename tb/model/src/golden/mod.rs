@@ -28,11 +28,15 @@ pub use walk::{
     walk_leaf, walk_tables, NonLeaf,
 };
 
+use crate::devtlb::{AtcEntry, DevTlb, InvalidateRequest};
 use crate::driver::{HwError, IommuHw};
 use crate::fault::{FaultReason, FaultRecord};
+use crate::locate::Locator;
 use crate::mem::{Mem, PhysMem};
 use crate::qi::Descriptor;
 use crate::regs;
+use crate::tables::context as ce;
+use std::collections::BTreeMap;
 use std::fmt;
 use walk::{malformed, Fault};
 
@@ -372,7 +376,8 @@ fn denied(pasid: u32, p: &PasidInfo) -> Walk {
 }
 
 /// The golden hardware: modelled memory, the registers the walker depends on and the
-/// maximal cache, driven by [`crate::driver::Driver`] through [`IommuHw`].
+/// maximal cache, driven by [`crate::driver::Driver`] through [`IommuHw`]; with it the
+/// ATS caches of the devices below the unit, which its device-TLB invalidations reach.
 #[derive(Clone, Debug)]
 pub struct GoldenHw {
     pub mem: Mem,
@@ -380,6 +385,8 @@ pub struct GoldenHw {
     pub cache: MaxCache,
     pub cap: u64,
     pub ecap: u64,
+    /// Each device's ATS cache by its Device ID, created by its first Translation Request.
+    pub atc: BTreeMap<u16, DevTlb>,
 }
 
 impl Default for GoldenHw {
@@ -397,7 +404,42 @@ impl GoldenHw {
             cache: MaxCache::new(),
             cap: regs::CAP_VALUE,
             ecap: regs::ECAP_VALUE,
+            atc: BTreeMap::new(),
         }
+    }
+
+    /// A Translation Request from `rid` (with `pasid`, if any) for the 4 KiB page holding
+    /// `addr`, answered through the maximal cache and stored in the device's ATS cache
+    /// when it grants read or write access. Only a requester whose context entry has
+    /// DTE = 1 gets a translation (VT-d chapter 4); `None` when nothing was granted.
+    pub fn ats_translate(&mut self, rid: u16, pasid: Option<u32>, addr: u64) -> Option<AtcEntry> {
+        let ctx = Locator::new(&self.mem, self.regs.rtaddr)
+            .context_entry(rid)
+            .ok()?;
+        if self.mem.read64(ctx).ok()? & ce::DTE == 0 {
+            return None;
+        }
+        let base = addr & !0xFFF;
+        let mut req = Request::read(rid, base, 1);
+        req.pasid = pasid;
+        let granted = |w: Walk| match w.outcome {
+            Outcome::Translated(pa) => Some(pa),
+            _ => None,
+        };
+        let rd = granted(self.translate_cached(&req));
+        let wr = granted(self.translate_cached(&Request { write: true, ..req }));
+        let pa = rd.or(wr)?;
+        let e = AtcEntry {
+            pasid,
+            base,
+            size: 0x1000,
+            pa,
+            r: rd == Some(pa),
+            w: wr == Some(pa),
+            global: false,
+        };
+        self.atc.entry(rid).or_default().fill(e);
+        Some(e)
     }
 
     /// Translation straight from memory (no cache).
@@ -412,10 +454,17 @@ impl GoldenHw {
 
     /// Executes one queued descriptor, after its round trip through the 256-bit encoding
     /// the DUT reads: an invalidation is applied to the maximal cache (what it removed is
-    /// returned); a wait with SW=1 writes its status dword (VT-d 6.5.2.8).
+    /// returned); a device-TLB invalidation becomes an Invalidate Request to the device's
+    /// ATS cache, answered before the next descriptor runs; a wait with SW=1 writes its
+    /// status dword (VT-d 6.5.2.8).
     pub fn execute(&mut self, d: &Descriptor) -> Result<Removed, HwError> {
         let d = Descriptor::decode(d.encode()).map_err(|e| HwError::Queue(e.to_string()))?;
         let removed = self.cache.apply(&d);
+        if let Some(req) = InvalidateRequest::from_descriptor(&d) {
+            if let Some(t) = self.atc.get_mut(&req.device_id) {
+                t.invalidate(&req);
+            }
+        }
         if let Descriptor::Wait {
             sw: true,
             status_data,
