@@ -83,7 +83,7 @@ package iommu_pkg;
     FrCtxRead       = 8'h40,
     FrCtxNotPresent = 8'h41,
     FrCtxReserved   = 8'h42,
-    FrDteDisabled   = 8'h43,  // Translation Request or translated request with DTE = 0
+    FrDteDisabled   = 8'h44,  // Translation Request or translated request with DTE = 0
     FrPasidDisabled = 8'h45,
     FrPasidTooLarge = 8'h46,
     FrPdirRead      = 8'h50,

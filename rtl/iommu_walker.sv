@@ -5,7 +5,7 @@
 //
 // Given a cached PASID-entry result (info_valid_i) it starts at the permission checks.
 // ATS (docs/contract.md section 6.2): a Translation Request or a translated request whose
-// context entry has DTE = 0 faults there (0x43); a translated request with DTE = 1 ends
+// context entry has DTE = 0 faults there (0x44); a translated request with DTE = 1 ends
 // the walk at the context entry (it is forwarded untranslated and fills no cache).
 // It reports the walk once (done_o, held until done_ack_i): a fault reason found on the
 // way, with whether it is recorded (FPD clear on every present entry of the path so far),

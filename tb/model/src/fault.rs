@@ -18,7 +18,7 @@ pub enum FaultReason {
     ContextNotPresent = 0x41,
     ContextReserved = 0x42,
     /// Translation Request or translated request (ATS) while the context entry has DTE=0.
-    DteDisabled = 0x43,
+    DteDisabled = 0x44,
     /// Request with a PASID prefix while the context entry has PASIDE=0.
     PasidDisabled = 0x45,
     /// PASID bits 19:6 beyond the directory size given by PDTS.

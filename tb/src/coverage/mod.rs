@@ -42,7 +42,7 @@
 //!   the regression sends (docs/contract.md section 6.2): the completion's entry as the
 //!   golden walker gives it (the leaf's size, or no access, R = W = 0, which has no size
 //!   and is binned as 4K). Pass-through answers only with a 4 KiB page, or R = W = 0 for
-//!   an address beyond 48 bits. Their UR and CA answers are fault bins (0x43 among them:
+//!   an address beyond 48 bits. Their UR and CA answers are fault bins (0x44 among them:
 //!   the regression's devices without ATS have DTE = 0).
 //! - **recording**: a fault recorded, or suppressed by FPD.
 //! - **window**: requests answered while an unmap's flush was still open (the oracle also

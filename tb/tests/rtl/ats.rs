@@ -311,7 +311,7 @@ fn dte_gates_translation_requests_and_translated_requests() -> Result<(), TestFa
             let (d, _) = attach_with_pasid(&mut k, dev, DomainType::Paging(Stage::First))?;
             map(&mut k, d, 0x50_0000, 0xa_0000_0000, 0x1000, true, true)?;
         }
-        // DEV has no ATS: DTE = 0. A Translation Request gets UR and records 0x43.
+        // DEV has no ATS: DTE = 0. A Translation Request gets UR and records 0x44.
         let j = check(&mut k, &treq(DEV, 0x50_0000, None))?;
         ensure!(
             fault(&j)? == FaultReason::DteDisabled && j.walk.record,
@@ -319,7 +319,7 @@ fn dte_gates_translation_requests_and_translated_requests() -> Result<(), TestFa
             j.walk.outcome
         );
         ensure!(cpl_status(&j)? == CplStatus::Ur, "DTE = 0: not UR");
-        // Translated requests: blocked with 0x43 (a read gets UR, a write is dropped).
+        // Translated requests: blocked with 0x44 (a read gets UR, a write is dropped).
         let j = check(&mut k, &translated(DEV, 0xa_0000_0040, false))?;
         ensure!(
             fault(&j)? == FaultReason::DteDisabled && j.walk.record,

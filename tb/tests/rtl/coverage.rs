@@ -150,7 +150,7 @@ fn fixed_seeds_reach_the_required_bins() -> Result<(), TestFailure> {
         required.push(Bin::Invalidation(i));
     }
     // ATS Translation Requests: a granted 4 KiB page through the RID and a PASID for every
-    // PGTT, 1 GiB leaves and R = W = 0 of both stages, and 0x43 (the devices without ATS).
+    // PGTT, 1 GiB leaves and R = W = 0 of both stages, and 0x44 (the devices without ATS).
     for via in [Via::Rid, Via::Pasid] {
         for stage in [XStage::First, XStage::Second, XStage::PassThrough] {
             required.push(Bin::Ats {

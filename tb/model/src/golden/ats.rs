@@ -3,12 +3,12 @@
 //! Completion data entry, encoded and decoded in this one place.
 //!
 //! A Translation Request is translated like a read through the same steps as any request
-//! (section 2.6), with three differences: the context entry must have DTE = 1 (else 0x43);
+//! (section 2.6), with three differences: the context entry must have DTE = 1 (else 0x44);
 //! the leaf is not checked against an access kind (its permissions are reported), except
 //! that a user request to a first-stage page with U/S = 0 gets no access; and a fault of
 //! the address check or of the page walk is answered with R = W = 0 and not recorded.
 //! Which faults give UR and which CA is [`cpl_status`]. A translated request is forwarded
-//! unchanged when its context entry has DTE = 1 and faults 0x43 otherwise.
+//! unchanged when its context entry has DTE = 1 and faults 0x44 otherwise.
 
 use std::fmt;
 

@@ -284,7 +284,7 @@ pub fn translate<M: PhysMem + ?Sized>(hw: &HwState, mem: &M, req: &Request) -> W
 }
 
 /// ATS at the context entry (section 6.2): a Translation Request or a translated request
-/// with DTE = 0 faults 0x43; a translated request with DTE = 1 is forwarded unchanged.
+/// with DTE = 0 faults 0x44; a translated request with DTE = 1 is forwarded unchanged.
 /// `None`: the request goes on to the PASID steps.
 fn context_gate(ctx: &CtxInfo, req: &Request) -> Option<Walk> {
     match req.at {

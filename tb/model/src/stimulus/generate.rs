@@ -83,7 +83,7 @@ pub struct Stimulus {
 pub const ATS_DEV: u16 = 0x0180;
 
 /// Percent of the generated requests of [`ATS_DEV`] sent as ATS Translation Requests, and as
-/// translated requests (AT = 10b); of the other devices (DTE = 0: UR or blocked, 0x43),
+/// translated requests (AT = 10b); of the other devices (DTE = 0: UR or blocked, 0x44),
 /// a few, so that most of the mix still translates.
 pub const ATS_TRANSLATION_REQUEST_PCT: [u32; 2] = [16, 2];
 pub const ATS_TRANSLATED_PCT: [u32; 2] = [9, 1];

@@ -48,7 +48,7 @@ pub(super) struct Via {
     pub(super) pasid: Option<u32>,
     pub(super) pmr: bool,
     pub(super) er: bool,
-    /// Address Type: untranslated, or translated (AT = 10b, blocked with 0x43 by DTE = 0).
+    /// Address Type: untranslated, or translated (AT = 10b, blocked with 0x44 by DTE = 0).
     pub(super) at: At,
 }
 

@@ -96,7 +96,7 @@ fn root_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// 0x40, 0x41, 0x42, 0x43.
+/// 0x40, 0x41, 0x42, 0x44.
 fn context_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
     let (mut b, _, pasid) = Bench::paging(&tally.waves, seed, t, Stage::Second)?;
     // A function whose context entry was never written, in a table that exists.
@@ -144,7 +144,7 @@ fn context_entry(seed: u64, t: MemTiming, tally: &mut Tally) -> Result<()> {
         }
         b.restore(ctx, old)?;
     }
-    // DEV has no ATS, so DTE = 0: translated requests (AT = 10b) are blocked with 0x43,
+    // DEV has no ATS, so DTE = 0: translated requests (AT = 10b) are blocked with 0x44,
     // recorded whatever the address (a read gets UR, a write is dropped).
     for v in vias(pasid) {
         b.fault(v.translated(), IOVA, DteDisabled)?;
