@@ -8,7 +8,8 @@
 //     or the egress register is full.
 //   - Invalidate Request: Msg routed by ID with 2 DW of data (Fmt 011b, Type 10010b,
 //     Length 2), Requester ID = CompleterId, Message Code 0000_0001b, Device ID = the
-//     descriptor's SID in DW2 31:16, ITag in DW3 4:0; payload DW0 = untranslated address
+//     descriptor's SID in DW2 31:16, ITag in DW1 12:8 (byte 6 bits 4:0, where other
+//     requests carry the Tag), DW3 reserved; payload DW0 = untranslated address
 //     63:32, DW1 = address 31:12, S in bit 11, Global Invalidate in bit 0. Type 8 adds a
 //     PASID prefix (PMR = ER = 0).
 //   - Invalidate Completion (decoded by the top level): the ITag vector names the ITags it
@@ -215,9 +216,9 @@ module iommu_ats_inv
   assign msg_prefix_valid_o = eg_pasid_valid_q;
   assign msg_prefix_o       = {PrefixPasid, 4'b0000, eg_pasid_q};
   assign msg_hdr_o[0]       = {FmtData4Dw, TypeMsgId, 14'h0, 10'd2};
-  assign msg_hdr_o[1]       = {CompleterId, 8'h00, MsgInvReq};
+  assign msg_hdr_o[1]       = {CompleterId, {(8 - ItagBits){1'b0}}, eg_itag_q, MsgInvReq};
   assign msg_hdr_o[2]       = {sid_q[eg_itag_q], 16'h0000};
-  assign msg_hdr_o[3]       = {{(32 - ItagBits){1'b0}}, eg_itag_q};
+  assign msg_hdr_o[3]       = '0;
   assign msg_data_o[0]      = eg_addr_q[63:32];
   assign msg_data_o[1]      = {eg_addr_q[31:12], eg_size_q, 10'h000, eg_global_q};
 

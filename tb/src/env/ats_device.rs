@@ -33,12 +33,16 @@ pub struct InvRequestMsg {
 }
 
 impl InvRequestMsg {
-    /// Fmt 011b (4 DW with data), Type 10010b, Length 2, Message Code 0000_0001b.
+    /// Fmt 011b (4 DW with data), Type 10010b, Length 2, Message Code 0000_0001b; the
+    /// reserved bits 15:13 of DW1, 15:0 of DW2 and all of DW3 clear.
     pub fn well_formed(&self) -> bool {
         self.hdr[0] >> 29 == 0b011
             && (self.hdr[0] >> 24) & 0x1F == TYPE_MSG_ID
             && self.hdr[0] & 0x3FF == 2
             && self.hdr[1] & 0xFF == MSG_INV_REQ
+            && self.hdr[1] & 0xE000 == 0
+            && self.hdr[2] & 0xFFFF == 0
+            && self.hdr[3] == 0
             && self.prefix.map_or(true, |p| p >> 24 == PREFIX_PASID)
     }
     pub fn requester_id(&self) -> u16 {
@@ -48,9 +52,9 @@ impl InvRequestMsg {
     pub fn device_id(&self) -> u16 {
         (self.hdr[2] >> 16) as u16
     }
-    /// DW3 4:0.
+    /// DW1 12:8: byte 6 bits 4:0, where other requests carry the Tag.
     pub fn itag(&self) -> u8 {
-        (self.hdr[3] & 0x1F) as u8
+        ((self.hdr[1] >> 8) & 0x1F) as u8
     }
     /// Untranslated address 63:12 of the payload, as the device reads it.
     pub fn addr(&self) -> u64 {
@@ -231,9 +235,9 @@ mod tests {
             cycle: 0,
             hdr: [
                 0b011 << 29 | TYPE_MSG_ID << 24 | 2,
-                0x1234_0001,
+                0x1234_0701,
                 0x0180_0000,
-                7,
+                0,
             ],
             data: [0x1, 0x2345_6000 | 1 << 11 | 1],
             prefix: Some(0x9100_0005),
@@ -243,5 +247,12 @@ mod tests {
         assert_eq!((m.device_id(), m.itag(), m.pasid()), (0x0180, 7, Some(5)));
         assert!(m.size() && m.global());
         assert_eq!(m.requester_id(), 0x1234);
+        // DW3 is reserved: an ITag there is not the request's ITag.
+        let dw3 = InvRequestMsg {
+            hdr: [m.hdr[0], 0x1234_0001, m.hdr[2], 7],
+            ..m
+        };
+        assert!(!dw3.well_formed());
+        assert_eq!(dw3.itag(), 0);
     }
 }
