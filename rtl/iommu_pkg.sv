@@ -614,7 +614,8 @@ package iommu_pkg;
     end
     if (f != FrNone) return '0;
     // Element [1] is the upper half of the concatenation: DW1, then DW0 in [0].
-    return {a[31:12], s, 1'b0, 4'b0000, p.pgtt == PgttFs && l.g, r.has_pasid && r.pmr, exe,
+    return {a[31:12], s, 1'b0, 4'b0000, r.has_pasid && p.pgtt == PgttFs && l.g,
+            r.has_pasid && r.pmr, exe,
             1'b0, wr, rd, a[63:32]};
   endfunction
 

@@ -406,14 +406,18 @@ fn first_stage_global_and_supervisor_leaves() -> Result<(), TestFailure> {
             mem.write64(at, (e | set) & !clear)?;
             Ok(())
         };
-        // G set on the first page's leaf: Global reported, from a walk and from a hit.
+        // G set on the first page's leaf: Global reported through the PASID, from a walk
+        // and from a hit; never through the RID (PCIe: only for a request with a PASID).
         let g = leaf(&mut k, 0x60_0000)?;
         poke(&mut k, g, fs::G, 0)?;
         flush_iotlb(&mut k)?;
         for p in [None, Some((pasid, false, false))] {
             for _ in 0..2 {
                 let e = entry(&check(&mut k, &treq(ATS_DEV, 0x60_0000, p))?)?;
-                ensure!(e.global && e.r && e.w, "G leaf {p:?}: got {e}");
+                ensure!(
+                    e.global == p.is_some() && e.r && e.w,
+                    "G leaf {p:?}: got {e}"
+                );
             }
         }
         // U/S clear on the second page's leaf: a user Translation Request gets R = W = 0,
@@ -433,8 +437,11 @@ fn first_stage_global_and_supervisor_leaves() -> Result<(), TestFailure> {
             "{}",
             j.walk.outcome
         );
-        // The first page still answers with Global.
-        let e = entry(&check(&mut k, &treq(ATS_DEV, 0x60_0000, None))?)?;
+        // The first page still answers with Global through the PASID.
+        let e = entry(&check(
+            &mut k,
+            &treq(ATS_DEV, 0x60_0000, Some((pasid, false, false))),
+        )?)?;
         ensure!(e.global, "got {e}");
         Ok(())
     })?;

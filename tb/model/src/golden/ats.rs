@@ -210,7 +210,8 @@ pub fn cpl_status(reason: FaultReason) -> AtsStatus {
 /// Fields (VT-d chapter 4, as docs/contract.md section 6.2 states them): the leaf's page
 /// and size; R = the second stage's R (first stage: 1, reads are always allowed); W = the
 /// accumulated W or R/W; Exe = ER requested and not XD; Priv = the prefix's PMR; Global =
-/// a first-stage leaf's G; N = 0 (snoop control is not offered); U = 0 (the unit has no
+/// a first-stage leaf's G for a request with a PASID (PCIe: Global may only be set when
+/// the Translation Request had a PASID); N = 0 (snoop control is not offered); U = 0 (the unit has no
 /// interrupt-address range). Pass-through: the request's own 4 KiB page, R = W = 1.
 pub fn entry(
     p: &PasidInfo,
@@ -235,7 +236,7 @@ pub fn entry(
         w: leaf.w,
         exe: er && !(fs && leaf.xd),
         privileged: req.pasid.is_some() && req.pmr,
-        global: fs && leaf.g,
+        global: req.pasid.is_some() && fs && leaf.g,
     })
 }
 
