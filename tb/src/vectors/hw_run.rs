@@ -161,6 +161,6 @@ impl Runner {
         let _ = exchange::drain(env, 20_000).context("draining the unit");
         let _ = take_fault_records(env);
         let _ = env.write32(regs::FSTS, regs::FSTS_PFO);
-        self.last_pa = None;
+        self.previous = None;
     }
 }

@@ -3,7 +3,7 @@
 //! codec, and checked against its pinned `expect:`.
 
 use anyhow::{anyhow, ensure, Context, Result};
-use iommu_model::golden::{self, Outcome};
+use iommu_model::golden::{self, AtsEntry, Outcome};
 use iommu_model::oracle;
 
 use crate::check::expect::{golden_request, Expect as Allowed};
@@ -22,6 +22,14 @@ pub fn first_byte_offset(req: &MemRequest) -> u64 {
     } else {
         u64::from(fbe.trailing_zeros())
     }
+}
+
+/// What the previous TLP step got, for `same_pa_as_previous`: the first byte's address of
+/// a translated request, or the entry of a Translation Completion that grants access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Previous {
+    Pa(u64),
+    Entry(AtsEntry),
 }
 
 /// A request in one short line: `MRd rid 00:03.0 pasid 5 0x1000 len 2` (the byte address
@@ -208,9 +216,10 @@ impl Runner {
             _ => {}
         }
         let off = first_byte_offset(req);
-        let prev = self.last_pa;
-        self.last_pa = match outcome {
-            Outcome::Translated(pa) => Some(pa + off),
+        let prev = self.previous;
+        self.previous = match outcome {
+            Outcome::Translated(pa) => Some(Previous::Pa(pa + off)),
+            Outcome::Ats(e) if e.r || e.w => Some(Previous::Entry(*e)),
             _ => None,
         };
         if let Some(x) = pin {
@@ -233,15 +242,21 @@ impl Runner {
 }
 
 /// Whether the oracle's `allowed` set holds an outcome `x` accepts.
-fn admits(x: &Expect, allowed: &oracle::AllowedSet, off: u64, prev: Option<u64>) -> bool {
+fn admits(x: &Expect, allowed: &oracle::AllowedSet, off: u64, prev: Option<Previous>) -> bool {
     allowed
         .iter()
         .any(|o| pinned(x, o, x.recorded.unwrap_or(true), off, prev).is_ok())
 }
 
 /// Checks the pinned `x` against the outcome; `off` is the first byte's offset in the
-/// header's DW (`pa:` is the address of the first byte), `prev` the previous TLP's.
-fn pinned(x: &Expect, got: &Outcome, recorded: bool, off: u64, prev: Option<u64>) -> Result<()> {
+/// header's DW (`pa:` is the address of the first byte), `prev` what the previous TLP got.
+fn pinned(
+    x: &Expect,
+    got: &Outcome,
+    recorded: bool,
+    off: u64,
+    prev: Option<Previous>,
+) -> Result<()> {
     let shown = match got {
         Outcome::Translated(pa) => format!("Translated({:#x})", pa + off),
         o => o.to_string(),
@@ -279,8 +294,9 @@ fn pinned(x: &Expect, got: &Outcome, recorded: bool, off: u64, prev: Option<u64>
             },
             Outcome::Translated(pa),
         ) => {
-            let prev =
-                prev.context("pinned same_pa_as_previous, but the previous TLP did not translate")?;
+            let Some(Previous::Pa(prev)) = prev else {
+                anyhow::bail!("pinned same_pa_as_previous, but the previous TLP did not translate");
+            };
             let first = pa + off;
             ensure!(
                 first == prev,
@@ -341,6 +357,25 @@ fn pinned(x: &Expect, got: &Outcome, recorded: bool, off: u64, prev: Option<u64>
             },
             Outcome::Ats(e),
         ) => e.r || e.w,
+        (
+            Expect {
+                same_pa_as_previous: Some(true),
+                ..
+            },
+            Outcome::Ats(e),
+        ) if e.r || e.w => {
+            let Some(Previous::Entry(prev)) = prev else {
+                anyhow::bail!(
+                    "pinned same_pa_as_previous, but the previous TLP got no Translation \
+                     Completion that grants access"
+                );
+            };
+            ensure!(
+                *e == prev,
+                "pinned the previous TLP's Translation Completion {prev}, the DUT answered {e}"
+            );
+            true
+        }
         (
             Expect {
                 no_access: Some(true),

@@ -106,7 +106,7 @@ pub(super) struct Runner {
     pub(super) hw: HwState,
     /// Hardware was changed behind the kernel's back: the oracle no longer applies.
     pub(super) tainted: bool,
-    pub(super) last_pa: Option<u64>,
+    pub(super) previous: Option<judging::Previous>,
     pub(super) rep: VectorReport,
     tag: u16,
     /// The step running (1-based) and its keyword, for the log.
@@ -656,7 +656,7 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
         vals,
         hw,
         tainted: false,
-        last_pa: None,
+        previous: None,
         rep: VectorReport {
             name: v.name.clone(),
             file: v.file.clone(),

@@ -71,6 +71,11 @@ fn wrong_pins_of_the_new_steps_fail_at_their_position() {
             "pinned pa 0x800000320, the DUT translated the first byte to 0x800000321",
         ),
         (
+            "ats-same-entry-differs.yaml",
+            "ats-same-entry-differs.yaml:14:5: step 6 of 6 (`tlp`)",
+            "pinned the previous TLP's Translation Completion",
+        ),
+        (
             "write-memory-wrong-pin.yaml",
             "(`tlp`)",
             "pinned pa 0x800000010, the DUT translated the first byte to 0x800005010",
