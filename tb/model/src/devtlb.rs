@@ -152,10 +152,16 @@ impl DevTlb {
     /// Stores what a Translation Completion granted. An entry of the same PASID that
     /// overlaps it is replaced; when full, the oldest entry goes.
     pub fn fill(&mut self, e: AtcEntry) {
+        self.fill_replacing(e, 0);
+    }
+
+    /// [`Self::fill`], replacing the entry `victim` places from the oldest (modulo the
+    /// number held) when full: a device's own replacement policy.
+    pub fn fill_replacing(&mut self, e: AtcEntry, victim: usize) {
         self.entries
             .retain(|x| !(x.pasid == e.pasid && x.overlaps(e.base, e.base + (e.size - 1))));
         if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+            self.entries.remove(victim % self.entries.len());
         }
         self.entries.push_back(e);
     }
@@ -258,5 +264,18 @@ mod tests {
         t.fill(entry(None, 0x3000));
         let bases: Vec<u64> = t.entries().map(|e| e.base).collect();
         assert_eq!(bases, vec![0x1000, 0x3000]);
+    }
+
+    #[test]
+    fn a_chosen_victim_is_replaced_when_full() {
+        let mut t = DevTlb::new(3);
+        for b in [0x1000, 0x2000, 0x3000] {
+            t.fill(entry(None, b));
+        }
+        // The second oldest goes; a victim index past the end wraps around.
+        t.fill_replacing(entry(None, 0x4000), 1);
+        t.fill_replacing(entry(None, 0x5000), 5);
+        let bases: Vec<u64> = t.entries().map(|e| e.base).collect();
+        assert_eq!(bases, vec![0x1000, 0x3000, 0x5000]);
     }
 }

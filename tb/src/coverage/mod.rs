@@ -158,17 +158,23 @@ pub enum Inval {
     PasidCachePasid,
     PasidCacheGlobal,
     Wait,
-    /// Type 3.
-    DevTlb,
-    /// Type 8.
-    PasidDevTlb,
+    /// Type 3 (an Invalidate Request without a PASID prefix): one 4 KiB page (S = 0), a
+    /// larger range, the whole address space.
+    DevTlbPage,
+    DevTlbRange,
+    DevTlbAll,
+    /// Type 8 (with the PASID prefix), the same sizes. The driver never sets G, so there
+    /// is no bin for it.
+    PasidDevTlbPage,
+    PasidDevTlbRange,
+    PasidDevTlbAll,
 }
 
 impl Inval {
     /// Every granularity the driver issues (not [`Inval::ContextDomain`]: see the module
     /// documentation). The device-TLB types come from the ATS device's range flushes and
     /// PASID-entry teardowns.
-    pub const ALL: [Inval; 15] = [
+    pub const ALL: [Inval; 19] = [
         Self::ContextGlobal,
         Self::ContextDevice,
         Self::IotlbGlobal,
@@ -182,8 +188,12 @@ impl Inval {
         Self::PasidCachePasid,
         Self::PasidCacheGlobal,
         Self::Wait,
-        Self::DevTlb,
-        Self::PasidDevTlb,
+        Self::DevTlbPage,
+        Self::DevTlbRange,
+        Self::DevTlbAll,
+        Self::PasidDevTlbPage,
+        Self::PasidDevTlbRange,
+        Self::PasidDevTlbAll,
     ];
 
     pub fn of(d: &Descriptor) -> Self {
@@ -210,8 +220,23 @@ impl Inval {
                 PcGran::Global => Self::PasidCacheGlobal,
             },
             Descriptor::Wait { .. } => Self::Wait,
-            Descriptor::DevTlb { .. } => Self::DevTlb,
-            Descriptor::PasidDevTlb { .. } => Self::PasidDevTlb,
+            Descriptor::DevTlb { size, .. } | Descriptor::PasidDevTlb { size, .. } => {
+                let all = d.dev_tlb_range() == Some((0, u64::MAX));
+                let i = match (size, all) {
+                    (false, _) => 0,
+                    (true, false) => 1,
+                    (true, true) => 2,
+                };
+                if matches!(d, Descriptor::DevTlb { .. }) {
+                    [Self::DevTlbPage, Self::DevTlbRange, Self::DevTlbAll][i]
+                } else {
+                    [
+                        Self::PasidDevTlbPage,
+                        Self::PasidDevTlbRange,
+                        Self::PasidDevTlbAll,
+                    ][i]
+                }
+            }
         }
     }
 }

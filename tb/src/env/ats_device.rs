@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-use iommu_model::devtlb::{DevTlb, InvalidateRequest};
+use iommu_model::devtlb::{AtcEntry, DevTlb, InvalidateRequest};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -131,8 +131,13 @@ pub struct AtsDevice {
     pub ready_pct: u32,
     /// Every Invalidate Request taken, oldest first.
     pub requests: Vec<InvRequestMsg>,
-    /// Each device's ATS cache, by Device ID.
+    /// Each device's ATS cache, by Device ID: filled from the Translation Completions the
+    /// unit returned ([`Self::cache`]), emptied by the Invalidate Requests it sends.
     pub atc: BTreeMap<u16, DevTlb>,
+    /// Entries each device's cache holds.
+    pub atc_capacity: usize,
+    /// A full cache replaces a random entry (else the oldest).
+    pub random_replacement: bool,
     /// Completions sent (accepted on rx).
     pub completions_sent: u64,
     /// Completions due: (cycle, header).
@@ -149,11 +154,27 @@ impl AtsDevice {
             ready_pct: 100,
             requests: Vec::new(),
             atc: BTreeMap::new(),
+            atc_capacity: iommu_model::devtlb::DEFAULT_CAPACITY,
+            random_replacement: false,
             completions_sent: 0,
             pending: VecDeque::new(),
             injecting: false,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0xa75d),
         }
+    }
+
+    /// Stores what a Translation Completion to device `rid` granted in its cache.
+    pub fn cache(&mut self, rid: u16, e: AtcEntry) {
+        let victim = if self.random_replacement {
+            self.rng.gen_range(0..self.atc_capacity.max(1))
+        } else {
+            0
+        };
+        let cap = self.atc_capacity;
+        self.atc
+            .entry(rid)
+            .or_insert_with(|| DevTlb::new(cap))
+            .fill_replacing(e, victim);
     }
 
     /// Completions not yet accepted by the unit.
@@ -197,7 +218,9 @@ impl AtsDevice {
                 prefix: out.ats_inv_prefix_valid.then_some(out.ats_inv_prefix),
             };
             let req = m.request();
-            self.atc.entry(req.device_id).or_default().invalidate(&req);
+            if let Some(t) = self.atc.get_mut(&req.device_id) {
+                t.invalidate(&req);
+            }
             self.requests.push(m);
             if let Answer::After { min, max } = self.answer {
                 let n = self.completions.clamp(1, 8);

@@ -19,7 +19,7 @@ use anyhow::{anyhow, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
 use iommu_model::golden;
 use iommu_model::golden::{AddrType, Outcome, Request};
-use iommu_model::kernel::{Kernel, KernelConfig};
+use iommu_model::kernel::{Kernel, KernelConfig, NO_PASID};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
 use iommu_model::oracle::AllowedSet;
@@ -144,6 +144,10 @@ pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<Rtl
     e.tlp.gap_pct = gap;
     e.tlp.tx_ready_pct = tx;
     e.tlp.cpl_ready_pct = cpl;
+    // The ATS device's cache: its size and replacement policy are the seed's.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_cace);
+    e.ats.atc_capacity = [1, 2, 4, 8, 16, 64][rng.gen_range(0..6)];
+    e.ats.random_replacement = rng.gen_bool(0.5);
     Ok(k)
 }
 
@@ -164,6 +168,7 @@ pub fn run_with_coverage(
         cfg,
         pending: Vec::new(),
         trace: Vec::new(),
+        atc_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_5e1d),
     };
     drive(k, seed, &mut src, cov).map_err(|f| f.error)
 }
@@ -206,6 +211,7 @@ pub fn run_recorded(
         cfg,
         pending: Vec::new(),
         trace: Vec::new(),
+        atc_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_5e1d),
     };
     let r = drive(k, seed, &mut src, None);
     (r, src.trace)
@@ -267,6 +273,8 @@ struct Random<'a> {
     cfg: &'a Config,
     pending: Vec<Request>,
     trace: Vec<TraceStep>,
+    /// Picks the cached translation a translated request uses.
+    atc_rng: ChaCha8Rng,
 }
 
 impl Source for Random<'_> {
@@ -289,7 +297,10 @@ impl Source for Random<'_> {
     }
     fn request(&mut self, k: &RtlKernel, _step: usize, n: usize) -> Option<Request> {
         (n < self.cfg.requests_per_op).then(|| {
-            let r = self.stim.request(k);
+            let mut r = self.stim.request(k);
+            if r.at == AddrType::Translated {
+                from_device_cache(k, &mut r, &mut self.atc_rng);
+            }
             if let Some(t) = self.trace.last_mut() {
                 t.requests.push(r);
             }
@@ -332,6 +343,78 @@ impl Source for Replay<'_> {
             self.sent.resize(step + 1, 0);
         }
         self.sent[step] = n;
+    }
+}
+
+/// A translated request as the device sends it: at the translated address of one of its
+/// cached translations for the request's PASID (a global one serves any PASID), the
+/// access one the entry grants; unchanged when the device caches none.
+fn from_device_cache(k: &RtlKernel, r: &mut Request, rng: &mut ChaCha8Rng) {
+    let Some(t) = k.ops().hw().env.ats.atc.get(&r.rid) else {
+        return;
+    };
+    let usable: Vec<_> = t
+        .entries()
+        .filter(|e| e.pasid == r.pasid || (r.pasid.is_some() && e.global && e.pasid.is_some()))
+        .collect();
+    if usable.is_empty() {
+        return;
+    }
+    let e = usable[rng.gen_range(0..usable.len())];
+    r.addr = e.pa + (r.addr & (e.size - 1) & !7);
+    r.write = if e.r && e.w { r.write } else { e.w };
+}
+
+/// Fills the devices' ATS caches from the Translation Completions of a stream sent after
+/// an operation completed (completions of requests in flight during an operation are not
+/// cached: see [`check_device_caches`]).
+///
+/// A completion to a request whose PASID prefix names PASID 0 is not cached: Linux uses
+/// PASID 0 as RID_PASID (`IOMMU_NO_PASID`) and never gives it to a device for PASID
+/// DMA, so no device under it caches translations with that prefix; and a type 3
+/// invalidation, which is what Linux sends for the RID's cache tag, reaches only entries
+/// obtained without a PASID (docs/contract.md 6.3).
+fn cache_completions(k: &mut RtlKernel, reqs: &[Request], outcomes: &[Outcome]) {
+    let ats = &mut k.ops_mut().hw_mut().env.ats;
+    for (r, o) in reqs.iter().zip(outcomes) {
+        if r.pasid == Some(NO_PASID) {
+            continue;
+        }
+        if let (AddrType::TranslationRequest, Outcome::Ats(e)) = (r.at, o) {
+            if let Some(c) = e.atc_entry(r.pasid, r.addr) {
+                ats.cache(r.rid, c);
+            }
+        }
+    }
+}
+
+/// After an operation (its invalidation wait, if any, completed): every translation a
+/// device caches must be one the oracle allows now ([`oracle::stale_device_tlb`]), the
+/// open windows included: an unmap not yet synced leaves the old translation legal. The
+/// entries were legal when cached (the completion was judged), so a stale one is a
+/// translation this operation ended without invalidating it in the device.
+///
+/// Only completions of requests sent between operations are cached: one whose request was
+/// in flight while an operation's invalidations ran may legally carry the old translation
+/// (the device would have to drop it, PCIe 10.3.1), and is not kept.
+fn check_device_caches(k: &RtlKernel, op: &str) -> Result<(), String> {
+    let mut msg = Vec::new();
+    for (&rid, t) in &k.ops().hw().env.ats.atc {
+        for (e, m) in oracle::stale_device_tlb(k, rid, t) {
+            msg.push(format!(
+                "device {rid:#06x} still caches {e} (translated {:#x}..{:#x}, r={} w={}) after `{op}`, which should have invalidated it: the oracle allows {} there now",
+                e.pa,
+                e.pa + (e.size - 1),
+                e.r as u8,
+                e.w as u8,
+                m.allowed,
+            ));
+        }
+    }
+    if msg.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("stale device-TLB entries:\n  {}", msg.join("\n  ")))
     }
 }
 
@@ -418,6 +501,14 @@ fn drive(
         }
 
         rep.op_cycles += k.ops().hw().env.dut.cycle() - op_start;
+        check_device_caches(k, &op).map_err(|e| Failure {
+            error: anyhow!(
+                "seed {seed} step {step}: {e}\n  operations so far:\n    {}",
+                so_far(src)
+            ),
+            at: FailPos::Op { step },
+            expected: None,
+        })?;
 
         // The requests after the operation, as one stream.
         let mut reqs = Vec::new();
@@ -487,6 +578,7 @@ fn drive(
                     .outcomes
             }
         };
+        cache_completions(k, &reqs, &outcomes);
         for (n, (o, a)) in outcomes.iter().zip(&allowed).enumerate() {
             if let Err(m) = a.check(o) {
                 return Err(fail(

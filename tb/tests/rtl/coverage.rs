@@ -137,9 +137,13 @@ fn fixed_seeds_reach_the_required_bins() -> Result<(), TestFailure> {
         Inval::PasidIotlbPasid,
         Inval::PasidCachePasid,
         Inval::Wait,
-        // The ATS device's device-TLB flushes (RID and PASID attachments).
-        Inval::DevTlb,
-        Inval::PasidDevTlb,
+        // The ATS device's device-TLB flushes (RID and PASID attachments): pages and
+        // ranges of unmaps, the whole space of PASID-entry teardowns.
+        Inval::DevTlbPage,
+        Inval::DevTlbRange,
+        Inval::PasidDevTlbPage,
+        Inval::PasidDevTlbRange,
+        Inval::PasidDevTlbAll,
         // FPD changes and root-entry re-programming.
         Inval::ContextGlobal,
         Inval::ContextDevice,

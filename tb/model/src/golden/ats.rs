@@ -13,6 +13,7 @@
 use std::fmt;
 
 use super::{Leaf, PasidInfo, Pgtt, Request};
+use crate::devtlb::AtcEntry;
 use crate::fault::FaultReason;
 use crate::mem::PAGE_SIZE;
 
@@ -137,6 +138,27 @@ impl AtsEntry {
             exe: has(EXE),
             privileged: has(PRIV),
             global: has(GLOBAL),
+        })
+    }
+}
+
+impl AtsEntry {
+    /// What a device's ATS cache stores from this completion to a Translation Request
+    /// with `pasid` for untranslated `addr`: the untranslated range of the entry's size
+    /// holding `addr`; `None` when it grants neither read nor write.
+    pub fn atc_entry(&self, pasid: Option<u32>, addr: u64) -> Option<AtcEntry> {
+        if !self.r && !self.w {
+            return None;
+        }
+        let size = self.size.max(PAGE_SIZE);
+        Some(AtcEntry {
+            pasid,
+            base: addr & !(size - 1),
+            size,
+            pa: self.addr & !(size - 1),
+            r: self.r,
+            w: self.w,
+            global: self.global,
         })
     }
 }
@@ -294,6 +316,28 @@ mod tests {
             AtsEntry::decode([u32::MAX, 0xFFFF_F800]),
             Err(AtsDecodeError::NoSize)
         );
+    }
+
+    #[test]
+    fn the_device_caches_the_completions_range_around_the_untranslated_address() {
+        let e = AtsEntry {
+            addr: 0x8_4020_0000,
+            size: 1 << 21,
+            r: true,
+            global: true,
+            ..AtsEntry::default()
+        };
+        let c = e.atc_entry(Some(3), 0x7f_0034_5678).expect("grants read");
+        assert_eq!(
+            (c.pasid, c.base, c.size),
+            (Some(3), 0x7f_0020_0000, 1 << 21)
+        );
+        assert_eq!(
+            (c.pa, c.r, c.w, c.global),
+            (0x8_4020_0000, true, false, true)
+        );
+        assert_eq!(c.translate(0x7f_0034_5678), 0x8_4034_5678);
+        assert_eq!(AtsEntry::denied().atc_entry(None, 0x1000), None);
     }
 
     #[test]

@@ -31,11 +31,9 @@ pub use walk::{
 use crate::devtlb::{AtcEntry, DevTlb, InvalidateRequest};
 use crate::driver::{HwError, IommuHw};
 use crate::fault::{FaultReason, FaultRecord};
-use crate::locate::Locator;
 use crate::mem::{Mem, PhysMem};
 use crate::qi::Descriptor;
 use crate::regs;
-use crate::tables::context as ce;
 use std::collections::BTreeMap;
 use std::fmt;
 use walk::{malformed, Fault};
@@ -408,35 +406,18 @@ impl GoldenHw {
         }
     }
 
-    /// A Translation Request from `rid` (with `pasid`, if any) for the 4 KiB page holding
-    /// `addr`, answered through the maximal cache and stored in the device's ATS cache
-    /// when it grants read or write access. Only a requester whose context entry has
-    /// DTE = 1 gets a translation (VT-d chapter 4); `None` when nothing was granted.
+    /// A Translation Request from `rid` (with `pasid`, if any) for the page holding `addr`,
+    /// answered through the maximal cache by the golden walker (the same answer the judge
+    /// expects on `cpl_data_o`, [`ats::entry`]) and stored in the device's ATS cache when
+    /// it grants read or write access; `None` when it grants nothing or is not a successful
+    /// completion (DTE = 0 among them: VT-d chapter 4).
     pub fn ats_translate(&mut self, rid: u16, pasid: Option<u32>, addr: u64) -> Option<AtcEntry> {
-        let ctx = Locator::new(&self.mem, self.regs.rtaddr)
-            .context_entry(rid)
-            .ok()?;
-        if self.mem.read64(ctx).ok()? & ce::DTE == 0 {
-            return None;
-        }
-        let base = addr & !0xFFF;
-        let mut req = Request::read(rid, base, 1);
+        let mut req = Request::read(rid, addr, 8);
         req.pasid = pasid;
-        let granted = |w: Walk| match w.outcome {
-            Outcome::Translated(pa) => Some(pa),
-            _ => None,
-        };
-        let rd = granted(self.translate_cached(&req));
-        let wr = granted(self.translate_cached(&Request { write: true, ..req }));
-        let pa = rd.or(wr)?;
-        let e = AtcEntry {
-            pasid,
-            base,
-            size: 0x1000,
-            pa,
-            r: rd == Some(pa),
-            w: wr == Some(pa),
-            global: false,
+        req.at = AddrType::TranslationRequest;
+        let e = match self.translate_cached(&req).outcome {
+            Outcome::Ats(e) => e.atc_entry(pasid, addr)?,
+            _ => return None,
         };
         self.atc.entry(rid).or_default().fill(e);
         Some(e)
