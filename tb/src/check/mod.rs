@@ -3,6 +3,7 @@
 //! its TLPs as streams through [`stream`] and the [`scoreboard`] checks them.
 //! - [`expect`]: a TLP's allowed answers (egress and fault record), from the golden walker,
 //!   the oracle or the TLP codec.
+//! - [`device_cache`]: what the devices' ATS caches hold, against the oracle.
 //! - [`order`]: the PCIe ordering rules of the translated-request port.
 //! - [`scoreboard`]: pairs every egress TLP with its request and checks answer, ordering,
 //!   loss, duplicates and fault records (in order).
@@ -13,6 +14,7 @@
 //!   requests must hit, which must walk), with [`psc_model`] for its paging-structure
 //!   caches (how far down a walk starts).
 
+pub(crate) mod device_cache;
 pub(crate) mod expect;
 pub(crate) mod iotlb_model;
 pub(crate) mod judge;

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use iommu_model::devtlb::{AtcEntry, DevTlb, InvalidateRequest};
+use iommu_model::golden::Outcome;
+use iommu_model::kernel::NO_PASID;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -175,6 +177,31 @@ impl AtsDevice {
             .entry(rid)
             .or_insert_with(|| DevTlb::new(cap))
             .fill_replacing(e, victim);
+    }
+
+    /// What the device does with the answer `o` to its Translation Request for `addr`
+    /// (with `pasid`, if any): an entry that grants access goes into its cache (returned);
+    /// R = W = 0 and answers to other requests are not cached.
+    ///
+    /// A completion to a request whose PASID prefix names PASID 0 is not cached either:
+    /// Linux uses PASID 0 as RID_PASID (`IOMMU_NO_PASID`) and never gives it to a device
+    /// for PASID DMA, so no device under it caches translations with that prefix; and a
+    /// type 3 invalidation, which is what Linux sends for the RID's cache tag, reaches only
+    /// entries obtained without a PASID (docs/contract.md 6.3).
+    pub fn take_completion(
+        &mut self,
+        rid: u16,
+        pasid: Option<u32>,
+        addr: u64,
+        o: &Outcome,
+    ) -> Option<AtcEntry> {
+        if pasid == Some(NO_PASID) {
+            return None;
+        }
+        let Outcome::Ats(e) = o else { return None };
+        let c = e.atc_entry(pasid, addr)?;
+        self.cache(rid, c);
+        Some(c)
     }
 
     /// Completions not yet accepted by the unit.

@@ -19,7 +19,7 @@ use anyhow::{anyhow, Result};
 use iommu_model::driver::{Driver, DriverQuirks};
 use iommu_model::golden;
 use iommu_model::golden::{AddrType, Outcome, Request};
-use iommu_model::kernel::{Kernel, KernelConfig, NO_PASID};
+use iommu_model::kernel::{Kernel, KernelConfig};
 use iommu_model::mem::Mem;
 use iommu_model::oracle;
 use iommu_model::oracle::AllowedSet;
@@ -27,6 +27,7 @@ use iommu_model::stimulus::{self, Applied, Bindings, Op, Stimulus, Weights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::check::device_cache::check_device_caches;
 use crate::check::expect::{golden_request, Expect};
 use crate::check::records::RecordReader;
 use crate::check::stream::{self, Collector, Traffic};
@@ -144,11 +145,16 @@ pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<Rtl
     e.tlp.gap_pct = gap;
     e.tlp.tx_ready_pct = tx;
     e.tlp.cpl_ready_pct = cpl;
-    // The ATS device's cache: its size and replacement policy are the seed's.
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_cace);
-    e.ats.atc_capacity = [1, 2, 4, 8, 16, 64][rng.gen_range(0..6)];
-    e.ats.random_replacement = rng.gen_bool(0.5);
+    (e.ats.atc_capacity, e.ats.random_replacement) = seed_ats_cache(seed);
     Ok(k)
+}
+
+/// The ATS devices' cache of one seed: entries, and whether a full cache replaces a random
+/// entry (else the oldest).
+pub fn seed_ats_cache(seed: u64) -> (usize, bool) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_cace);
+    let entries = [1, 2, 4, 8, 16, 64][rng.gen_range(0..6)];
+    (entries, rng.gen_bool(0.5))
 }
 
 /// Runs one seed on `k`.
@@ -366,55 +372,15 @@ fn from_device_cache(k: &RtlKernel, r: &mut Request, rng: &mut ChaCha8Rng) {
 }
 
 /// Fills the devices' ATS caches from the Translation Completions of a stream sent after
-/// an operation completed (completions of requests in flight during an operation are not
-/// cached: see [`check_device_caches`]).
-///
-/// A completion to a request whose PASID prefix names PASID 0 is not cached: Linux uses
-/// PASID 0 as RID_PASID (`IOMMU_NO_PASID`) and never gives it to a device for PASID
-/// DMA, so no device under it caches translations with that prefix; and a type 3
-/// invalidation, which is what Linux sends for the RID's cache tag, reaches only entries
-/// obtained without a PASID (docs/contract.md 6.3).
+/// an operation completed ([`crate::env::AtsDevice::take_completion`]). Completions of
+/// requests in flight while an operation's invalidations ran are not cached: one may
+/// legally carry the old translation (the device would have to drop it, PCIe 10.3.1).
 fn cache_completions(k: &mut RtlKernel, reqs: &[Request], outcomes: &[Outcome]) {
     let ats = &mut k.ops_mut().hw_mut().env.ats;
     for (r, o) in reqs.iter().zip(outcomes) {
-        if r.pasid == Some(NO_PASID) {
-            continue;
+        if r.at == AddrType::TranslationRequest {
+            ats.take_completion(r.rid, r.pasid, r.addr, o);
         }
-        if let (AddrType::TranslationRequest, Outcome::Ats(e)) = (r.at, o) {
-            if let Some(c) = e.atc_entry(r.pasid, r.addr) {
-                ats.cache(r.rid, c);
-            }
-        }
-    }
-}
-
-/// After an operation (its invalidation wait, if any, completed): every translation a
-/// device caches must be one the oracle allows now ([`oracle::stale_device_tlb`]), the
-/// open windows included: an unmap not yet synced leaves the old translation legal. The
-/// entries were legal when cached (the completion was judged), so a stale one is a
-/// translation this operation ended without invalidating it in the device.
-///
-/// Only completions of requests sent between operations are cached: one whose request was
-/// in flight while an operation's invalidations ran may legally carry the old translation
-/// (the device would have to drop it, PCIe 10.3.1), and is not kept.
-fn check_device_caches(k: &RtlKernel, op: &str) -> Result<(), String> {
-    let mut msg = Vec::new();
-    for (&rid, t) in &k.ops().hw().env.ats.atc {
-        for (e, m) in oracle::stale_device_tlb(k, rid, t) {
-            msg.push(format!(
-                "device {rid:#06x} still caches {e} (translated {:#x}..{:#x}, r={} w={}) after `{op}`, which should have invalidated it: the oracle allows {} there now",
-                e.pa,
-                e.pa + (e.size - 1),
-                e.r as u8,
-                e.w as u8,
-                m.allowed,
-            ));
-        }
-    }
-    if msg.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("stale device-TLB entries:\n  {}", msg.join("\n  ")))
     }
 }
 
@@ -501,7 +467,7 @@ fn drive(
         }
 
         rep.op_cycles += k.ops().hw().env.dut.cycle() - op_start;
-        check_device_caches(k, &op).map_err(|e| Failure {
+        check_device_caches(k, &k.ops().hw().env.ats.atc, &op).map_err(|e| Failure {
             error: anyhow!(
                 "seed {seed} step {step}: {e}\n  operations so far:\n    {}",
                 so_far(src)

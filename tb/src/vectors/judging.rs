@@ -82,6 +82,7 @@ impl Runner {
         let req = self.request(t)?;
         let words = tlp::encode(&req).map_err(|e| anyhow!("encoding {req}: {e}"))?;
         self.send(words, &req, false, t.expect.as_ref().map(|c| &c.0), at)
+            .map(|_| ())
     }
 
     /// A `raw_tlp` step: the words exactly as written. A malformed request (per the
@@ -105,17 +106,19 @@ impl Runner {
             }
         };
         self.send(words, &req, malformed, t.expect.as_ref().map(|c| &c.0), at)
+            .map(|_| ())
     }
 
     /// Sends `words` (the request `req`) and judges it; `malformed`: the codec judges.
-    fn send(
+    /// Returns what the DUT did.
+    pub(super) fn send(
         &mut self,
         words: TlpWords,
         req: &MemRequest,
         malformed: bool,
         pin: Option<&Expect>,
         at: &[Seg],
-    ) -> Result<()> {
+    ) -> Result<Outcome> {
         let greq = golden_request(req);
         let hw = self.hw;
         let tainted = self.tainted;
@@ -174,7 +177,8 @@ impl Runner {
                 }
             }
         }
-        self.judged(pin, req, &outcome, recorded, oracle_set.as_ref(), at)
+        self.judged(pin, req, &outcome, recorded, oracle_set.as_ref(), at)?;
+        Ok(outcome)
     }
 
     fn line(&self, req: &MemRequest, outcome: &Outcome, recorded: bool) -> String {

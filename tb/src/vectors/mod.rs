@@ -20,6 +20,7 @@
 //! fields, image files) and reports `file:line:column: message`. Failures while running name
 //! the file and the step.
 
+mod ats;
 mod batch;
 mod concurrent;
 mod during;
@@ -33,6 +34,7 @@ mod run;
 mod schema;
 mod values;
 
+pub use ats::*;
 pub use batch::*;
 pub use concurrent::*;
 pub use during::*;

@@ -339,6 +339,9 @@ impl UsesNames for Step {
             Step::SvaBind(c) => c,
             Step::SvaUnbind(c) => c,
             Step::Tlp(c) => c,
+            Step::AtsTranslate(c) => &c.0 .0,
+            Step::AtsTranslated(c) => &c.0 .0,
+            Step::DeviceCache(c) => c,
             Step::Poke(c) => return r.nested(Seg::Key("poke"), &c.0.at()),
             Step::Poison(c) => return r.nested(Seg::Key("poison"), &c.0.at()),
             Step::During(c) => c,
@@ -486,6 +489,14 @@ impl UsesNames for Tlp {
         r.val("pasid", self.pasid.as_ref());
         r.val("read", self.read.as_ref());
         r.val("write", self.write.as_ref());
+    }
+}
+
+impl UsesNames for DeviceCache {
+    fn names(&self, r: &mut Refs) {
+        r.dev("dev", &self.dev);
+        r.val("pasid", self.pasid.as_ref());
+        r.val("iova", Some(&self.iova));
     }
 }
 

@@ -406,6 +406,9 @@ impl Runner {
                 r.map_err(|e| if oracle { self.fpd_note(e) } else { e })?
             }
             Step::RawTlp(Checked(t)) => self.raw_tlp(t, at)?,
+            Step::AtsTranslate(Checked(AtsTlp(t))) => self.ats_translate(t, at)?,
+            Step::AtsTranslated(Checked(AtsTlp(t))) => self.ats_translated(t, at)?,
+            Step::DeviceCache(Checked(c)) => self.device_cache(c)?,
             Step::WriteMemory(Checked(w)) => self.write_memory(w)?,
             Step::Descriptor(Checked(d)) => self.descriptor(d)?,
             Step::ReadRegister(Checked(r)) => self.read_register(r)?,
@@ -604,6 +607,9 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
             vals.insert(d.name.0.clone(), Val::Device(d.rid.0));
         }
         ports.apply(&mut k.ops_mut().hw_mut().env);
+        if let Some(c) = &v.ats_cache {
+            c.apply(&mut k.ops_mut().hw_mut().env);
+        }
         let hw = HwState {
             te: true,
             rtaddr: k.ops().rtaddr(),
@@ -649,6 +655,9 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
         let seed = e.dut.seed();
         e.mem = Some(MemAgent::new(mem, timing, seed));
         ports.apply(&mut e);
+        if let Some(c) = &v.ats_cache {
+            c.apply(&mut e);
+        }
         (Sys::Bare(Box::new(e)), HwState::default(), BTreeMap::new())
     };
     let mut r = Runner {
@@ -705,7 +714,10 @@ fn run_logged(
             let at = [Seg::Key("steps"), Seg::Index(i)];
             r.step_no = i + 1;
             r.keyword = s.keyword();
-            let res = r.step(s, &at).and_then(|()| r.env().check_assertions());
+            let res = r
+                .step(s, &at)
+                .and_then(|()| r.env().check_assertions())
+                .and_then(|()| r.check_device_caches(s.keyword()));
             let Err(e) = res else { continue };
             let e = e.context(format!(
                 "{}: step {} of {} (`{}`)",

@@ -35,6 +35,9 @@ pub struct Vector {
     pub timing: Option<Timing>,
     /// The vector passes only if the run fails with a message containing this.
     pub expect_failure: Option<String>,
+    /// The devices' ATS caches (default: [`iommu_model::devtlb::DEFAULT_CAPACITY`]
+    /// entries, the oldest replaced).
+    pub ats_cache: Option<AtsCache>,
     pub steps: Vec<Step>,
     /// The file it was read from.
     pub file: PathBuf,
@@ -75,6 +78,8 @@ pub(super) struct RawVector {
     pub(super) timing: Option<Checked<Timing>>,
     #[serde(default)]
     pub(super) expect_failure: Option<String>,
+    #[serde(default)]
+    pub(super) ats_cache: Option<Checked<AtsCache>>,
     pub(super) steps: Vec<StepIn>,
 }
 
@@ -352,6 +357,9 @@ pub enum Step {
     SetRootEntry(ErrnoOnly),
     MemError(Checked<MemErrorCall>),
     ClearMemErrors(ErrnoOnly),
+    AtsTranslate(Checked<AtsTlp<true>>),
+    AtsTranslated(Checked<AtsTlp<false>>),
+    DeviceCache(Checked<DeviceCache>),
 }
 
 impl Step {
@@ -394,6 +402,9 @@ impl Step {
             Step::SetRootEntry(_) => "set_root_entry",
             Step::MemError(_) => "mem_error",
             Step::ClearMemErrors(_) => "clear_mem_errors",
+            Step::AtsTranslate(_) => "ats_translate",
+            Step::AtsTranslated(_) => "ats_translated",
+            Step::DeviceCache(_) => "device_cache",
         }
     }
 
@@ -402,6 +413,9 @@ impl Step {
         matches!(
             self,
             Step::Tlp(_)
+                | Step::AtsTranslate(_)
+                | Step::AtsTranslated(_)
+                | Step::DeviceCache(_)
                 | Step::WriteRegister(_)
                 | Step::RawTlp(_)
                 | Step::WriteMemory(_)
@@ -432,6 +446,9 @@ impl Step {
         !matches!(
             self,
             Step::Tlp(_)
+                | Step::AtsTranslate(_)
+                | Step::AtsTranslated(_)
+                | Step::DeviceCache(_)
                 | Step::Poke(_)
                 | Step::Poison(_)
                 | Step::Heal(_)

@@ -1,6 +1,8 @@
 //! A failing random sequence is shrunk to a few operations and written as a YAML vector
 //! that fails with the driver bug and passes without it; a failure of a request sent while
-//! an operation's invalidations execute is written with `during:` and reproduces.
+//! an operation's invalidations execute is written with `during:` and reproduces; a
+//! device-TLB entry the device-cache check finds stale after an operation is written with
+//! the `ats_translate` steps that filled the device's cache.
 
 use iommu_model::driver::DriverQuirks;
 use iommu_tb::flows::regress::{self, Config};
@@ -21,7 +23,7 @@ fn skipped_pasid_flush_shrinks_to_a_short_vector() {
     };
     // The skipped flush also leaves the PASID's device-TLB entries behind, which the check
     // after each operation reports; this test shrinks a seed where a request catches it
-    // first (a failure after an operation is not written as a vector).
+    // first (the device-cache check is shrunk in the next test).
     let seed = (0..300u64)
         .find(|&seed| {
             let mut env = iommu_tb::env::Env::new(seed);
@@ -75,6 +77,50 @@ fn skipped_pasid_flush_shrinks_to_a_short_vector() {
     let rep = vectors::run_parsed(&v, &RunOptions::default(), &dir, false)
         .expect("the vector passes with the correct driver");
     assert!(rep.tlps >= 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The driver that skips the PASID's device-TLB flush is caught by the device-cache check
+/// after an operation; the seed shrinks to a vector whose `ats_translate` steps fill the
+/// device's cache and whose check after the unmap fails with the bug and passes without.
+#[test]
+fn skipped_pasid_devtlb_flush_shrinks_to_a_device_cache_vector() {
+    let quirks = DriverQuirks {
+        skip_pasid_devtlb_flush: true,
+        ..DriverQuirks::default()
+    };
+    let cfg = Config {
+        quirks,
+        ..Config::default()
+    };
+    let seed = (0..200u64)
+        .find(|&seed| {
+            let mut env = iommu_tb::env::Env::new(seed);
+            let mut k = regress::seed_system(&mut env, seed, quirks).expect("system");
+            regress::run_recorded(&mut k, seed, &cfg).0.is_err()
+        })
+        .expect("the regression catches the skipped device-TLB flush within 200 seeds");
+    let sh = shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS)
+        .expect("shrinking")
+        .expect("the seed fails");
+    assert!(
+        matches!(sh.at, regress::FailPos::Op { .. }),
+        "seed {seed}: {:?}",
+        sh.at
+    );
+    let yaml = shrink::to_yaml(&sh);
+    assert!(sh.ops() <= 8, "{yaml}");
+    assert!(sh.requests() <= 4, "{yaml}");
+    assert!(yaml.contains("- ats_translate: {"), "{yaml}");
+    assert!(yaml.contains("ats_cache: {entries: "), "{yaml}");
+    let dir = std::env::temp_dir().join(format!("iommu-tb-shrink-atc-{}", std::process::id()));
+    let (path, err) = shrink::write_vector(&sh, &dir, quirks).expect("the vector reproduces");
+    assert!(err.contains("stale device-TLB entries"), "{err}");
+    let mut v = vectors::parse_file(&path).expect("the vector parses");
+    assert_eq!(v.driver_bugs, ["skip-pasid-devtlb-flush"]);
+    v.driver_bugs.clear();
+    vectors::run_parsed(&v, &RunOptions::default(), &dir, false)
+        .expect("the vector passes with the correct driver");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

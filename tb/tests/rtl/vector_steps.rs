@@ -76,6 +76,16 @@ fn wrong_pins_of_the_new_steps_fail_at_their_position() {
             "pinned the previous TLP's Translation Completion",
         ),
         (
+            "device-cache-wrong-pin.yaml",
+            "device-cache-wrong-pin.yaml:14:5: step 7 of 7 (`device_cache`)",
+            "pinned: device 00:03.0 caches a translation of 0x100000 for PASID 0x1; it caches none",
+        ),
+        (
+            "ats-translated-not-cached.yaml",
+            "ats-translated-not-cached.yaml:12:5: step 4 of 4 (`ats_translated`)",
+            "device 00:03.0 caches no translation of 0x100000 without PASID",
+        ),
+        (
             "write-memory-wrong-pin.yaml",
             "(`tlp`)",
             "pinned pa 0x800000010, the DUT translated the first byte to 0x800005010",

@@ -69,6 +69,29 @@ fn unmap_flush_vector_catches_the_skipped_pasid_flush() {
     assert!(msg.contains("(`tlp`)"), "{msg}");
 }
 
+#[test]
+fn device_tlb_vector_catches_the_skipped_pasid_devtlb_flush() {
+    let file = vectors_dir().join("ats-unmap-flushes-both-device-tlbs.yaml");
+    let v = vectors::parse_file(&file).expect("parsing");
+    let rep = vectors::run_parsed(&v, &RunOptions::default(), &std::env::temp_dir(), false)
+        .expect("the vector passes with the correct driver");
+    assert!(rep.tlps >= 10, "{}", rep.tlps);
+    let opts = RunOptions {
+        quirks: DriverQuirks {
+            skip_pasid_devtlb_flush: true,
+            ..DriverQuirks::default()
+        },
+        ..RunOptions::default()
+    };
+    let dir = std::env::temp_dir().join("iommu-tb-vectors-devtlb-quirk");
+    let err = vectors::run_parsed(&v, &opts, &dir, false)
+        .expect_err("a driver that skips the PASID's device-TLB flush must fail the vector");
+    let msg = format!("{err:#}");
+    assert!(!vectors::is_input_error(&err), "{msg}");
+    assert!(msg.contains("(`unmap`): stale device-TLB entries"), "{msg}");
+    assert!(msg.contains("pasid=0x1 0x100000+0x1000"), "{msg}");
+}
+
 /// Parses `text` as `bad.yaml` and returns the error message.
 fn parse_err(text: &str) -> String {
     match vectors::parse_str(text, Path::new("bad.yaml"), &vectors_dir()) {
@@ -189,6 +212,31 @@ fn errors_name_file_line_and_column() {
             format!("{HEAD}  - tlp: {{dev: dev, read: 0, expect: {{any_of: [{{any_of: [{{pa: 0}}]}}]}}}}\n"),
             "bad.yaml:5:",
             "not further `any_of:`",
+        ),
+        (
+            format!("{HEAD}  - ats_translate: {{dev: dev, read: 0, at: translated}}\n"),
+            "bad.yaml:5:",
+            "`ats_translate` sets the Address Type itself",
+        ),
+        (
+            format!("{HEAD}  - ats_translate: {{dev: dev, write: 0}}\n"),
+            "bad.yaml:5:",
+            "a Translation Request is a read",
+        ),
+        (
+            format!("{HEAD}  - device_cache: {{dev: dev, iova: 0}}\n"),
+            "bad.yaml:5:",
+            "missing field `cached`",
+        ),
+        (
+            format!("{HEAD}  - device_cache: {{dev: dev, pasid: q, iova: 0, cached: true}}\n"),
+            "bad.yaml:5:",
+            "unknown PASID `q`",
+        ),
+        (
+            format!("ats_cache: {{entries: 0}}\n{HEAD}"),
+            "bad.yaml:1:",
+            "a device's ATS cache holds 1 to 4096 entries",
         ),
         (
             format!("driver_bugs: [no-such-bug]\n{HEAD}"),
