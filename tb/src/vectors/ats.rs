@@ -5,6 +5,7 @@
 //! ([`crate::check::device_cache`], the judge the regression uses after every operation).
 
 use anyhow::{anyhow, ensure, Result};
+use iommu_model::devtlb::AtcEntry;
 use serde::Deserialize;
 
 use crate::check::device_cache::check_device_caches;
@@ -141,21 +142,14 @@ impl Runner {
         let first = req.addr + first_byte_offset(&req);
         let last = first + u64::from(req.byte_len().max(1)) - 1;
         let rid = req.requester_id;
-        let e = self
-            .env()
-            .ats
-            .atc
-            .get(&rid)
-            .and_then(|c| c.lookup(pasid, first))
-            .copied()
-            .ok_or_else(|| {
-                anyhow!(
-                    "device {} caches no translation of {first:#x} {}: it cannot send this \
-                     translated request",
-                    Bdf(rid),
-                    whose(pasid)
-                )
-            })?;
+        let e = self.cached(rid, pasid, first).ok_or_else(|| {
+            anyhow!(
+                "device {} caches no translation of {first:#x} {}: it cannot send this \
+                 translated request",
+                Bdf(rid),
+                whose(pasid)
+            )
+        })?;
         ensure!(
             e.overlaps(last, last),
             "the request {first:#x}..={last:#x} leaves the device's cached translation {e}"
@@ -173,19 +167,18 @@ impl Runner {
             .map(|_| ())
     }
 
+    /// The entry device `rid` would use for a request with `pasid` to `addr`.
+    fn cached(&mut self, rid: u16, pasid: Option<u32>, addr: u64) -> Option<AtcEntry> {
+        let t = self.env().ats.atc.get(&rid)?;
+        t.lookup(pasid, addr).copied()
+    }
+
     /// `device_cache`: the pin on whether the device caches a translation of the address.
     pub(super) fn device_cache(&mut self, c: &DeviceCache) -> Result<()> {
         let rid = self.devref(&c.dev)?;
         let pasid = c.pasid.as_ref().map(|p| self.pasid(p)).transpose()?;
         let iova = self.value(&c.iova)?;
-        let held = self
-            .env()
-            .ats
-            .atc
-            .get(&rid)
-            .and_then(|t| t.lookup(pasid, iova))
-            .copied();
-        match (held, c.cached) {
+        match (self.cached(rid, pasid, iova), c.cached) {
             (Some(_), true) | (None, false) => Ok(()),
             (Some(e), false) => Err(anyhow!(
                 "pinned: device {} caches no translation of {iova:#x} {}; it caches {e}",

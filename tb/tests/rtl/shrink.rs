@@ -80,9 +80,11 @@ fn skipped_pasid_flush_shrinks_to_a_short_vector() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The driver that skips the PASID's device-TLB flush is caught by the device-cache check
-/// after an operation; the seed shrinks to a vector whose `ats_translate` steps fill the
-/// device's cache and whose check after the unmap fails with the bug and passes without.
+/// The regression's ATS device caches the unit's Translation Completions; a driver that
+/// skips the type 8 device-TLB invalidation on unmap leaves a PASID entry in it, which the
+/// device-cache check after the operation names. The seed shrinks to a vector whose
+/// `ats_translate` steps fill the device's cache and whose check after the unmap fails with
+/// the bug and passes without.
 #[test]
 fn skipped_pasid_devtlb_flush_shrinks_to_a_device_cache_vector() {
     let quirks = DriverQuirks {
@@ -93,13 +95,16 @@ fn skipped_pasid_devtlb_flush_shrinks_to_a_device_cache_vector() {
         quirks,
         ..Config::default()
     };
-    let seed = (0..200u64)
-        .find(|&seed| {
+    let (seed, e) = (0..200u64)
+        .find_map(|seed| {
             let mut env = iommu_tb::env::Env::new(seed);
             let mut k = regress::seed_system(&mut env, seed, quirks).expect("system");
-            regress::run_recorded(&mut k, seed, &cfg).0.is_err()
+            let e = regress::run(&mut k, seed, &cfg).err()?;
+            Some((seed, format!("{e:#}")))
         })
         .expect("the regression catches the skipped device-TLB flush within 200 seeds");
+    assert!(e.contains("stale device-TLB entries"), "{e}");
+    assert!(e.contains("device 0x0180 still caches pasid="), "{e}");
     let sh = shrink::shrink(seed, &cfg, shrink::MAX_REPLAYS)
         .expect("shrinking")
         .expect("the seed fails");
