@@ -148,6 +148,13 @@ pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<Rtl
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_cace);
     e.ats.atc_capacity = [1, 2, 4, 8, 16, 64][rng.gen_range(0..6)];
     e.ats.random_replacement = rng.gen_bool(0.5);
+    // One seed in 8: the ATS device answers 2-6% of the Invalidate Requests after the
+    // unit's time-out and loses the answers of another 2-6%; the driver resubmits each
+    // batch whose wait the unit aborted (FSTS.ITE, docs/contract.md 6.5).
+    if rng.gen_range(0..8) == 0 {
+        e.ats.late_pct = rng.gen_range(2..=6);
+        e.ats.lost_pct = rng.gen_range(2..=6);
+    }
     Ok(k)
 }
 
