@@ -27,6 +27,9 @@ use thiserror::Error;
 mod ats;
 mod maint;
 mod pgtable;
+mod submit;
+
+pub use submit::MAX_RESUBMITS;
 
 use pgtable::Owner;
 
@@ -49,6 +52,11 @@ pub enum HwError {
     Queue(String),
     #[error("timed out waiting for the hardware")]
     Timeout,
+    /// A device-TLB invalidation timed out (FSTS.ITE) and the hardware aborted the batch's
+    /// wait; the hardware has cleared ITE again, as `qi_check_fault()` does. The driver
+    /// resubmits the batch ([`MAX_RESUBMITS`]).
+    #[error("device-TLB invalidation time-out (FSTS.ITE), the batch's wait aborted: {0}")]
+    InvalidationTimeout(String),
 }
 
 /// What the driver needs from the translation unit: memory it shares with it, the
@@ -64,7 +72,8 @@ pub trait IommuHw {
     /// Sets GCMD.TE, waiting for GSTS.TES.
     fn enable_translation(&mut self) -> Result<(), HwError>;
     /// Queues `descs` (the last one is an invalidation wait) and waits for the wait's
-    /// status write.
+    /// status write. When the hardware aborts that wait because a device-TLB invalidation
+    /// timed out, it clears FSTS.ITE and returns [`HwError::InvalidationTimeout`].
     fn submit(&mut self, descs: &[Descriptor]) -> Result<(), HwError>;
     /// Whether the queue executes device-TLB invalidations (descriptor types 3 and 8)
     /// when ECAP.DT = 1 ([`Caps::dev_tlb_usable`]).
@@ -137,12 +146,15 @@ impl DriverQuirks {
     }
 }
 
-/// One `qi_submit_sync()` call: the descriptors including the trailing wait.
+/// One submission of `qi_submit_sync()`: the descriptors including the trailing wait.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     pub seq: u32,
     pub reason: String,
     pub descs: Vec<Descriptor>,
+    /// The hardware aborted the wait (device-TLB invalidation time-out); the same
+    /// descriptors follow in the log again, resubmitted with a new status value.
+    pub aborted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +210,8 @@ pub struct Driver<H: IommuHw> {
     dids: BTreeSet<u16>,
     log: Vec<Batch>,
     seq: u32,
+    /// Batches resubmitted after a device-TLB invalidation time-out.
+    resubmits: u64,
 }
 
 fn mem_err(_: MemError) -> Errno {
@@ -231,6 +245,7 @@ impl<H: IommuHw> Driver<H> {
             dids: BTreeSet::new(),
             log: Vec::new(),
             seq: 0,
+            resubmits: 0,
         };
         d.root_entry()?;
         d.hw.enable_translation()?;
@@ -267,6 +282,11 @@ impl<H: IommuHw> Driver<H> {
     pub fn take_log(&mut self) -> Vec<Batch> {
         std::mem::take(&mut self.log)
     }
+    /// How many times a batch was resubmitted because the hardware aborted its wait on a
+    /// device-TLB invalidation time-out.
+    pub fn resubmits(&self) -> u64 {
+        self.resubmits
+    }
     /// The DID a domain holds on this unit.
     pub fn domain_did(&self, id: DomainId) -> Option<u16> {
         self.domains.get(&id).and_then(|d| d.did)
@@ -287,28 +307,6 @@ impl<H: IommuHw> Driver<H> {
         let d = self.devs.get(&dev)?;
         let t = d.pasid_tables.get(&u64::from(pasid >> pde::SHIFT))?;
         Some(t + u64::from(pasid & 0x3F) * pe::SIZE)
-    }
-
-    /// `qi_submit_sync()`: the batch plus an invalidation wait with a status write.
-    fn submit(&mut self, reason: &str, mut descs: Vec<Descriptor>) -> Result<(), HwError> {
-        if descs.is_empty() {
-            return Ok(());
-        }
-        self.seq = self.seq.wrapping_add(1);
-        descs.push(Descriptor::Wait {
-            intr: false,
-            sw: true,
-            fence: false,
-            status_data: self.seq,
-            status_addr: self.status,
-        });
-        self.hw.submit(&descs)?;
-        self.log.push(Batch {
-            seq: self.seq,
-            reason: reason.to_string(),
-            descs,
-        });
-        Ok(())
     }
 
     fn write_mem(&mut self, pa: u64, val: u64) -> Result<(), Errno> {

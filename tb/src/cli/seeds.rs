@@ -341,6 +341,7 @@ pub fn coverage(
                 let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
                 let mut c = Coverage::new();
                 regress::run_with_coverage(&mut k, seed, rcfg, Some(&mut c))?;
+                c.sample_resubmits(k.ops().resubmits());
                 if verilated {
                     let path = dat_dir.join(format!("seed-{seed}.dat"));
                     k.ops_mut().hw_mut().env.dut.coverage_write(&path)?;

@@ -53,8 +53,11 @@
 //!   Domain-selective context-cache invalidation is left out: Linux never issues one
 //!   (drivers/iommu/intel only names `DMA_CCMD_DOMAIN_INVL` in `__iommu_flush_context()`;
 //!   scalable-mode context entries carry no DID, so device-selective and global are the
-//!   granularities it uses). The device-TLB invalidations (types 3 and 8) are one bin
-//!   each: the driver sends them for the ATS device's attachments.
+//!   granularities it uses). The device-TLB invalidations (types 3 and 8) are split by
+//!   size the same way (one page, a range, the whole space): the driver sends them for the
+//!   ATS device's attachments. One more bin counts the batches the driver resubmitted
+//!   because a device-TLB invalidation timed out (FSTS.ITE) and the unit aborted the wait:
+//!   the regression's seeds whose ATS device answers some requests late or never.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -168,13 +171,17 @@ pub enum Inval {
     PasidDevTlbPage,
     PasidDevTlbRange,
     PasidDevTlbAll,
+    /// Not a descriptor: a device-TLB invalidation timed out (FSTS.ITE), the unit aborted
+    /// the batch's wait and the driver resubmitted the batch (docs/contract.md 6.5).
+    DevTlbTimeout,
 }
 
 impl Inval {
     /// Every granularity the driver issues (not [`Inval::ContextDomain`]: see the module
     /// documentation). The device-TLB types come from the ATS device's range flushes and
-    /// PASID-entry teardowns.
-    pub const ALL: [Inval; 19] = [
+    /// PASID-entry teardowns; the time-out from the seeds whose ATS device answers late or
+    /// never.
+    pub const ALL: [Inval; 20] = [
         Self::ContextGlobal,
         Self::ContextDevice,
         Self::IotlbGlobal,
@@ -194,6 +201,7 @@ impl Inval {
         Self::PasidDevTlbPage,
         Self::PasidDevTlbRange,
         Self::PasidDevTlbAll,
+        Self::DevTlbTimeout,
     ];
 
     pub fn of(d: &Descriptor) -> Self {
@@ -317,7 +325,9 @@ impl Group {
             Self::Fault => "fault: reason x path",
             Self::Recording => "fault recording: recorded / suppressed by FPD",
             Self::Window => "inside an invalidation window: window x outcome",
-            Self::Invalidation => "invalidation: descriptor type x granularity",
+            Self::Invalidation => {
+                "invalidation: descriptor type x granularity; device-TLB time-out"
+            }
             Self::Ats => "ATS Translation Request: path x stage x page size x access granted",
         }
     }
@@ -749,6 +759,17 @@ impl Coverage {
     pub fn sample_descriptors(&mut self, descs: &[Descriptor]) {
         for d in descs {
             self.hit(Bin::Invalidation(Inval::of(d)));
+        }
+    }
+
+    /// The batches of a run the driver resubmitted after a device-TLB invalidation
+    /// time-out ([`iommu_model::driver::Driver::resubmits`]): one hit each.
+    pub fn sample_resubmits(&mut self, n: u64) {
+        if n > 0 {
+            *self
+                .bins
+                .entry(Bin::Invalidation(Inval::DevTlbTimeout))
+                .or_insert(0) += n;
         }
     }
 

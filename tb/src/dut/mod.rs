@@ -30,6 +30,11 @@ impl Stepper<'_> {
 /// The unit's Completer ID in the completions it builds (bus 0, device 0, function 0).
 pub const COMPLETER_ID: u16 = 0x0000;
 
+/// The device-TLB invalidation time-out of the verilated unit (`iommu_top` parameter
+/// `AtsInvTimeout`, left at its default): an Invalidate Request unanswered for this many
+/// cycles, and at most 1.5 times as many, sets FSTS.ITE (docs/contract.md 6.5).
+pub const ATS_INV_TIMEOUT: u64 = 8192;
+
 /// A set of output port groups for [`Dut::step_into`]: the outputs a caller reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ports(u8);

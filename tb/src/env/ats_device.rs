@@ -1,7 +1,9 @@
 //! The ATS side of the devices below the unit: takes the Invalidate Request messages the
 //! unit sends on its `ats_inv` port, applies each to the addressed device's ATS cache
 //! ([`iommu_model::devtlb::DevTlb`]) and answers with Invalidate Completion messages on
-//! rx after a random (seeded) delay, or late, or never (PCIe 10.3; docs/contract.md 6.3).
+//! rx after a random (seeded) delay, or never (PCIe 10.3; docs/contract.md 6.3). Single
+//! requests may also be answered late, after the unit's time-out, or not at all
+//! ([`Fate`]): scripted one by one, or a seeded percentage of them.
 //!
 //! Completions go in on rx only in cycles no other agent drives it, so they queue behind
 //! the device traffic already sent, as PCIe orders them.
@@ -15,7 +17,7 @@ use iommu_model::kernel::NO_PASID;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::dut::{DutIn, DutOut, COMPLETER_ID};
+use crate::dut::{DutIn, DutOut, ATS_INV_TIMEOUT, COMPLETER_ID};
 
 /// PCIe Msg routed by ID (Type 10010b) and the ATS invalidation message codes.
 const TYPE_MSG_ID: u32 = 0b10010;
@@ -113,6 +115,24 @@ pub enum Answer {
     Never,
 }
 
+/// What becomes of one Invalidate Request's completions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// As [`AtsDevice::answer`] says.
+    Normal,
+    /// The first completion after [`LATE_MIN`] to [`LATE_MAX`] cycles, when the unit's
+    /// time-out has fired; the others (CC > 1) follow as [`AtsDevice::answer`] spaces them.
+    Late,
+    /// None: the completions are lost (the device has still applied the request).
+    Lost,
+}
+
+/// The earliest a late answer comes: 1.6 times the unit's time-out, so after the time-out
+/// fired (it fires at most 1.5 times the time-out after the request left).
+pub const LATE_MIN: u64 = ATS_INV_TIMEOUT * 8 / 5;
+/// The latest a late answer comes: twice the time-out.
+pub const LATE_MAX: u64 = ATS_INV_TIMEOUT * 2;
+
 /// An Invalidate Completion header to the unit: Fmt 001b (4 DW, no data), Type 10010b,
 /// Requester ID = the device, Device ID = the unit's Completer ID, CC (0 = 8), ITag vector.
 pub fn completion_hdr(device: u16, cc: u8, itags: u32) -> [u32; 4] {
@@ -131,6 +151,14 @@ pub struct AtsDevice {
     pub completions: u8,
     /// Percentage of cycles the devices take an Invalidate Request.
     pub ready_pct: u32,
+    /// The fates of the next Invalidate Requests, in order; once it is empty each request
+    /// is answered late with probability `late_pct` % and lost with `lost_pct` %.
+    pub fates: VecDeque<Fate>,
+    pub late_pct: u32,
+    pub lost_pct: u32,
+    /// Requests answered late and requests never answered so far.
+    pub late: u64,
+    pub lost: u64,
     /// Every Invalidate Request taken, oldest first.
     pub requests: Vec<InvRequestMsg>,
     /// Each device's ATS cache, by Device ID: filled from the Translation Completions the
@@ -154,6 +182,11 @@ impl AtsDevice {
             answer: Answer::After { min: 1, max: 40 },
             completions: 1,
             ready_pct: 100,
+            fates: VecDeque::new(),
+            late_pct: 0,
+            lost_pct: 0,
+            late: 0,
+            lost: 0,
             requests: Vec::new(),
             atc: BTreeMap::new(),
             atc_capacity: iommu_model::devtlb::DEFAULT_CAPACITY,
@@ -209,6 +242,11 @@ impl AtsDevice {
         self.pending.len()
     }
 
+    /// The cycle the next completion is due.
+    pub fn next_due(&self) -> Option<u64> {
+        self.pending.front().map(|&(due, _)| due)
+    }
+
     /// Before the clock edge: the ready of the `ats_inv` port, and a due completion on rx
     /// when no other agent drives it.
     pub(crate) fn drive(&mut self, cycle: u64, inp: &mut DutIn) {
@@ -249,18 +287,55 @@ impl AtsDevice {
                 t.invalidate(&req);
             }
             self.requests.push(m);
-            if let Answer::After { min, max } = self.answer {
-                let n = self.completions.clamp(1, 8);
-                let hdr = completion_hdr(m.device_id(), n, 1 << m.itag());
-                let mut due = cycle;
-                for _ in 0..n {
-                    due += self.rng.gen_range(min..=max.max(min));
+            let fate = self.fate();
+            let n = self.completions.clamp(1, 8);
+            let hdr = completion_hdr(m.device_id(), n, 1 << m.itag());
+            let spacing = match self.answer {
+                Answer::After { min, max } => Some((min, max.max(min))),
+                Answer::Never => None,
+            };
+            let mut due = cycle;
+            match (fate, spacing) {
+                (Fate::Lost, _) => self.lost += 1,
+                (Fate::Normal, None) => {}
+                (Fate::Late, _) => {
+                    self.late += 1;
+                    due += self.rng.gen_range(LATE_MIN..=LATE_MAX);
                     self.pending.push_back((due, hdr));
+                    for _ in 1..n {
+                        due += spacing.map_or(1, |(lo, hi)| self.rng.gen_range(lo..=hi));
+                        self.pending.push_back((due, hdr));
+                    }
                 }
-                // Answers to different requests may come back in any order.
-                let v = self.pending.make_contiguous();
-                v.sort_by_key(|&(d, _)| d);
+                (Fate::Normal, Some((lo, hi))) => {
+                    for _ in 0..n {
+                        due += self.rng.gen_range(lo..=hi);
+                        self.pending.push_back((due, hdr));
+                    }
+                }
             }
+            // Answers to different requests may come back in any order.
+            let v = self.pending.make_contiguous();
+            v.sort_by_key(|&(d, _)| d);
+        }
+    }
+
+    /// The next request's fate: scripted, else drawn (no draw when both percentages are 0,
+    /// so a device that always answers sees the same delays as before they existed).
+    fn fate(&mut self) -> Fate {
+        if let Some(f) = self.fates.pop_front() {
+            return f;
+        }
+        if self.late_pct == 0 && self.lost_pct == 0 {
+            return Fate::Normal;
+        }
+        let x = self.rng.gen_range(0..100);
+        if x < self.lost_pct {
+            Fate::Lost
+        } else if x < self.lost_pct + self.late_pct {
+            Fate::Late
+        } else {
+            Fate::Normal
         }
     }
 }

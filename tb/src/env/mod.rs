@@ -20,7 +20,7 @@ pub(crate) mod mem;
 pub(crate) mod monitor;
 pub(crate) mod tlp_agent;
 
-pub use ats_device::{completion_hdr, Answer, AtsDevice, InvRequestMsg};
+pub use ats_device::{completion_hdr, Answer, AtsDevice, Fate, InvRequestMsg, LATE_MAX, LATE_MIN};
 pub use csr::CsrError;
 pub use exchange::{drain, exchange};
 pub use harness::{run_test, run_test_in, TestFailure};

@@ -145,16 +145,45 @@ pub fn seed_system(env: &mut Env, seed: u64, quirks: DriverQuirks) -> Result<Rtl
     e.tlp.gap_pct = gap;
     e.tlp.tx_ready_pct = tx;
     e.tlp.cpl_ready_pct = cpl;
-    (e.ats.atc_capacity, e.ats.random_replacement) = seed_ats_cache(seed);
+    let a = seed_ats(seed);
+    e.ats.atc_capacity = a.entries;
+    e.ats.random_replacement = a.random_replacement;
+    e.ats.late_pct = a.late_pct;
+    e.ats.lost_pct = a.lost_pct;
     Ok(k)
 }
 
-/// The ATS devices' cache of one seed: entries, and whether a full cache replaces a random
-/// entry (else the oldest).
-pub fn seed_ats_cache(seed: u64) -> (usize, bool) {
+/// The ATS devices of one seed ([`seed_ats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedAts {
+    /// Entries of each device's cache.
+    pub entries: usize,
+    /// A full cache replaces a random entry (else the oldest).
+    pub random_replacement: bool,
+    /// Percentages of Invalidate Requests answered after the unit's time-out, and never.
+    pub late_pct: u32,
+    pub lost_pct: u32,
+}
+
+/// The ATS devices of one seed: the size and replacement policy of their caches, and, in
+/// one seed in 8, 2-6% of the Invalidate Requests answered after the unit's time-out and
+/// another 2-6% never answered (the driver resubmits each batch whose wait the unit
+/// aborted: FSTS.ITE, docs/contract.md 6.5).
+pub fn seed_ats(seed: u64) -> SeedAts {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa7c_cace);
     let entries = [1, 2, 4, 8, 16, 64][rng.gen_range(0..6)];
-    (entries, rng.gen_bool(0.5))
+    let random_replacement = rng.gen_bool(0.5);
+    let (late_pct, lost_pct) = if rng.gen_range(0..8) == 0 {
+        (rng.gen_range(2..=6), rng.gen_range(2..=6))
+    } else {
+        (0, 0)
+    };
+    SeedAts {
+        entries,
+        random_replacement,
+        late_pct,
+        lost_pct,
+    }
 }
 
 /// Runs one seed on `k`.

@@ -528,11 +528,21 @@ pub fn to_yaml(sh: &Shrunk) -> String {
         t.ready_pct,
         if t.in_order { ", in_order: true" } else { "" }
     );
-    let (entries, random) = regress::seed_ats_cache(sh.seed);
+    let a = regress::seed_ats(sh.seed);
     let _ = writeln!(
         y,
-        "ats_cache: {{entries: {entries}, replacement: {}}}",
-        if random { "random" } else { "oldest" }
+        "ats_device: {{entries: {}, replacement: {}{}}}",
+        a.entries,
+        if a.random_replacement {
+            "random"
+        } else {
+            "oldest"
+        },
+        if a.late_pct + a.lost_pct > 0 {
+            format!(", late_pct: {}, lost_pct: {}", a.late_pct, a.lost_pct)
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(y, "devices:");
     for (r, max) in DEVS {

@@ -5,8 +5,10 @@
 //! tables into it exactly as it does for the golden hardware. Register programming goes over
 //! the CSR bus (RTADDR + SRTP, TE, IQA + QIE), and `submit` writes 256-bit descriptors into
 //! the invalidation queue in memory, moves IQT, and runs the clock until the wait
-//! descriptor's status write lands (or FSTS.IQE says the queue stopped, or FSTS.ITE that a
-//! device-TLB invalidation timed out).
+//! descriptor's status write lands (or FSTS.IQE says the queue stopped). FSTS.ITE (a
+//! device-TLB invalidation timed out) is handled as Linux's `qi_check_fault()` handles it:
+//! cleared, and reported as [`HwError::InvalidationTimeout`] when the unit aborted the
+//! batch's wait, for the driver to resubmit the batch (docs/contract.md 6.5).
 
 use iommu_model::driver::{HwError, IommuHw};
 use iommu_model::mem::{Mem, PhysMem};
@@ -41,6 +43,9 @@ pub struct RtlHw {
     /// Status word and sequence number of the waits `submit_and_wait` appends.
     own_status: Option<u64>,
     own_seq: u32,
+    /// Times `submit` found FSTS.ITE set (a device-TLB invalidation timed out) and cleared
+    /// it.
+    pub ite_count: u64,
 }
 
 fn csr_err(e: impl std::fmt::Display) -> HwError {
@@ -75,6 +80,7 @@ impl RtlHw {
             background: None,
             own_status: None,
             own_seq: 0,
+            ite_count: 0,
         })
     }
 
@@ -135,6 +141,14 @@ impl RtlHw {
             status_addr: status,
         });
         self.submit(&batch)
+    }
+
+    /// Whether the status word at `word` holds `data` in the half `shift` selects.
+    fn status_landed(&mut self, word: u64, shift: u32, data: u32) -> bool {
+        self.mem_agent()
+            .mem
+            .read64(word)
+            .is_ok_and(|v| (v >> shift) as u32 == data)
     }
 
     /// Re-reads the tail after software (a test) moved the queue by other means.
@@ -208,13 +222,7 @@ impl IommuHw for RtlHw {
             if let Some(e) = &self.mem_agent().protocol_error {
                 return Err(HwError::Queue(format!("memory port protocol: {e}")));
             }
-            let landed = self
-                .mem_agent()
-                .mem
-                .read64(word)
-                .map(|v| (v >> shift) as u32 == status_data)
-                .unwrap_or(false);
-            if landed {
+            if self.status_landed(word, shift, status_data) {
                 let now = self.env.dut.cycle();
                 let agent = self.mem_agent();
                 agent.watch = None;
@@ -229,14 +237,27 @@ impl IommuHw for RtlHw {
                 next_check = waited + 256;
                 let f = self.env.read32(regs::FSTS).map_err(csr_err)?;
                 if f & regs::FSTS_ITE != 0 {
-                    let iqh = self.env.read64(regs::IQH).map_err(csr_err)?;
-                    return Err(HwError::Queue(format!(
-                        "FSTS.ITE set: an Invalidate Request was not answered in time ({} \
-                         sent, {} answers pending), IQH at descriptor {}",
-                        self.env.ats.requests.len(),
-                        self.env.ats.pending(),
-                        iqh >> 5
-                    )));
+                    // qi_check_fault(): clear ITE (RW1C). While it was set the unit fetched
+                    // nothing and aborted a wait it had fetched; cleared, it cannot abort
+                    // one any more. IQH at the tail with no status written means this
+                    // batch's wait was the one aborted; otherwise the unit goes on with
+                    // the batch from IQH and the wait completes (the dropped ITags no
+                    // longer hold it back).
+                    self.env
+                        .write32(regs::FSTS, regs::FSTS_ITE)
+                        .map_err(csr_err)?;
+                    self.ite_count += 1;
+                    let iqh = self.env.read64(regs::IQH).map_err(csr_err)? >> 5;
+                    if iqh == self.iq_tail && !self.status_landed(word, shift, status_data) {
+                        self.mem_agent().watch = None;
+                        return Err(HwError::InvalidationTimeout(format!(
+                            "an Invalidate Request was not answered in time ({} sent, {} \
+                             answers pending); IQH moved past the wait at descriptor {}",
+                            self.env.ats.requests.len(),
+                            self.env.ats.pending(),
+                            wait_slot
+                        )));
+                    }
                 }
                 if f & regs::FSTS_IQE != 0 {
                     let iqer = self.env.read64(regs::IQER).map_err(csr_err)?;

@@ -1,7 +1,9 @@
 //! The device side of ATS in vectors: `ats_translate` (a Translation Request whose
 //! completion the device caches), `ats_translated` (a translated request from the device's
-//! cache), `device_cache` (a pin on what the device caches), the `ats_cache:` size and
-//! replacement policy, and the device-cache check after every step
+//! cache), `device_cache` (a pin on what the device caches), `ats_answers` (what becomes of
+//! the answers to the next Invalidate Requests), the devices' cache size, replacement
+//! policy and late or lost answers (`ats_device:`), and the device-cache check after every
+//! step
 //! ([`crate::check::device_cache`], the judge the regression uses after every operation).
 
 use anyhow::{anyhow, ensure, Result};
@@ -9,22 +11,28 @@ use iommu_model::devtlb::AtcEntry;
 use serde::Deserialize;
 
 use crate::check::device_cache::check_device_caches;
-use crate::env::Env;
+use crate::env::{Env, Fate};
 use crate::tlp::{self, Bdf};
 
 use super::judging::first_byte_offset;
 use super::*;
 
-/// The ATS cache of every device of the vector: `ats_cache: {entries: 8, replacement:
-/// random}` (default: [`iommu_model::devtlb::DEFAULT_CAPACITY`] entries, the oldest
-/// replaced).
+/// The ATS devices of the vector: `ats_device: {entries: 8, replacement: random,
+/// late_pct: 5, lost_pct: 5}` (default: [`iommu_model::devtlb::DEFAULT_CAPACITY`] cache
+/// entries, the oldest replaced, every Invalidate Request answered within 40 cycles).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct AtsCache {
+pub struct AtsDeviceDecl {
     #[serde(default)]
     pub entries: Option<Num>,
     #[serde(default)]
     pub replacement: Replacement,
+    /// Percentage of Invalidate Requests answered after the unit's time-out.
+    #[serde(default)]
+    pub late_pct: Option<Num>,
+    /// Percentage of Invalidate Requests never answered.
+    #[serde(default)]
+    pub lost_pct: Option<Num>,
 }
 
 /// Which entry a full device cache gives up.
@@ -37,24 +45,59 @@ pub enum Replacement {
     Random,
 }
 
-impl Check for AtsCache {
+impl Check for AtsDeviceDecl {
     fn check(self) -> Result<Self, String> {
-        match self.entries {
-            Some(Num(n)) if n == 0 || n > 4096 => Err(format!(
-                "entries {n}: a device's ATS cache holds 1 to 4096 entries"
-            )),
-            _ => Ok(self),
+        if let Some(Num(n)) = self.entries {
+            if n == 0 || n > 4096 {
+                return Err(format!(
+                    "entries {n}: a device's ATS cache holds 1 to 4096 entries"
+                ));
+            }
         }
+        let pct = |n: Option<Num>| n.map_or(0, |n| n.0);
+        if pct(self.late_pct) + pct(self.lost_pct) > 100 {
+            return Err("`late_pct` and `lost_pct` are percentages of one whole".into());
+        }
+        Ok(self)
     }
 }
 
-impl AtsCache {
-    /// Sets the devices' caches of `env` up.
+impl AtsDeviceDecl {
+    /// Sets the devices of `env` up.
     pub(super) fn apply(&self, env: &mut Env) {
         if let Some(n) = self.entries {
             env.ats.atc_capacity = n.0 as usize;
         }
         env.ats.random_replacement = self.replacement == Replacement::Random;
+        env.ats.late_pct = self.late_pct.map_or(0, |n| n.0 as u32);
+        env.ats.lost_pct = self.lost_pct.map_or(0, |n| n.0 as u32);
+    }
+}
+
+/// `ats_answers: {next: [lost, late, normal]}`: what becomes of the answers to the next
+/// Invalidate Requests the devices take, one by one (`normal`: within 40 cycles; `late`:
+/// after the unit's time-out fired; `lost`: never), before `ats_device:`'s percentages
+/// apply again.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtsAnswers {
+    pub next: Vec<AnswerFate>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerFate {
+    Normal,
+    Late,
+    Lost,
+}
+
+impl Check for AtsAnswers {
+    fn check(self) -> Result<Self, String> {
+        if self.next.is_empty() {
+            return Err("`next:` lists at least one of normal, late, lost".into());
+        }
+        Ok(self)
     }
 }
 
@@ -173,6 +216,16 @@ impl Runner {
         t.lookup(pasid, addr).copied()
     }
 
+    /// `ats_answers`: queues the fates of the next Invalidate Requests' answers.
+    pub(super) fn ats_answers(&mut self, a: &AtsAnswers) {
+        let ats = &mut self.env().ats;
+        ats.fates.extend(a.next.iter().map(|f| match f {
+            AnswerFate::Normal => Fate::Normal,
+            AnswerFate::Late => Fate::Late,
+            AnswerFate::Lost => Fate::Lost,
+        }));
+    }
+
     /// `device_cache`: the pin on whether the device caches a translation of the address.
     pub(super) fn device_cache(&mut self, c: &DeviceCache) -> Result<()> {
         let rid = self.devref(&c.dev)?;
@@ -190,6 +243,15 @@ impl Runner {
                 Bdf(rid),
                 whose(pasid)
             )),
+        }
+    }
+
+    /// Batches the driver has resubmitted after a device-TLB invalidation time-out (0 at
+    /// hardware level).
+    pub(super) fn resubmits(&self) -> u64 {
+        match &self.sys {
+            Sys::Kernel(k) => k.ops().resubmits(),
+            Sys::Bare(_) => 0,
         }
     }
 

@@ -347,7 +347,7 @@ impl UsesNames for Step {
             Step::During(c) => c,
             Step::Fpd(c) => c,
             Step::MemError(c) => c,
-            Step::SetRootEntry(_) | Step::ClearMemErrors(_) => return,
+            Step::SetRootEntry(_) | Step::ClearMemErrors(_) | Step::AtsAnswers(_) => return,
             Step::Heal(_)
             | Step::Invalidate(_)
             | Step::SetRtaddr(_)

@@ -77,7 +77,7 @@ pub fn parse_str(text: &str, file: &Path, base: &Path) -> Result<Vector, VectorE
         driver_bugs: raw.driver_bugs.into_iter().map(|b| b.0).collect(),
         timing: raw.timing.map(|t| t.0),
         expect_failure: raw.expect_failure,
-        ats_cache: raw.ats_cache.map(|c| c.0),
+        ats_device: raw.ats_device.map(|c| c.0),
         steps: raw.steps.into_iter().map(|s| s.0).collect(),
         file: file.to_owned(),
         source: text.to_owned(),
@@ -99,7 +99,8 @@ pub(super) fn check(raw: &RawVector) -> Result<(), (Vec<Seg>, String)> {
                 format!(
                     "`{}` needs the kernel: declare `devices:`; hardware-level vectors use \
                      `memory:`, `registers:`, `tlp`, `raw_tlp`, `write_memory`, `write_register`, \
-                     `read_register`, `descriptor`, `ats_translate`, `ats_translated` and `device_cache`",
+                     `read_register`, `descriptor`, `ats_translate`, `ats_translated`, `ats_answers` \
+                     and `device_cache`",
                     s.keyword()
                 ),
             ));

@@ -409,6 +409,7 @@ impl Runner {
             Step::AtsTranslate(Checked(AtsTlp(t))) => self.ats_translate(t, at)?,
             Step::AtsTranslated(Checked(AtsTlp(t))) => self.ats_translated(t, at)?,
             Step::DeviceCache(Checked(c)) => self.device_cache(c)?,
+            Step::AtsAnswers(Checked(a)) => self.ats_answers(a),
             Step::WriteMemory(Checked(w)) => self.write_memory(w)?,
             Step::Descriptor(Checked(d)) => self.descriptor(d)?,
             Step::ReadRegister(Checked(r)) => self.read_register(r)?,
@@ -607,7 +608,7 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
             vals.insert(d.name.0.clone(), Val::Device(d.rid.0));
         }
         ports.apply(&mut k.ops_mut().hw_mut().env);
-        if let Some(c) = &v.ats_cache {
+        if let Some(c) = &v.ats_device {
             c.apply(&mut k.ops_mut().hw_mut().env);
         }
         let hw = HwState {
@@ -655,7 +656,7 @@ pub(super) fn setup(env: &mut Env, v: &Vector, opts: &RunOptions) -> Result<Runn
         let seed = e.dut.seed();
         e.mem = Some(MemAgent::new(mem, timing, seed));
         ports.apply(&mut e);
-        if let Some(c) = &v.ats_cache {
+        if let Some(c) = &v.ats_device {
             c.apply(&mut e);
         }
         (Sys::Bare(Box::new(e)), HwState::default(), BTreeMap::new())
@@ -714,10 +715,21 @@ fn run_logged(
             let at = [Seg::Key("steps"), Seg::Index(i)];
             r.step_no = i + 1;
             r.keyword = s.keyword();
+            let resubmits = r.resubmits();
             let res = r
                 .step(s, &at)
                 .and_then(|()| r.env().check_assertions())
                 .and_then(|()| r.check_device_caches(s.keyword()));
+            let again = r.resubmits() - resubmits;
+            if again > 0 {
+                r.note(
+                    &at,
+                    format!(
+                        "FSTS.ITE: the driver cleared it and resubmitted {again} batch(es) \
+                         whose wait the unit aborted"
+                    ),
+                );
+            }
             let Err(e) = res else { continue };
             let e = e.context(format!(
                 "{}: step {} of {} (`{}`)",

@@ -35,9 +35,8 @@ pub struct Vector {
     pub timing: Option<Timing>,
     /// The vector passes only if the run fails with a message containing this.
     pub expect_failure: Option<String>,
-    /// The devices' ATS caches (default: [`iommu_model::devtlb::DEFAULT_CAPACITY`]
-    /// entries, the oldest replaced).
-    pub ats_cache: Option<AtsCache>,
+    /// The ATS devices: their caches, late and lost answers ([`AtsDeviceDecl`]).
+    pub ats_device: Option<AtsDeviceDecl>,
     pub steps: Vec<Step>,
     /// The file it was read from.
     pub file: PathBuf,
@@ -79,7 +78,7 @@ pub(super) struct RawVector {
     #[serde(default)]
     pub(super) expect_failure: Option<String>,
     #[serde(default)]
-    pub(super) ats_cache: Option<Checked<AtsCache>>,
+    pub(super) ats_device: Option<Checked<AtsDeviceDecl>>,
     pub(super) steps: Vec<StepIn>,
 }
 
@@ -360,6 +359,7 @@ pub enum Step {
     AtsTranslate(Checked<AtsTlp<true>>),
     AtsTranslated(Checked<AtsTlp<false>>),
     DeviceCache(Checked<DeviceCache>),
+    AtsAnswers(Checked<AtsAnswers>),
 }
 
 impl Step {
@@ -405,6 +405,7 @@ impl Step {
             Step::AtsTranslate(_) => "ats_translate",
             Step::AtsTranslated(_) => "ats_translated",
             Step::DeviceCache(_) => "device_cache",
+            Step::AtsAnswers(_) => "ats_answers",
         }
     }
 
@@ -416,6 +417,7 @@ impl Step {
                 | Step::AtsTranslate(_)
                 | Step::AtsTranslated(_)
                 | Step::DeviceCache(_)
+                | Step::AtsAnswers(_)
                 | Step::WriteRegister(_)
                 | Step::RawTlp(_)
                 | Step::WriteMemory(_)
@@ -449,6 +451,7 @@ impl Step {
                 | Step::AtsTranslate(_)
                 | Step::AtsTranslated(_)
                 | Step::DeviceCache(_)
+                | Step::AtsAnswers(_)
                 | Step::Poke(_)
                 | Step::Poison(_)
                 | Step::Heal(_)

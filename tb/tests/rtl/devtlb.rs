@@ -2,19 +2,27 @@
 //! and 8 become Invalidate Request messages on the `ats_inv` port whose fields are the
 //! descriptor's; a wait completes only after the device's Invalidate Completions; 32 ITags
 //! can be outstanding and no more; a device that never answers sets FSTS.ITE, the pending
-//! wait is aborted and the queue goes on once software clears ITE.
+//! wait is aborted and the queue goes on once software clears ITE; at kernel level the
+//! driver then resubmits the batch, and a completion that comes after the time-out is
+//! harmless.
+
+use std::collections::VecDeque;
 
 use anyhow::{ensure, Context, Result};
 use iommu_model::devtlb::InvalidateRequest;
 use iommu_model::driver::{DriverQuirks, IommuHw};
+use iommu_model::golden::Outcome;
+use iommu_model::kernel::{DeviceDesc, DomainId, DomainType, Rid, Stage};
 use iommu_model::mem::PhysMem;
+use iommu_model::oracle::stale_device_tlb;
 use iommu_model::qi::Descriptor;
 use iommu_model::regs;
-use iommu_tb::dut::COMPLETER_ID;
-use iommu_tb::env::{completion_hdr, Answer, MemTiming};
+use iommu_tb::dut::{ATS_INV_TIMEOUT, COMPLETER_ID};
+use iommu_tb::env::{completion_hdr, Answer, Fate, MemTiming};
 use iommu_tb::hw::system::*;
 use iommu_tb::hw::RtlHw;
-use iommu_tb::{run_test, TestFailure};
+use iommu_tb::tlp::{At, MemRequest};
+use iommu_tb::{run_test, Env, TestFailure};
 
 fn hw(k: &mut RtlKernel) -> &mut RtlHw {
     k.ops_mut().hw_mut()
@@ -216,8 +224,16 @@ fn a_device_that_never_answers_sets_ite_and_the_queue_goes_on() -> Result<(), Te
         let hw = hw(&mut k);
         hw.env.ats.answer = Answer::Never;
         let d = Descriptor::pasid_dev_tlb(0x0180, 0x0180, 3, 32, 0, 0);
-        let (landed, _) = run_batch(hw, &[d], 16_000)?;
+        // Not before the time-out: the request left after it was queued.
+        let (landed, _) = run_batch(hw, &[d], ATS_INV_TIMEOUT)?;
         ensure!(landed.is_none(), "the wait completed without an answer");
+        let fsts = hw.env.read32(regs::FSTS)?;
+        ensure!(
+            fsts & regs::FSTS_ITE == 0,
+            "FSTS.ITE set less than {ATS_INV_TIMEOUT} cycles after the request: {fsts:#x}"
+        );
+        // At most 1.5 times the time-out after it.
+        hw.env.idle((ATS_INV_TIMEOUT / 2) as u32);
         let fsts = hw.env.read32(regs::FSTS)?;
         ensure!(fsts & regs::FSTS_ITE != 0, "FSTS.ITE not set: {fsts:#x}");
         ensure!(
@@ -338,6 +354,255 @@ fn completions_free_only_the_itags_their_device_was_sent() -> Result<(), TestFai
         let tx = send_rx(hw, other)?;
         ensure!(tx == vec![other], "forwarded {tx:x?}, expected {other:x?}");
         ensure!(hw.env.read32(regs::FSTS)? & regs::FSTS_ITE == 0);
+        Ok(())
+    })
+}
+
+/// A device with an ATS capability (DTE = 1).
+const ATS_DEV: Rid = 0x0018;
+/// Two pages far enough apart that each unmap's page-selective invalidations cover one.
+const PAGES: [u64; 2] = [0x10_0000, 0x40_0000];
+
+/// The device-TLB invalidations among the descriptors of a batch.
+fn devtlb_count(descs: &[Descriptor]) -> usize {
+    descs
+        .iter()
+        .filter(|d| matches!(d.type_code(), 3 | 8))
+        .count()
+}
+
+/// [`ATS_DEV`] with a second-stage DMA domain attached at its RID (and, with `pasid`, at
+/// its RID-equivalent PASID), [`PAGES`] mapped, and its ATS cache holding both through the
+/// RID (and the PASID), from the unit's Translation Completions.
+fn ats_mapped(tb: &mut Env, pasid: bool) -> Result<(RtlKernel, DomainId)> {
+    let e = |e| anyhow::anyhow!("{e:?}");
+    let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
+    k.add_device(DeviceDesc {
+        rid: ATS_DEV,
+        max_pasids: 1 << 20,
+        ats: true,
+    })
+    .map_err(e)?;
+    let d = k
+        .domain_alloc(DomainType::Paging(Stage::Second))
+        .map_err(e)?;
+    k.attach_device(ATS_DEV, d).map_err(e)?;
+    let pasid = if pasid {
+        Some(k.enable_dma_pasid(ATS_DEV).map_err(e)?)
+    } else {
+        None
+    };
+    for (i, &iova) in PAGES.iter().enumerate() {
+        map(
+            &mut k,
+            d,
+            iova,
+            0x8_0000_0000 + ((i as u64) << 12),
+            0x1000,
+            true,
+            true,
+        )?;
+        for p in std::iter::once(None).chain(pasid.map(Some)) {
+            let mut r = MemRequest::read(ATS_DEV, 0x31, iova, 2);
+            r.at = At::TranslationRequest;
+            if let Some(p) = p {
+                r = r.with_pasid(p, false, false);
+            }
+            let j = check(&mut k, &r)?;
+            let Outcome::Ats(a) = j.walk.outcome else {
+                anyhow::bail!(
+                    "{r}: expected a Translation Completion, got {}",
+                    j.walk.outcome
+                );
+            };
+            let c = a
+                .atc_entry(p, iova)
+                .context("a completion that grants access")?;
+            env(&mut k).ats.cache(ATS_DEV, c);
+        }
+    }
+    let n = env(&mut k).ats.atc.get(&ATS_DEV).map_or(0, |t| t.len());
+    let want = PAGES.len() * (1 + usize::from(pasid.is_some()));
+    ensure!(n == want, "the device caches {n} entries, not {want}");
+    Ok((k, d))
+}
+
+/// The device caches no entry the oracle rejects, and none of `iova`'s page.
+fn no_stale_entry(k: &RtlKernel, iova: u64) -> Result<()> {
+    let atc = k
+        .ops()
+        .hw()
+        .env
+        .ats
+        .atc
+        .get(&ATS_DEV)
+        .context("the device's cache")?;
+    let stale = stale_device_tlb(k, ATS_DEV, atc);
+    ensure!(stale.is_empty(), "stale device-TLB entries: {stale:?}");
+    ensure!(
+        !atc.entries().any(|e| e.overlaps(iova, iova + 0xFFF)),
+        "the device still caches {iova:#x}: {atc:?}"
+    );
+    Ok(())
+}
+
+fn fsts(k: &mut RtlKernel) -> Result<u32> {
+    Ok(env(k).read32(regs::FSTS)?)
+}
+
+#[test]
+fn an_unmap_whose_invalidate_completion_is_lost_is_resubmitted() -> Result<(), TestFailure> {
+    run_test("devtlb_lost_completion", 86, |tb| {
+        let (mut k, d) = ats_mapped(tb, true)?;
+        let log_start = k.ops().log().len();
+        let sent_before = hw(&mut k).env.ats.requests.len();
+        // The first Invalidate Request of the unmap is applied and never answered.
+        hw(&mut k).env.ats.fates = VecDeque::from([Fate::Lost]);
+        unmap(&mut k, d, PAGES[0], 0x1000)?;
+        ensure!(hw(&mut k).env.ats.lost == 1, "no answer was lost");
+        ensure!(
+            k.ops().resubmits() == 1 && hw(&mut k).ite_count == 1,
+            "{} resubmissions, FSTS.ITE seen {} times; expected 1 and 1",
+            k.ops().resubmits(),
+            hw(&mut k).ite_count
+        );
+        let f = fsts(&mut k)?;
+        ensure!(
+            f & (regs::FSTS_ITE | regs::FSTS_IQE) == 0,
+            "FSTS {f:#x} after the unmap"
+        );
+        // The log: the batch aborted, then the same descriptors again with another status
+        // value.
+        let log = &k.ops().log()[log_start..];
+        ensure!(log.len() == 2, "{} batches logged: {log:#?}", log.len());
+        let (a, b) = (&log[0], &log[1]);
+        ensure!(a.aborted && !b.aborted, "{log:#?}");
+        let n = a.descs.len();
+        ensure!(a.descs[..n - 1] == b.descs[..n - 1], "{log:#?}");
+        ensure!(
+            a.seq != b.seq,
+            "the resubmitted wait reuses status value {}",
+            a.seq
+        );
+        // Both submissions went to the device.
+        let per_batch = devtlb_count(&a.descs);
+        ensure!(per_batch == 2, "the unmap sends types 3 and 8: {log:#?}");
+        let sent = hw(&mut k).env.ats.requests.len() - sent_before;
+        ensure!(
+            sent == 2 * per_batch,
+            "{sent} Invalidate Requests for two submissions of {per_batch}"
+        );
+        no_stale_entry(&k, PAGES[0])?;
+        // The queue goes on: the next unmap needs no resubmission.
+        unmap(&mut k, d, PAGES[1], 0x1000)?;
+        ensure!(k.ops().resubmits() == 1);
+        no_stale_entry(&k, PAGES[1])?;
+        Ok(())
+    })
+}
+
+#[test]
+fn a_completion_after_the_time_out_is_no_false_alarm() -> Result<(), TestFailure> {
+    run_test("devtlb_late_completion", 87, |tb| {
+        // Attached at the RID only: each unmap sends one Invalidate Request (type 3).
+        let (mut k, d) = ats_mapped(tb, false)?;
+        let first = hw(&mut k).env.ats.requests.len();
+        hw(&mut k).env.ats.fates = VecDeque::from([Fate::Late]);
+        unmap(&mut k, d, PAGES[0], 0x1000)?;
+        ensure!(
+            k.ops().resubmits() == 1 && hw(&mut k).env.ats.late == 1,
+            "{} resubmissions, {} late answers",
+            k.ops().resubmits(),
+            hw(&mut k).env.ats.late
+        );
+        no_stale_entry(&k, PAGES[0])?;
+        // The late answer is still to come: the unit dropped its ITag at the time-out.
+        let h = hw(&mut k);
+        ensure!(
+            h.env.ats.pending() == 1,
+            "{} answers pending",
+            h.env.ats.pending()
+        );
+        let due = h.env.ats.next_due().context("the late answer")?;
+        let itag = h.env.ats.requests[first].itag();
+        // It comes while the next unmap's request to the same device is out under the same
+        // (lowest free) ITag, and frees it before the device's own answer: the wait
+        // completes early. The device applied the request when it took it, so nothing it
+        // caches is stale, and nothing else happens.
+        while due > h.env.dut.cycle() + 1500 {
+            h.env.tick();
+        }
+        h.env.ats.answer = Answer::After {
+            min: ATS_INV_TIMEOUT / 2,
+            max: ATS_INV_TIMEOUT / 2,
+        };
+        let second = h.env.ats.requests.len();
+        unmap(&mut k, d, PAGES[1], 0x1000)?;
+        let h = hw(&mut k);
+        let got = &h.env.ats.requests[second..];
+        ensure!(
+            got.len() == 1,
+            "the second unmap sent {} requests",
+            got.len()
+        );
+        let reused = got[0];
+        ensure!(
+            reused.itag() == itag && reused.cycle < due,
+            "{reused} is not under ITag {itag} or left after the late answer was due ({due})"
+        );
+        ensure!(
+            h.env.ats.pending() == 1 && h.env.dut.cycle() < reused.cycle + ATS_INV_TIMEOUT / 2,
+            "the wait did not complete on the late answer ({} answers pending at cycle {})",
+            h.env.ats.pending(),
+            h.env.dut.cycle()
+        );
+        no_stale_entry(&k, PAGES[1])?;
+        // The device's own answer comes for an ITag that is free: nothing happens.
+        let h = hw(&mut k);
+        while h.env.ats.pending() > 0 {
+            h.env.tick();
+        }
+        h.env.idle(100);
+        ensure!(
+            k.ops().resubmits() == 1 && hw(&mut k).ite_count == 1,
+            "the late answer caused another time-out or resubmission"
+        );
+        let f = fsts(&mut k)?;
+        ensure!(f & (regs::FSTS_ITE | regs::FSTS_IQE) == 0, "FSTS {f:#x}");
+        // And the queue goes on.
+        let h = hw(&mut k);
+        h.env.ats.answer = Answer::After { min: 1, max: 40 };
+        h.submit_and_wait(&[Descriptor::dev_tlb(ATS_DEV, ATS_DEV, 32, 0, 52)])?;
+        no_stale_entry(&k, PAGES[1])?;
+        Ok(())
+    })
+}
+
+#[test]
+fn a_time_out_before_the_wait_is_fetched_leaves_the_wait_to_complete() -> Result<(), TestFailure> {
+    run_test("devtlb_timeout_before_wait", 88, |tb| {
+        let mut k = system_on(tb, MemTiming::default(), DriverQuirks::default())?;
+        let hw = hw(&mut k);
+        // 32 requests never answered hold every ITag; the 33rd waits in the queue, before
+        // the wait, until the time-out drops them.
+        hw.env.ats.fates = VecDeque::from(vec![Fate::Lost; 32]);
+        let descs: Vec<Descriptor> = (0..33u64)
+            .map(|i| Descriptor::dev_tlb(0x0180, 0x0180, 32, i << 12, 0))
+            .collect();
+        // qi_check_fault(): ITE is cleared; the wait was not aborted (IQH had not passed
+        // it), so the batch is not resubmitted: the queue goes on with the 33rd request,
+        // which is answered, and the wait completes.
+        hw.submit_and_wait(&descs)
+            .context("the wait after a time-out before it")?;
+        ensure!(hw.ite_count == 1, "FSTS.ITE seen {} times", hw.ite_count);
+        ensure!(
+            hw.env.ats.requests.len() == 33 && hw.env.ats.lost == 32,
+            "{} requests sent, {} lost",
+            hw.env.ats.requests.len(),
+            hw.env.ats.lost
+        );
+        let f = hw.env.read32(regs::FSTS)?;
+        ensure!(f & (regs::FSTS_ITE | regs::FSTS_IQE) == 0, "FSTS {f:#x}");
         Ok(())
     })
 }

@@ -117,7 +117,7 @@ fn skipped_pasid_devtlb_flush_shrinks_to_a_device_cache_vector() {
     assert!(sh.ops() <= 8, "{yaml}");
     assert!(sh.requests() <= 4, "{yaml}");
     assert!(yaml.contains("- ats_translate: {"), "{yaml}");
-    assert!(yaml.contains("ats_cache: {entries: "), "{yaml}");
+    assert!(yaml.contains("ats_device: {entries: "), "{yaml}");
     let dir = std::env::temp_dir().join(format!("iommu-tb-shrink-atc-{}", std::process::id()));
     let (path, err) = shrink::write_vector(&sh, &dir, quirks).expect("the vector reproduces");
     assert!(err.contains("stale device-TLB entries"), "{err}");

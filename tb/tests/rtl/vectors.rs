@@ -234,7 +234,22 @@ fn errors_name_file_line_and_column() {
             "unknown PASID `q`",
         ),
         (
-            format!("ats_cache: {{entries: 0}}\n{HEAD}"),
+            format!("{HEAD}  - ats_answers: {{next: []}}\n"),
+            "bad.yaml:5:",
+            "`next:` lists at least one of normal, late, lost",
+        ),
+        (
+            format!("{HEAD}  - ats_answers: {{next: [slow]}}\n"),
+            "bad.yaml:5:",
+            "unknown variant `slow`",
+        ),
+        (
+            format!("ats_device: {{late_pct: 60, lost_pct: 50}}\n{HEAD}"),
+            "bad.yaml:1:",
+            "percentages of one whole",
+        ),
+        (
+            format!("ats_device: {{entries: 0}}\n{HEAD}"),
             "bad.yaml:1:",
             "a device's ATS cache holds 1 to 4096 entries",
         ),
