@@ -156,8 +156,8 @@ pub fn regress(
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds().map(|c| c - cpu0.unwrap_or(0.0));
     eprintln!(
-        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles ({} in the operations), {secs:.1} s; also {} untranslated-path TLPs",
-        t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles, t.op_cycles, t.untranslated,
+        "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles ({} in the operations), {secs:.1} s; also {} untranslated-path TLPs; {} batches resubmitted after a device-TLB invalidation time-out",
+        t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles, t.op_cycles, t.untranslated, t.resubmits,
     );
     if t.requests > 0 {
         let used = jobs.min(list.len()).max(1);
@@ -341,7 +341,6 @@ pub fn coverage(
                 let mut k = regress::seed_system(env, seed, rcfg.quirks)?;
                 let mut c = Coverage::new();
                 regress::run_with_coverage(&mut k, seed, rcfg, Some(&mut c))?;
-                c.sample_resubmits(k.ops().resubmits());
                 if verilated {
                     let path = dat_dir.join(format!("seed-{seed}.dat"));
                     k.ops_mut().hw_mut().env.dut.coverage_write(&path)?;

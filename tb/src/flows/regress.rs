@@ -78,6 +78,8 @@ pub struct Report {
     /// TLPs of the untranslated-path run before the kernel sequence (judged by the same
     /// scoreboard; set by the caller that ran it).
     pub untranslated: u64,
+    /// Batches the driver resubmitted after a device-TLB invalidation time-out (FSTS.ITE).
+    pub resubmits: u64,
 }
 
 impl std::ops::AddAssign for Report {
@@ -90,6 +92,7 @@ impl std::ops::AddAssign for Report {
         self.cycles += o.cycles;
         self.op_cycles += o.op_cycles;
         self.untranslated += o.untranslated;
+        self.resubmits += o.resubmits;
     }
 }
 
@@ -429,6 +432,7 @@ fn drive(
 ) -> Result<Report, Failure> {
     let mut rep = Report::default();
     let start = k.ops().hw().env.dut.cycle();
+    let resubmits = k.ops().resubmits();
     let submitted_before = k.ops().hw().submitted.len();
     let mut records = RecordReader::new();
     // The access log is only looked at for coverage (reads per request).
@@ -593,7 +597,9 @@ fn drive(
         }
     }
     rep.cycles = k.ops().hw().env.dut.cycle() - start;
+    rep.resubmits = k.ops().resubmits() - resubmits;
     if let Some(c) = cov {
+        c.sample_resubmits(rep.resubmits);
         let descs = &k.ops().hw().submitted;
         c.sample_descriptors(descs.get(submitted_before..).unwrap_or(&[]));
     }

@@ -15,7 +15,6 @@ fn collect(seeds: std::ops::RangeInclusive<u64>) -> Result<Coverage, TestFailure
             let mut k = regress::seed_system(tb, seed, DriverQuirks::default())?;
             let mut c = Coverage::new();
             regress::run_with_coverage(&mut k, seed, &Config::default(), Some(&mut c))?;
-            c.sample_resubmits(k.ops().resubmits());
             total.lock().unwrap_or_else(|p| p.into_inner()).merge(&c);
             Ok(())
         })?;
