@@ -4,50 +4,27 @@
 //! caught by the oracle's rule for device caches, by hand and on random sequences.
 
 use iommu_model::devtlb::InvalidateRequest;
-use iommu_model::driver::{Driver, DriverQuirks, HwError, IommuHw};
+use iommu_model::driver::{DriverQuirks, HwError, IommuHw};
 use iommu_model::golden::{GoldenHw, Request};
 use iommu_model::kernel::dma::DmaDirection;
-use iommu_model::kernel::{rid, DeviceDesc, DomainType, Kernel, KernelConfig, Stage, NO_PASID};
+use iommu_model::kernel::{Stage, NO_PASID};
 use iommu_model::locate::Locator;
 use iommu_model::mem::{Mem, PhysMem};
 use iommu_model::oracle::stale_device_tlb;
 use iommu_model::qi::Descriptor;
-use iommu_model::regs;
 use iommu_model::sim::{golden_kernel_on, GoldenKernel};
 use iommu_model::stimulus::{Stimulus, DEVS};
 use iommu_model::tables::context as ce;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const BUF: u64 = 0x9_0000_0000;
+mod support;
 
-fn dev() -> u16 {
-    rid(0x10, 3, 1)
-}
-
-/// Golden hardware that advertises ECAP.DT = 1.
-fn dt_hw() -> GoldenHw {
-    let mut hw = GoldenHw::new(Mem::new());
-    hw.ecap |= regs::ecap::DT;
-    hw
-}
+use support::{ats_dma_system, dev, dt_hw, BUF};
 
 /// An ATS device whose DMA domain is also attached at its DMA PASID, one page mapped.
 fn system(quirks: DriverQuirks, stage: Stage) -> (GoldenKernel, u32, u64) {
-    let mut k = golden_kernel_on(dt_hw(), quirks).unwrap();
-    k.add_device(DeviceDesc {
-        rid: dev(),
-        max_pasids: 1 << 8,
-        ats: true,
-    })
-    .unwrap();
-    let d = k.domain_alloc(DomainType::Paging(stage)).unwrap();
-    k.attach_device(dev(), d).unwrap();
-    let pasid = k.enable_dma_pasid(dev()).unwrap();
-    let iova = k
-        .dma_map_single(dev(), BUF, 0x1000, DmaDirection::Bidirectional)
-        .unwrap();
-    (k, pasid, iova)
+    ats_dma_system(dt_hw(), quirks, stage)
 }
 
 fn position(descs: &[Descriptor], f: impl FnMut(&Descriptor) -> bool) -> Option<usize> {
@@ -206,22 +183,13 @@ impl IommuHw for NoDevTlbQueue {
 #[test]
 fn hardware_that_cannot_execute_device_tlb_invalidations_gets_none() {
     {
-        let hw = dt_hw();
-        let drv = Driver::new(NoDevTlbQueue(hw), DriverQuirks::default()).unwrap();
-        assert!(drv.caps().dev_tlb() && !drv.caps().dev_tlb_usable());
-        let mut k = Kernel::new(drv, KernelConfig::default());
-        k.add_device(DeviceDesc {
-            rid: dev(),
-            max_pasids: 1 << 8,
-            ats: true,
-        })
-        .unwrap();
-        let d = k.domain_alloc(DomainType::Paging(Stage::First)).unwrap();
-        k.attach_device(dev(), d).unwrap();
-        k.enable_dma_pasid(dev()).unwrap();
-        let iova = k
-            .dma_map_single(dev(), BUF, 0x1000, DmaDirection::Bidirectional)
-            .unwrap();
+        let (mut k, _, iova) = ats_dma_system(
+            NoDevTlbQueue(dt_hw()),
+            DriverQuirks::default(),
+            Stage::First,
+        );
+        let caps = k.ops().caps();
+        assert!(caps.dev_tlb() && !caps.dev_tlb_usable());
         k.dma_unmap_single(dev(), iova, 0x1000, DmaDirection::Bidirectional)
             .unwrap();
         k.disable_dma_pasid(dev()).unwrap();

@@ -5,17 +5,14 @@
 use iommu_model::driver::{Driver, DriverQuirks, HwError, IommuHw, MAX_RESUBMITS};
 use iommu_model::golden::GoldenHw;
 use iommu_model::kernel::dma::DmaDirection;
-use iommu_model::kernel::{rid, DeviceDesc, DomainType, Errno, Kernel, KernelConfig, Stage};
+use iommu_model::kernel::{Errno, Kernel, Stage};
 use iommu_model::mem::{Mem, PhysMem};
 use iommu_model::oracle::stale_device_tlb;
 use iommu_model::qi::Descriptor;
-use iommu_model::regs;
 
-const BUF: u64 = 0x9_0000_0000;
+mod support;
 
-fn dev() -> u16 {
-    rid(0x10, 3, 1)
-}
+use support::{ats_dma_system, dev, dt_hw, BUF};
 
 /// Golden hardware (ECAP.DT = 1) whose next `timeouts` batches with a device-TLB
 /// invalidation time out: the descriptors before the wait take effect (the device applies
@@ -72,27 +69,12 @@ impl IommuHw for TimesOut {
 /// An ATS device attached to a first-stage domain through its RID and its DMA PASID, one
 /// page mapped and cached by the device through both; returns the IOVA.
 fn system(timeouts: u32) -> (Kernel<Driver<TimesOut>>, u64) {
-    let mut hw = GoldenHw::new(Mem::new());
-    hw.ecap |= regs::ecap::DT;
     let hw = TimesOut {
-        hw,
+        hw: dt_hw(),
         timeouts: 0,
         waits: Vec::new(),
     };
-    let drv = Driver::new(hw, DriverQuirks::default()).unwrap();
-    let mut k = Kernel::new(drv, KernelConfig::default());
-    k.add_device(DeviceDesc {
-        rid: dev(),
-        max_pasids: 1 << 8,
-        ats: true,
-    })
-    .unwrap();
-    let d = k.domain_alloc(DomainType::Paging(Stage::First)).unwrap();
-    k.attach_device(dev(), d).unwrap();
-    let pasid = k.enable_dma_pasid(dev()).unwrap();
-    let iova = k
-        .dma_map_single(dev(), BUF, 0x1000, DmaDirection::Bidirectional)
-        .unwrap();
+    let (mut k, pasid, iova) = ats_dma_system(hw, DriverQuirks::default(), Stage::First);
     for p in [None, Some(pasid)] {
         let e = k.ops_mut().hw_mut().hw.ats_translate(dev(), p, iova);
         assert!(e.is_some_and(|e| e.pa == BUF));
