@@ -4,34 +4,19 @@
 
 use iommu_model::driver::{DriverQuirks, FIRST_PAGING_DID};
 use iommu_model::fault::FaultReason as F;
-use iommu_model::golden::{Outcome, Request};
+use iommu_model::golden::{GoldenHw, Outcome, Request};
 use iommu_model::kernel::dma::DmaDirection;
 use iommu_model::kernel::{rid, DeviceDesc, DomainType, Prot, Stage};
-use iommu_model::mem::PhysMem;
+use iommu_model::mem::{Mem, PhysMem};
 use iommu_model::qi::{Descriptor, IotlbGran, PcGran, PiotlbGran};
 use iommu_model::sim::{golden_kernel, GoldenExt, GoldenKernel};
 
-const BUF: u64 = 0x9_0000_0000;
+mod support;
 
-fn dev() -> u16 {
-    rid(0x10, 3, 1)
-}
+use support::{dev, dma_system, BUF};
 
 fn system(quirks: DriverQuirks, stage: Stage) -> (GoldenKernel, u32, u64) {
-    let mut k = golden_kernel(quirks).unwrap();
-    k.add_device(DeviceDesc {
-        rid: dev(),
-        max_pasids: 1 << 8,
-        ats: false,
-    })
-    .unwrap();
-    let d = k.domain_alloc(DomainType::Paging(stage)).unwrap();
-    k.attach_device(dev(), d).unwrap();
-    let pasid = k.enable_dma_pasid(dev()).unwrap();
-    let iova = k
-        .dma_map_single(dev(), BUF, 0x1000, DmaDirection::Bidirectional)
-        .unwrap();
-    (k, pasid, iova)
+    dma_system(GoldenHw::new(Mem::new()), quirks, stage, false)
 }
 
 /// Warms the cache through the RID and the PASID, unmaps, and returns the cached outcomes

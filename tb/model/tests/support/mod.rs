@@ -1,5 +1,6 @@
-//! What the device-TLB tests share: one ATS device with its DMA domain attached through the
-//! RID and its DMA PASID, on golden hardware with ECAP.DT = 1 (or a wrapper of it).
+//! What the flush and device-TLB tests share: one device (with ATS or without) whose DMA
+//! domain is attached through the RID and its DMA PASID, on golden hardware (with ECAP.DT =
+//! 1 for ATS, or a wrapper of it).
 
 // Each test file uses part of this module.
 #![allow(dead_code)]
@@ -33,12 +34,22 @@ pub fn ats_dma_system<H: IommuHw>(
     quirks: DriverQuirks,
     stage: Stage,
 ) -> (Kernel<Driver<H>>, u32, u64) {
+    dma_system(hw, quirks, stage, true)
+}
+
+/// [`ats_dma_system`], the device with ATS or without.
+pub fn dma_system<H: IommuHw>(
+    hw: H,
+    quirks: DriverQuirks,
+    stage: Stage,
+    ats: bool,
+) -> (Kernel<Driver<H>>, u32, u64) {
     let drv = Driver::new(hw, quirks).unwrap();
     let mut k = Kernel::new(drv, KernelConfig::default());
     k.add_device(DeviceDesc {
         rid: dev(),
         max_pasids: 1 << 8,
-        ats: true,
+        ats,
     })
     .unwrap();
     let d = k.domain_alloc(DomainType::Paging(stage)).unwrap();
