@@ -166,13 +166,18 @@ impl DevTlb {
         self.entries.push_back(e);
     }
 
-    /// The entry a request with `pasid` to `addr` would use: its own PASID's, or a global
-    /// entry for a request with a PASID.
+    /// The entries a request with `pasid` may use, oldest first: its own PASID's (or,
+    /// without a PASID, the RID's), and for a request with a PASID the global ones.
+    pub fn usable(&self, pasid: Option<u32>) -> impl DoubleEndedIterator<Item = &AtcEntry> {
+        self.entries
+            .iter()
+            .filter(move |e| e.pasid == pasid || (pasid.is_some() && e.global && e.pasid.is_some()))
+    }
+
+    /// The entry a request with `pasid` to `addr` would use: the newest usable one
+    /// ([`Self::usable`]) that holds `addr`.
     pub fn lookup(&self, pasid: Option<u32>, addr: u64) -> Option<&AtcEntry> {
-        self.entries.iter().rev().find(|e| {
-            e.overlaps(addr, addr)
-                && (e.pasid == pasid || (pasid.is_some() && e.global && e.pasid.is_some()))
-        })
+        self.usable(pasid).rev().find(|e| e.overlaps(addr, addr))
     }
 
     /// Applies one Invalidate Request; returns what it removed.

@@ -391,10 +391,7 @@ fn from_device_cache(k: &RtlKernel, r: &mut Request, rng: &mut ChaCha8Rng) {
     let Some(t) = k.ops().hw().env.ats.atc.get(&r.rid) else {
         return;
     };
-    let usable: Vec<_> = t
-        .entries()
-        .filter(|e| e.pasid == r.pasid || (r.pasid.is_some() && e.global && e.pasid.is_some()))
-        .collect();
+    let usable: Vec<_> = t.usable(r.pasid).collect();
     if usable.is_empty() {
         return;
     }
