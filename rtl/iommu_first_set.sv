@@ -1,5 +1,7 @@
 // Index of the lowest set bit of `bits_i` (a trailing-zero count), and whether any is set.
-// Used by the caches to pick the hitting way and the first free way.
+// Used by the caches to pick the hitting way and the first free way. The count is a
+// population count of the bits below the lowest set one, which Verilator evaluates in a
+// constant number of operations (a priority loop costs it one branch per bit).
 module iommu_first_set #(
   parameter int unsigned Width = 32,
   localparam int unsigned IdxBits = (Width > 1) ? $clog2(Width) : 1
@@ -9,12 +11,10 @@ module iommu_first_set #(
   output logic [IdxBits-1:0] idx_o
 );
 
-  always_comb begin
-    idx_o = '0;
-    for (int i = Width - 1; i >= 0; i--) begin
-      if (bits_i[i]) idx_o = IdxBits'(i);
-    end
-  end
-  assign any_o = |bits_i;
+  logic [Width-1:0] lowest, below;
+  assign lowest = bits_i & (~bits_i + Width'(1));  // the lowest set bit alone
+  assign below  = lowest - Width'(1);               // the bits under it (all when none is set)
+  assign any_o  = |bits_i;
+  assign idx_o  = any_o ? IdxBits'($countones(below)) : '0;
 
 endmodule

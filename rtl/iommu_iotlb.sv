@@ -19,6 +19,7 @@ module iommu_iotlb
   input  logic     rst_ni,
 
   // Lookup
+  input  logic     lk_valid_i,   // a request is looked up: no hit otherwise
   input  did_t     lk_did_i,
   input  pasid_t   lk_pasid_i,
   input  pfn_t     lk_page_i,
@@ -67,16 +68,20 @@ module iommu_iotlb
   // ---------------------------------------------------------------------------------------
   // Tag compare
   // ---------------------------------------------------------------------------------------
+  // Matches are computed only when they are used (the lookup, the fill, the invalidation):
+  // the same logic, and no work for the simulator in the other cycles. An entry's page is
+  // aligned to its size, so it matches when the two agree above the size.
   always_comb begin
-    for (int unsigned i = 0; i < Entries; i++) begin
-      tag_match[i] = way[i].did == lk_did_i && way[i].pasid == lk_pasid_i
-                     && way[i].page == align(lk_page_i, way[i].leaf.size);
+    tag_match = '0;
+    if (lk_valid_i) begin
+      for (int unsigned i = 0; i < Entries; i++) begin
+        tag_match[i] = way[i].did == lk_did_i && way[i].pasid == lk_pasid_i
+                       && ((way[i].page ^ lk_page_i) & ~size_mask(way[i].leaf.size)) == '0;
+      end
     end
   end
 
   // A fill replaces the entry with its tag, if there is one.
-  // Matches are computed only when they are used (the fill, the invalidation): the same
-  // logic, and no work for the simulator in the other cycles.
   logic [Entries-1:0] fill_match;
   always_comb begin
     fill_match = '0;

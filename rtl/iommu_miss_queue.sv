@@ -162,15 +162,20 @@ module iommu_miss_queue
   logic [Slots-1:0]   same_walk;
   logic               merge;
   logic [IdxBits-1:0] merge_idx;
+  // Computed only when a request is allocated, its only use (no work for the simulator in
+  // the other cycles).
   always_comb begin
-    for (int unsigned s = 0; s < Slots; s++) begin
-      same_walk[s] = valid_q[s] && !follow_q[s] && wk_busy[s] && !wk_done[s]
-                     && !wk_stale[s] && !inv_i
-                     && req_q[s].rid == alloc_req_i.rid && req_q[s].at == alloc_req_i.at
-                     && req_q[s].has_pasid == alloc_req_i.has_pasid
-                     && (!alloc_req_i.has_pasid || req_q[s].pasid == alloc_req_i.pasid)
-                     && req_q[s].pmr == alloc_req_i.pmr && req_q[s].er == alloc_req_i.er
-                     && req_q[s].addr[63:12] == alloc_req_i.addr[63:12];
+    same_walk = '0;
+    if (alloc_i) begin
+      for (int unsigned s = 0; s < Slots; s++) begin
+        same_walk[s] = valid_q[s] && !follow_q[s] && wk_busy[s] && !wk_done[s]
+                       && !wk_stale[s] && !inv_i
+                       && req_q[s].rid == alloc_req_i.rid && req_q[s].at == alloc_req_i.at
+                       && req_q[s].has_pasid == alloc_req_i.has_pasid
+                       && (!alloc_req_i.has_pasid || req_q[s].pasid == alloc_req_i.pasid)
+                       && req_q[s].pmr == alloc_req_i.pmr && req_q[s].er == alloc_req_i.er
+                       && req_q[s].addr[63:12] == alloc_req_i.addr[63:12];
+      end
     end
   end
   iommu_first_set #(

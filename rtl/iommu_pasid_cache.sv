@@ -14,6 +14,7 @@ module iommu_pasid_cache
   input  logic        rst_ni,
 
   // Lookup by request
+  input  logic        lk_valid_i,      // a request is looked up: no hit otherwise
   input  rid_t        lk_rid_i,
   input  logic        lk_has_pasid_i,
   input  pasid_t      lk_pasid_i,
@@ -50,16 +51,19 @@ module iommu_pasid_cache
   logic [Entries-1:0] tag_match, inv_hit;
   logic [IdxBits-1:0] hit_idx, fill_idx;
 
+  // Matches are computed only when they are used (the lookup, the invalidation, the fill):
+  // the same logic, and no work for the simulator in the other cycles.
   always_comb begin
-    for (int unsigned i = 0; i < Entries; i++) begin
-      tag_match[i] = way[i].rid == lk_rid_i
-                     && way[i].has_pasid == lk_has_pasid_i
-                     && way[i].pasid == key_pasid(lk_has_pasid_i, lk_pasid_i);
+    tag_match = '0;
+    if (lk_valid_i) begin
+      for (int unsigned i = 0; i < Entries; i++) begin
+        tag_match[i] = way[i].rid == lk_rid_i
+                       && way[i].has_pasid == lk_has_pasid_i
+                       && way[i].pasid == key_pasid(lk_has_pasid_i, lk_pasid_i);
+      end
     end
   end
 
-  // Matches are computed only when they are used (the invalidation, the fill): the same
-  // logic, and no work for the simulator in the other cycles.
   always_comb begin
     logic did_ok, pasid_ok, sid_ok;
     {did_ok, pasid_ok, sid_ok} = '0;

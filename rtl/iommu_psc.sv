@@ -48,6 +48,7 @@ module iommu_psc
   /* verilator lint_on SYNCASYNCNET */
 
   // Lookup
+  input  logic           lk_valid_i,       // a request is looked up: no hit otherwise
   input  did_t           lk_did_i,
   input  pasid_t         lk_pasid_i,       // the PASID used (ignored by second-stage entries)
   input  logic           lk_ss_i,          // second stage (PGTT), else first stage
@@ -106,15 +107,18 @@ module iommu_psc
     // -------------------------------------------------------------------------------------
     // Tag compare: lookup key and fill key
     // -------------------------------------------------------------------------------------
+    // The matches are computed only when they are used (the lookup, the fill, the
+    // invalidation): the same logic, and no work for the simulator in the other cycles.
     always_comb begin
-      for (int unsigned i = 0; i < Entries; i++) begin
-        lk_match[i] = way[i].did == lk_did_i && way[i].ss == lk_ss_i
-                      && (lk_ss_i || way[i].pasid == lk_pasid_i)
-                      && way[i].region == lk_page_i[HawBits-1:Lo];
+      lk_match = '0;
+      if (lk_valid_i) begin
+        for (int unsigned i = 0; i < Entries; i++) begin
+          lk_match[i] = way[i].did == lk_did_i && way[i].ss == lk_ss_i
+                        && (lk_ss_i || way[i].pasid == lk_pasid_i)
+                        && way[i].region == lk_page_i[HawBits-1:Lo];
+        end
       end
     end
-    // The fill and invalidation matches are computed only when they are used: the same
-    // logic, and no work for the simulator in the other cycles.
     always_comb begin
       fill_match = '0;
       if (fill) begin

@@ -317,6 +317,7 @@ module iommu_top
   ) u_pasid_cache (
     .clk_i,
     .rst_ni,
+    .lk_valid_i       (a_xlate),
     .lk_rid_i         (a_req.rid),
     .lk_has_pasid_i   (a_req.has_pasid),
     .lk_pasid_i       (a_req.pasid),
@@ -337,6 +338,7 @@ module iommu_top
   ) u_iotlb (
     .clk_i,
     .rst_ni,
+    .lk_valid_i   (a_xlate),
     .lk_did_i     (pc_info.did),
     .lk_pasid_i   (pc_info.pasid),
     .lk_page_i    (a_req.addr[HawBits-1:12]),
@@ -370,6 +372,7 @@ module iommu_top
   ) u_psc (
     .clk_i,
     .rst_ni,
+    .lk_valid_i         (a_xlate),
     .lk_did_i           (pc_info.did),
     .lk_pasid_i         (pc_info.pasid),
     .lk_ss_i            (pc_info.pgtt == PgttSs),
