@@ -89,7 +89,7 @@ module iommu_regfile
   logic                   ie_im_q, ie_im_d;
   logic [31:0]            iedata_q, iedata_d, ieaddr_q, ieaddr_d, ieuaddr_q, ieuaddr_d;
   fault_rec_t             frcd_q [NumFrcd];
-  fault_rec_t             frcd_d [NumFrcd];
+  logic                   frcd_we;
   logic [NumFrcd-1:0]     frcd_f_q, frcd_f_d;
 
   logic                   rvalid_q, rvalid_d;
@@ -121,27 +121,32 @@ module iommu_regfile
   logic ppf;
   assign ppf = |frcd_f_q;
 
-  fault_rec_t frcd_sel;
-  frcd_qw1_t  frcd_qw1_rdata;
-  assign frcd_sel       = frcd_q[frcd_idx];
-  assign frcd_qw1_rdata = '{
-    f:      frcd_f_q[frcd_idx],
-    read:   frcd_sel.read,
-    at:     '0,
-    pasid:  frcd_sel.pasid,
-    reason: frcd_sel.reason,
-    pp:     frcd_sel.pp,
-    exe:    frcd_sel.exe,
-    priv:   frcd_sel.priv,
-    rsvd:   '0,
-    sid:    frcd_sel.sid
-  };
-
+  // The access is decoded only while one is presented (no work for the simulator in the
+  // other cycles); without one, nothing is mapped and nothing is written.
   always_comb begin
+    fault_rec_t frcd_sel;
+    frcd_qw1_t  frcd_qw1_rdata;
     map_lo     = 1'b0;
     map_hi     = 1'b0;
     slot_rdata = '0;
-    if (is_frcd) begin
+    frcd_sel   = '0;
+    frcd_qw1_rdata = '0;
+    if (!csr_valid_i) begin
+      // no access
+    end else if (is_frcd) begin
+      frcd_sel       = frcd_q[frcd_idx];
+      frcd_qw1_rdata = '{
+        f:      frcd_f_q[frcd_idx],
+        read:   frcd_sel.read,
+        at:     '0,
+        pasid:  frcd_sel.pasid,
+        reason: frcd_sel.reason,
+        pp:     frcd_sel.pp,
+        exe:    frcd_sel.exe,
+        priv:   frcd_sel.priv,
+        rsvd:   '0,
+        sid:    frcd_sel.sid
+      };
       map_lo = 1'b1;
       map_hi = 1'b1;
       slot_rdata = frcd_qw1 ? frcd_qw1_rdata : {frcd_sel.addr, 12'h000};
@@ -266,62 +271,64 @@ module iommu_regfile
     iedata_d     = iedata_q;
     ieaddr_d     = ieaddr_q;
     ieuaddr_d    = ieuaddr_q;
-    frcd_d       = frcd_q;
     frcd_f_d     = frcd_f_q;
 
-    // Software writes.
-    if (wr_hi && slot == RegGcmd) begin
-      // GSTS is read-only.
-    end
-    if (wr_lo && slot == RegGcmd) begin
-      te_req_d  = wdata[GcmdTe];
-      qie_req_d = wdata[GcmdQie];
-      if (wdata[GcmdSrtp]) begin
-        srtp_pend_d = 1'b1;
-        rtps_d      = 1'b0;
+    // Software writes (each qualified by wr_lo or wr_hi, so only with do_write: no work for
+    // the simulator in the other cycles).
+    if (do_write) begin
+      if (wr_hi && slot == RegGcmd) begin
+        // GSTS is read-only.
       end
-    end
-    if (slot == RegRtaddr) begin
-      if (wr_lo) rtaddr_d[31:10] = wdata[31:10];
-      if (wr_hi) rtaddr_d[HawBits-1:32] = wdata[HawBits-1:32];
-    end
-    if (wr_hi && slot == SlotFsts) begin  // FSTS: PFO, IQE and ITE are RW1C
-      if (wdata[32+FstsPfo]) pfo_d = 1'b0;
-      if (wdata[32+FstsIte]) ite_d = 1'b0;
-      if (wdata[32+FstsIqe]) begin
-        iqe_d  = 1'b0;
-        iqei_d = '0;
+      if (wr_lo && slot == RegGcmd) begin
+        te_req_d  = wdata[GcmdTe];
+        qie_req_d = wdata[GcmdQie];
+        if (wdata[GcmdSrtp]) begin
+          srtp_pend_d = 1'b1;
+          rtps_d      = 1'b0;
+        end
       end
-    end
-    if (slot == RegFectl) begin
-      if (wr_lo) fe_im_d = wdata[31];
-      if (wr_hi) fedata_d = wdata[63:32];
-    end
-    if (slot == RegFeaddr) begin
-      if (wr_lo) feaddr_d = {wdata[31:2], 2'b00};
-      if (wr_hi) feuaddr_d = wdata[63:32];
-    end
-    if (slot == RegIqt) begin
-      if (wr_lo) iqt_d = wdata[18:4];
-    end
-    if (slot == RegIqa) begin
-      if (wr_lo) begin
-        iqa_base_d[31:12] = wdata[31:12];
-        iqa_dw_d          = wdata[11];
-        iqa_qs_d          = wdata[2:0];
+      if (slot == RegRtaddr) begin
+        if (wr_lo) rtaddr_d[31:10] = wdata[31:10];
+        if (wr_hi) rtaddr_d[HawBits-1:32] = wdata[HawBits-1:32];
       end
-      if (wr_hi) iqa_base_d[HawBits-1:32] = wdata[HawBits-1:32];
+      if (wr_hi && slot == SlotFsts) begin  // FSTS: PFO, IQE and ITE are RW1C
+        if (wdata[32+FstsPfo]) pfo_d = 1'b0;
+        if (wdata[32+FstsIte]) ite_d = 1'b0;
+        if (wdata[32+FstsIqe]) begin
+          iqe_d  = 1'b0;
+          iqei_d = '0;
+        end
+      end
+      if (slot == RegFectl) begin
+        if (wr_lo) fe_im_d = wdata[31];
+        if (wr_hi) fedata_d = wdata[63:32];
+      end
+      if (slot == RegFeaddr) begin
+        if (wr_lo) feaddr_d = {wdata[31:2], 2'b00};
+        if (wr_hi) feuaddr_d = wdata[63:32];
+      end
+      if (slot == RegIqt) begin
+        if (wr_lo) iqt_d = wdata[18:4];
+      end
+      if (slot == RegIqa) begin
+        if (wr_lo) begin
+          iqa_base_d[31:12] = wdata[31:12];
+          iqa_dw_d          = wdata[11];
+          iqa_qs_d          = wdata[2:0];
+        end
+        if (wr_hi) iqa_base_d[HawBits-1:32] = wdata[HawBits-1:32];
+      end
+      if (wr_hi && slot == SlotIcs && wdata[32]) iwc_d = 1'b0;  // ICS.IWC is RW1C
+      if (slot == RegIectl) begin
+        if (wr_lo) ie_im_d = wdata[31];
+        if (wr_hi) iedata_d = wdata[63:32];
+      end
+      if (slot == RegIeaddr) begin
+        if (wr_lo) ieaddr_d = {wdata[31:2], 2'b00};
+        if (wr_hi) ieuaddr_d = wdata[63:32];
+      end
+      if (wr_hi && is_frcd && frcd_qw1 && wdata[63]) frcd_f_d[frcd_idx] = 1'b0;  // F is RW1C
     end
-    if (wr_hi && slot == SlotIcs && wdata[32]) iwc_d = 1'b0;  // ICS.IWC is RW1C
-    if (slot == RegIectl) begin
-      if (wr_lo) ie_im_d = wdata[31];
-      if (wr_hi) iedata_d = wdata[63:32];
-    end
-    if (slot == RegIeaddr) begin
-      if (wr_lo) ieaddr_d = {wdata[31:2], 2'b00};
-      if (wr_hi) ieuaddr_d = wdata[63:32];
-    end
-    if (wr_hi && is_frcd && frcd_qw1 && wdata[63]) frcd_f_d[frcd_idx] = 1'b0;  // F is RW1C
 
     // Command handshakes: status follows when the datapath is idle.
     if (xlate_idle_i) begin
@@ -354,7 +361,6 @@ module iommu_regfile
       end else if (frcd_f_q[fr_next_q]) begin
         pfo_d = 1'b1;
       end else begin
-        frcd_d[fr_next_q]   = fault_i;
         frcd_f_d[fr_next_q] = 1'b1;
         if (!ppf) fri_d = fr_next_q;
         fr_next_d = (fr_next_q == FrIdxBits'(NumFrcd - 1)) ? '0 : fr_next_q + 1'b1;
@@ -441,9 +447,11 @@ module iommu_regfile
     end
   end
 
-  // Fault record payloads are qualified by their F bit and need no reset.
+  // Fault record payloads are qualified by their F bit and need no reset. A fault is logged
+  // in the next record unless it is dropped (see above).
+  assign frcd_we = fault_valid_i && !pfo_q && !frcd_f_q[fr_next_q];
   always_ff @(posedge clk_i) begin
-    frcd_q <= frcd_d;
+    if (frcd_we) frcd_q[fr_next_q] <= fault_i;
   end
 
   assign csr_ready_o  = 1'b1;

@@ -81,3 +81,29 @@ fn a_false_idle_claim_fails_at_the_first_memory_request() -> Result<(), TestFail
         Ok(())
     })
 }
+
+/// The RTL's named assertions fire and reach the bench: a memory response for an ID with no
+/// request outstanding breaks `iommu_mem_arb`'s `RspWithoutReq_A`. The step that breaks it
+/// reports the simulation error; the cycles before it, out of reset, report none.
+#[test]
+fn an_rtl_assertion_that_fires_is_reported() {
+    use iommu_tb::dut::{Dut, DutIn};
+    let mut dut = Dut::new(0x30_0004);
+    dut.reset(4);
+    let mut inp = DutIn {
+        rst_n: true,
+        ..DutIn::default()
+    };
+    for _ in 0..8 {
+        assert!(
+            !dut.step(&inp).sim_error,
+            "an assertion fired on idle inputs"
+        );
+    }
+    inp.mem_rsp_valid = true;
+    inp.mem_rsp_id = 3;
+    assert!(
+        dut.step(&inp).sim_error,
+        "a memory response nobody asked for did not fire RspWithoutReq_A"
+    );
+}
