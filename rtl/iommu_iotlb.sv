@@ -39,13 +39,6 @@ module iommu_iotlb
   input  inv_cmd_t inv_cmd_i
 );
 
-  typedef struct packed {
-    did_t   did;
-    pasid_t pasid;
-    pfn_t   page;   // aligned to the leaf size
-    leaf_t  leaf;
-  } entry_t;
-
   // Page-number bits a leaf of `size` ignores.
   function automatic pfn_t size_mask(input pgsize_e size);
     unique case (size)
@@ -61,7 +54,15 @@ module iommu_iotlb
 
   localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1;
 
-  entry_t             way [Entries];  // valid bits in u_cache
+  // The entries, a field per array (valid bits in u_cache): the tag {DID, PASID, page
+  // aligned to the leaf size}, the page-number bits the leaf ignores, and the leaf. Plain
+  // arrays cost the simulator a load per field read, where fields of a packed entry wider
+  // than 64 bits cost shifts across words.
+  did_t               way_did   [Entries];
+  pasid_t             way_pasid [Entries];
+  pfn_t               way_page  [Entries];
+  pfn_t               way_mask  [Entries];
+  leaf_t              way_leaf  [Entries];
   logic [Entries-1:0] tag_match, inv_hit;
   logic [IdxBits-1:0] hit_idx, fill_idx;
 
@@ -75,8 +76,8 @@ module iommu_iotlb
     tag_match = '0;
     if (lk_valid_i) begin
       for (int unsigned i = 0; i < Entries; i++) begin
-        tag_match[i] = way[i].did == lk_did_i && way[i].pasid == lk_pasid_i
-                       && ((way[i].page ^ lk_page_i) & ~size_mask(way[i].leaf.size)) == '0;
+        tag_match[i] = way_did[i] == lk_did_i && way_pasid[i] == lk_pasid_i
+                       && ((way_page[i] ^ lk_page_i) & ~way_mask[i]) == '0;
       end
     end
   end
@@ -87,9 +88,9 @@ module iommu_iotlb
     fill_match = '0;
     if (fill_i) begin
       for (int unsigned i = 0; i < Entries; i++) begin
-        fill_match[i] = way[i].did == fill_did_i && way[i].pasid == fill_pasid_i
-                        && way[i].leaf.size == fill_leaf_i.size
-                        && way[i].page == align(fill_page_i, fill_leaf_i.size);
+        fill_match[i] = way_did[i] == fill_did_i && way_pasid[i] == fill_pasid_i
+                        && way_leaf[i].size == fill_leaf_i.size
+                        && way_page[i] == align(fill_page_i, fill_leaf_i.size);
       end
     end
   end
@@ -106,10 +107,10 @@ module iommu_iotlb
       range_mask = (inv_cmd_i.am >= 6'd36) ? '1 : pfn_t'((64'd1 << inv_cmd_i.am) - 64'd1);
       for (int unsigned i = 0; i < Entries; i++) begin
         // Two aligned power-of-two ranges overlap iff they agree above the larger one.
-        ignore   = range_mask | size_mask(way[i].leaf.size);
-        did_ok   = way[i].did == inv_cmd_i.did;
-        pasid_ok = way[i].pasid == inv_cmd_i.pasid;
-        addr_ok  = ((way[i].page ^ inv_cmd_i.addr) & ~ignore) == '0;
+        ignore   = range_mask | way_mask[i];
+        did_ok   = way_did[i] == inv_cmd_i.did;
+        pasid_ok = way_pasid[i] == inv_cmd_i.pasid;
+        addr_ok  = ((way_page[i] ^ inv_cmd_i.addr) & ~ignore) == '0;
         unique case (inv_cmd_i.kind)
           InvAll:          inv_hit[i] = 1'b1;
           InvDid:          inv_hit[i] = did_ok;
@@ -140,17 +141,16 @@ module iommu_iotlb
     .inv_i         (inv_i && inv_cmd_i.iotlb),
     .inv_hit_i     (inv_hit)
   );
-  assign lk_leaf_o = way[hit_idx].leaf;
+  assign lk_leaf_o = way_leaf[hit_idx];
 
   // Entry payloads are qualified by the valid bits and need no reset.
   always_ff @(posedge clk_i) begin
     if (fill_i) begin
-      way[fill_idx] <= '{
-        did:   fill_did_i,
-        pasid: fill_pasid_i,
-        page:  align(fill_page_i, fill_leaf_i.size),
-        leaf:  fill_leaf_i
-      };
+      way_did[fill_idx]   <= fill_did_i;
+      way_pasid[fill_idx] <= fill_pasid_i;
+      way_page[fill_idx]  <= align(fill_page_i, fill_leaf_i.size);
+      way_mask[fill_idx]  <= size_mask(fill_leaf_i.size);
+      way_leaf[fill_idx]  <= fill_leaf_i;
     end
   end
 

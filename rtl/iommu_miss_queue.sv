@@ -102,7 +102,13 @@ module iommu_miss_queue
   // Walkers
   // ---------------------------------------------------------------------------------------
   logic [Slots-1:0] wk_start, wk_busy, wk_done, wk_ack, wk_stale, wk_info_new, wk_leaf_new;
-  walk_res_t        wk_res [Slots];
+  // A walker's result, field by field: the completing walker's fields are assembled into a
+  // walk_res_t below (packing every walker's result into a struct array would cost the
+  // simulator the packing of all of them in every evaluation).
+  fault_reason_e    wk_fault [Slots];
+  logic [Slots-1:0] wk_record;
+  pasid_info_t      wk_info [Slots];
+  leaf_t            wk_leaf [Slots];
   logic [4:2]       wk_nl_valid [Slots];
   pfn_t [4:2]       wk_nl_ptr   [Slots];
   acc_t [4:2]       wk_nl_acc   [Slots];
@@ -126,12 +132,12 @@ module iommu_miss_queue
       .busy_o          (wk_busy[w]),
       .done_o          (wk_done[w]),
       .done_ack_i      (wk_ack[w]),
-      .fault_o         (wk_res[w].fault),
-      .record_o        (wk_res[w].record),
+      .fault_o         (wk_fault[w]),
+      .record_o        (wk_record[w]),
       .info_new_o      (wk_info_new[w]),
-      .info_o          (wk_res[w].info),
+      .info_o          (wk_info[w]),
       .leaf_new_o      (wk_leaf_new[w]),
-      .leaf_o          (wk_res[w].leaf),
+      .leaf_o          (wk_leaf[w]),
       .stale_o         (wk_stale[w]),
       .nl_valid_o      (wk_nl_valid[w]),
       .nl_ptr_o        (wk_nl_ptr[w]),
@@ -213,7 +219,12 @@ module iommu_miss_queue
   logic [Slots-1:0] capture;
   outcome_t         cap_out [Slots];
   outcome_t         own_out;          // the outcome of the walk's own request
-  assign cpl_res = wk_res[cpl_idx];
+  assign cpl_res = '{
+    fault:  wk_fault[cpl_idx],
+    record: wk_record[cpl_idx],
+    info:   wk_info[cpl_idx],
+    leaf:   wk_leaf[cpl_idx]
+  };
   assign own_out = walk_outcome(cpl_res, req_q[cpl_idx]);
   always_comb begin
     for (int unsigned s = 0; s < Slots; s++) begin

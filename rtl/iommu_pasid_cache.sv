@@ -34,20 +34,19 @@ module iommu_pasid_cache
   input  inv_cmd_t    inv_cmd_i
 );
 
-  typedef struct packed {
-    rid_t        rid;
-    logic        has_pasid;
-    pasid_t      pasid;    // the prefix PASID (0 for requests without one)
-    pasid_info_t info;
-  } entry_t;
-
   function automatic pasid_t key_pasid(input logic has_pasid, input pasid_t pasid);
     return has_pasid ? pasid : '0;
   endfunction
 
   localparam int unsigned IdxBits = (Entries > 1) ? $clog2(Entries) : 1;
 
-  entry_t             way [Entries];  // valid bits in u_cache
+  // The entries, a field per array (valid bits in u_cache): the key {RID, has PASID, the
+  // prefix PASID (0 for requests without one)} and what the walk found. Plain arrays cost
+  // the simulator a load per field read.
+  rid_t               way_rid       [Entries];
+  logic [Entries-1:0] way_has_pasid;
+  pasid_t             way_pasid     [Entries];
+  pasid_info_t        way_info      [Entries];
   logic [Entries-1:0] tag_match, inv_hit;
   logic [IdxBits-1:0] hit_idx, fill_idx;
 
@@ -57,9 +56,9 @@ module iommu_pasid_cache
     tag_match = '0;
     if (lk_valid_i) begin
       for (int unsigned i = 0; i < Entries; i++) begin
-        tag_match[i] = way[i].rid == lk_rid_i
-                       && way[i].has_pasid == lk_has_pasid_i
-                       && way[i].pasid == key_pasid(lk_has_pasid_i, lk_pasid_i);
+        tag_match[i] = way_rid[i] == lk_rid_i
+                       && way_has_pasid[i] == lk_has_pasid_i
+                       && way_pasid[i] == key_pasid(lk_has_pasid_i, lk_pasid_i);
       end
     end
   end
@@ -70,9 +69,9 @@ module iommu_pasid_cache
     inv_hit = '0;
     if (inv_i) begin
       for (int unsigned i = 0; i < Entries; i++) begin
-        did_ok   = way[i].info.did == inv_cmd_i.did;
-        pasid_ok = way[i].info.pasid == inv_cmd_i.pasid;
-        sid_ok   = {way[i].rid[15:3], way[i].rid[2:0] & ~inv_cmd_i.sid_mask}
+        did_ok   = way_info[i].did == inv_cmd_i.did;
+        pasid_ok = way_info[i].pasid == inv_cmd_i.pasid;
+        sid_ok   = {way_rid[i][15:3], way_rid[i][2:0] & ~inv_cmd_i.sid_mask}
                    == {inv_cmd_i.sid[15:3], inv_cmd_i.sid[2:0] & ~inv_cmd_i.sid_mask};
         unique case (inv_cmd_i.kind)
           InvAll:      inv_hit[i] = 1'b1;
@@ -92,9 +91,9 @@ module iommu_pasid_cache
     fill_match = '0;
     if (fill_i) begin
       for (int unsigned i = 0; i < Entries; i++) begin
-        fill_match[i] = way[i].rid == fill_rid_i
-                        && way[i].has_pasid == fill_has_pasid_i
-                        && way[i].pasid == key_pasid(fill_has_pasid_i, fill_pasid_i);
+        fill_match[i] = way_rid[i] == fill_rid_i
+                        && way_has_pasid[i] == fill_has_pasid_i
+                        && way_pasid[i] == key_pasid(fill_has_pasid_i, fill_pasid_i);
       end
     end
   end
@@ -113,17 +112,15 @@ module iommu_pasid_cache
     .inv_i         (inv_i && inv_cmd_i.pcache),
     .inv_hit_i     (inv_hit)
   );
-  assign lk_info_o = way[hit_idx].info;
+  assign lk_info_o = way_info[hit_idx];
 
   // Entry payloads are qualified by the valid bits and need no reset.
   always_ff @(posedge clk_i) begin
     if (fill_i) begin
-      way[fill_idx] <= '{
-        rid:       fill_rid_i,
-        has_pasid: fill_has_pasid_i,
-        pasid:     key_pasid(fill_has_pasid_i, fill_pasid_i),
-        info:      fill_info_i
-      };
+      way_rid[fill_idx]       <= fill_rid_i;
+      way_has_pasid[fill_idx] <= fill_has_pasid_i;
+      way_pasid[fill_idx]     <= key_pasid(fill_has_pasid_i, fill_pasid_i);
+      way_info[fill_idx]      <= fill_info_i;
     end
   end
 

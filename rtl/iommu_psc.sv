@@ -88,16 +88,15 @@ module iommu_psc
     // Lowest address bit of the region an entry maps: 21, 30, 39.
     localparam int unsigned Lo = 12 + 9 * (L - 1);
 
-    typedef struct packed {
-      did_t                did;
-      logic                ss;
-      pasid_t              pasid;   // first stage only; stored and ignored for second stage
-      logic [HawBits-1:Lo] region;
-      pfn_t                ptr;
-      acc_t                acc;
-    } entry_t;
-
-    entry_t             way [Entries];  // valid bits in u_cache
+    // The entries, a field per array (valid bits in u_cache): {DID, stage, PASID (first
+    // stage only; stored and ignored for second stage), region} and the next table's
+    // address and permissions. Plain arrays cost the simulator a load per field read.
+    did_t                way_did    [Entries];
+    logic [Entries-1:0]  way_ss;
+    pasid_t              way_pasid  [Entries];
+    logic [HawBits-1:Lo] way_region [Entries];
+    pfn_t                way_ptr    [Entries];
+    acc_t                way_acc    [Entries];
     logic [Entries-1:0] lk_match, fill_match, inv_hit;
     logic [IdxBits-1:0] hit_idx, fill_idx;
     logic               hit, fill;
@@ -113,9 +112,9 @@ module iommu_psc
       lk_match = '0;
       if (lk_valid_i) begin
         for (int unsigned i = 0; i < Entries; i++) begin
-          lk_match[i] = way[i].did == lk_did_i && way[i].ss == lk_ss_i
-                        && (lk_ss_i || way[i].pasid == lk_pasid_i)
-                        && way[i].region == lk_page_i[HawBits-1:Lo];
+          lk_match[i] = way_did[i] == lk_did_i && way_ss[i] == lk_ss_i
+                        && (lk_ss_i || way_pasid[i] == lk_pasid_i)
+                        && way_region[i] == lk_page_i[HawBits-1:Lo];
         end
       end
     end
@@ -123,9 +122,9 @@ module iommu_psc
       fill_match = '0;
       if (fill) begin
         for (int unsigned i = 0; i < Entries; i++) begin
-          fill_match[i] = way[i].did == fill_did_i && way[i].ss == fill_ss_i
-                          && (fill_ss_i || way[i].pasid == fill_pasid_i)
-                          && way[i].region == fill_page_i[HawBits-1:Lo];
+          fill_match[i] = way_did[i] == fill_did_i && way_ss[i] == fill_ss_i
+                          && (fill_ss_i || way_pasid[i] == fill_pasid_i)
+                          && way_region[i] == fill_page_i[HawBits-1:Lo];
         end
       end
     end
@@ -139,10 +138,10 @@ module iommu_psc
       inv_hit = '0;
       if (inv_i) begin
         for (int unsigned i = 0; i < Entries; i++) begin
-          did_ok      = way[i].did == inv_cmd_i.did;
-          fs_pasid_ok = !way[i].ss && way[i].pasid == inv_cmd_i.pasid;
+          did_ok      = way_did[i] == inv_cmd_i.did;
+          fs_pasid_ok = !way_ss[i] && way_pasid[i] == inv_cmd_i.pasid;
           // Two aligned power-of-two ranges overlap iff they agree above the larger one.
-          addr_ok     = ((way[i].region ^ inv_cmd_i.addr[HawBits-1:Lo])
+          addr_ok     = ((way_region[i] ^ inv_cmd_i.addr[HawBits-1:Lo])
                          & ~range_mask[HawBits-1:Lo]) == '0;
           unique case (inv_cmd_i.kind)
             InvAll:          inv_hit[i] = 1'b1;
@@ -176,20 +175,18 @@ module iommu_psc
     );
 
     assign level_hit[L] = hit;
-    assign level_ptr[L] = way[hit_idx].ptr;
-    assign level_acc[L] = way[hit_idx].acc;
+    assign level_ptr[L] = way_ptr[hit_idx];
+    assign level_acc[L] = way_acc[hit_idx];
 
     // Entry payloads are qualified by the valid bits and need no reset.
     always_ff @(posedge clk_i) begin
       if (fill) begin
-        way[fill_idx] <= '{
-          did:    fill_did_i,
-          ss:     fill_ss_i,
-          pasid:  fill_pasid_i,
-          region: fill_page_i[HawBits-1:Lo],
-          ptr:    fill_ptr_i[L],
-          acc:    fill_acc_i[L]
-        };
+        way_did[fill_idx]    <= fill_did_i;
+        way_ss[fill_idx]     <= fill_ss_i;
+        way_pasid[fill_idx]  <= fill_pasid_i;
+        way_region[fill_idx] <= fill_page_i[HawBits-1:Lo];
+        way_ptr[fill_idx]    <= fill_ptr_i[L];
+        way_acc[fill_idx]    <= fill_acc_i[L];
       end
     end
 
