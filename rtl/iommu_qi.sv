@@ -214,6 +214,12 @@ module iommu_qi
   assign reading = state_q == SFetch;
   assign rsp     = waiting_q && mem_rsp_valid_i;
 
+  // A cache invalidation executes in SDrain (see there). Decided from the registers alone,
+  // apart from the block below that also reads the memory response: everything the
+  // invalidation reaches (every cache's match, every walker) then depends on no input, and
+  // the simulator evaluates it once per cycle instead of again for each input change.
+  assign inv_o = state_q == SDrain && !dec_is_devtlb && !dec_is_wait;
+
   always_comb begin
     state_d   = state_q;
     waiting_d = waiting_q;
@@ -225,7 +231,6 @@ module iommu_qi
     iqe_set_o = 1'b0;
     iqei_o    = '0;
     iwc_set_o = 1'b0;
-    inv_o     = 1'b0;
 
     if (mem_req_valid_o && mem_req_ready_i) waiting_d = 1'b1;
     if (rsp) waiting_d = 1'b0;
@@ -280,7 +285,7 @@ module iommu_qi
             state_d = SIdle;
           end
         end else if (!dec_is_wait) begin
-          inv_o   = 1'b1;
+          // inv_o (below)
           head_d  = next_head(head_q);
           state_d = SIdle;
         end else if (ite_pending_i) begin
