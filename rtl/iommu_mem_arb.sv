@@ -41,24 +41,12 @@ module iommu_mem_arb
 
   assign cand = req_valid_i & ~out_q;
 
-  // Round-robin: the first candidate at or after next_q, else the first candidate.
-  always_comb begin
-    logic found;
-    found = 1'b0;
-    gnt   = '0;
-    for (int unsigned i = 0; i < NumClients; i++) begin
-      if (!found && cand[i] && mem_id_t'(i) >= next_q) begin
-        found  = 1'b1;
-        gnt[i] = 1'b1;
-      end
-    end
-    for (int unsigned i = 0; i < NumClients; i++) begin
-      if (!found && cand[i]) begin
-        found  = 1'b1;
-        gnt[i] = 1'b1;
-      end
-    end
-  end
+  // Round-robin: the first candidate at or after next_q, else the first candidate. (Word
+  // operations: the lowest set bit of a vector v is v & -v.)
+  logic [NumClients-1:0] from_next, pick;
+  assign from_next = cand & ~((NumClients'(1) << next_q) - NumClients'(1));
+  assign pick      = (from_next != '0) ? from_next : cand;
+  assign gnt       = pick & (~pick + NumClients'(1));
 
   // The granted client's request (AND-OR mux on the one-hot grant).
   always_comb begin
@@ -81,11 +69,7 @@ module iommu_mem_arb
   assign mem_req_valid_o = |gnt;
   assign req_ready_o     = gnt & {NumClients{mem_req_ready_i}};
 
-  always_comb begin
-    for (int unsigned i = 0; i < NumClients; i++) begin
-      rsp_hit[i] = mem_rsp_id_i == mem_id_t'(i);
-    end
-  end
+  assign rsp_hit = NumClients'(1) << mem_rsp_id_i;  // none for an ID past the last client
   assign rsp_valid_o = rsp_hit & out_q & {NumClients{mem_rsp_valid_i}};
 
   always_comb begin

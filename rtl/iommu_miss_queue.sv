@@ -336,15 +336,23 @@ module iommu_miss_queue
   logic unused_own;
   assign unused_own = ^{own_out.pa, own_out.record, own_out.ats};
 
-  logic [Slots-1:0] orphan;
-  always_comb begin
+  // A follower waiting for a result whose leader's walker is no longer busy. (A function
+  // the assertion calls: evaluated once per clock edge, not in every evaluation.)
+  function automatic logic any_orphan(input logic [Slots-1:0]   valid,
+                                      input logic [Slots-1:0]   follow,
+                                      input logic [Slots-1:0]   done,
+                                      input logic [Slots-1:0]   busy,
+                                      input logic [IdxBits-1:0] leader [Slots]);
+    logic o;
+    o = 1'b0;
     for (int unsigned s = 0; s < Slots; s++) begin
-      orphan[s] = valid_q[s] && follow_q[s] && !done_q[s] && !wk_busy[leader_q[s]];
+      if (valid[s] && follow[s] && !done[s] && !busy[leader[s]]) o = 1'b1;
     end
-  end
+    return o;
+  endfunction
   // A walker runs only for a slot that holds its request.
   `ASSERT_NEVER(WalkerHasSlot_A, (wk_busy & ~valid_q) != '0)
   // A follower's walk runs until the follower has its result.
-  `ASSERT_NEVER(FollowerHasWalk_A, orphan != '0)
+  `ASSERT_NEVER(FollowerHasWalk_A, any_orphan(valid_q, follow_q, done_q, wk_busy, leader_q))
 
 endmodule

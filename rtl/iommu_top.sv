@@ -450,7 +450,11 @@ module iommu_top
   outcome_t          mq_ret_outcome;
 
   assign a_miss = a_xlate && !hit_ok;
-  assign a_ord  = order_of(a_hdr_q[0], a_posted, a_req.rid);
+  // Used only with a TLP in stage A (the miss queue's pass check, the allocation).
+  always_comb begin
+    a_ord = '0;
+    if (a_valid_q) a_ord = order_of(a_hdr_q[0], a_posted, a_req.rid);
+  end
 
   iommu_miss_queue #(
     .Slots (NumWalkers)
@@ -549,7 +553,10 @@ module iommu_top
   assign ats_cpl_valid = a_ret && a_icpl;
   assign xlate_idle = !a_valid_q && !e_valid_q && mq_empty;
 
-  // The retiring request.
+  // The retiring request: the miss queue's when it has one ready (it then goes first), else
+  // stage A's. Every use is qualified by r_go, and with r_go the choice equals mq_ret; made
+  // from registers alone, it is evaluated once per cycle, not again for each change of the
+  // egress ready inputs.
   logic             r_xlate, r_bad, r_fwd, r_posted;
   mem_req_t         r_req;
   logic [3:0][31:0] r_hdr;
@@ -560,7 +567,7 @@ module iommu_top
   logic [63:0]      r_pa;
   logic [1:0][31:0] r_ats;
   always_comb begin
-    if (mq_ret) begin
+    if (mq_ret_valid) begin
       {r_xlate, r_bad, r_fwd} = 3'b100;
       r_req        = mq_ret_req;
       r_hdr        = mq_ret_hdr;
