@@ -42,12 +42,12 @@ mut() { names+=("$1"); files+=("$2"); descs+=("$3"); olds+=("$4"); news+=("$5");
 
 mut iotlb-pasid-tag rtl/iommu_iotlb.sv \
   "IOTLB lookup ignores the PASID tag (RID- and PASID-tagged entries alias)" \
-  'way[i].did == lk_did_i && way[i].pasid == lk_pasid_i' \
-  'way[i].did == lk_did_i && (way[i].pasid == lk_pasid_i || 1'"'"'b1)'
+  'way_did[i] == lk_did_i && way_pasid[i] == lk_pasid_i' \
+  'way_did[i] == lk_did_i && (way_pasid[i] == lk_pasid_i || 1'"'"'b1)'
 mut iotlb-did-tag rtl/iommu_iotlb.sv \
   "IOTLB lookup ignores the DID tag" \
-  'tag_match[i] = way[i].did == lk_did_i && way[i].pasid' \
-  'tag_match[i] = (way[i].did == lk_did_i || 1'"'"'b1) && way[i].pasid'
+  'tag_match[i] = way_did[i] == lk_did_i && way_pasid[i]' \
+  'tag_match[i] = (way_did[i] == lk_did_i || 1'"'"'b1) && way_pasid[i]'
 mut perm-write-ss rtl/iommu_pkg.sv \
   "second stage: a write without W is allowed" \
   $'        if (!write && !l.r) return FrReadDenied;\n        if (write && !l.w) return FrWriteDenied;\n' \
@@ -78,15 +78,15 @@ mut pmr-sre rtl/iommu_pkg.sv \
   ''
 mut hit-perm rtl/iommu_top.sv \
   "IOTLB hit path skips the permission check (a read-filled entry serves a write)" \
-  $'end else if (tl_hit && leaf_check(pc_info.pgtt, tl_leaf, a_req.write,\n                                        eff_pmr(pc_info, a_req), eff_er(a_req)) == FrNone) begin' \
-  'end else if (tl_hit) begin'
+  $': leaf_check(pc_info.pgtt, tl_leaf, a_req.write,\n                                                  eff_pmr(pc_info, a_req), eff_er(a_req)))' \
+  ': FrNone)'
 mut psi-no-addr-match rtl/iommu_iotlb.sv \
   "page-selective IOTLB invalidation skips the address match (flushes the whole DID; legal over-invalidation, caught only by a precision check)" \
   'InvDidPage:      inv_hit[i] = did_ok && addr_ok;' \
   'InvDidPage:      inv_hit[i] = did_ok;'
 mut psi-superpage rtl/iommu_iotlb.sv \
   "page-selective invalidation ignores the entry's page size (a 4K flush inside a 2M/1G entry misses it)" \
-  'ignore   = range_mask | size_mask(way[i].leaf.size);' \
+  'ignore   = range_mask | way_mask[i];' \
   'ignore   = range_mask;'
 mut psi-am rtl/iommu_iotlb.sv \
   "page-selective invalidation ignores the address mask (AM): a range flush removes one page" \
