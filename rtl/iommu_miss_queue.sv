@@ -47,6 +47,7 @@ module iommu_miss_queue
   output logic                    alloc_walks_o,       // the allocation starts a walk
 
   // Ordering of stage A's request against the queue
+  input  logic                    cand_valid_i,   // stage A holds a request (cand_ord_i)
   input  order_t                  cand_ord_i,
   output logic                    cand_blocked_o,
   output logic                    empty_o,
@@ -219,20 +220,27 @@ module iommu_miss_queue
   logic [Slots-1:0] capture;
   outcome_t         cap_out [Slots];
   outcome_t         own_out;          // the outcome of the walk's own request
-  assign cpl_res = '{
-    fault:  wk_fault[cpl_idx],
-    record: wk_record[cpl_idx],
-    info:   wk_info[cpl_idx],
-    leaf:   wk_leaf[cpl_idx]
-  };
-  assign own_out = walk_outcome(cpl_res, req_q[cpl_idx]);
+  // All of it is used only with a completion (the slots' outcomes, the fills): computed
+  // only then, no work for the simulator in the other cycles.
   always_comb begin
-    for (int unsigned s = 0; s < Slots; s++) begin
-      capture[s] = cpl && valid_q[s] && !done_q[s]
-                   && (follow_q[s] ? leader_q[s] == cpl_idx : IdxBits'(s) == cpl_idx);
-      // Only a slot that captures needs its outcome (no work for the simulator otherwise).
-      cap_out[s] = '0;
-      if (capture[s]) cap_out[s] = walk_outcome(cpl_res, req_q[s]);
+    cpl_res = '0;
+    own_out = '0;
+    capture = '0;
+    for (int unsigned s = 0; s < Slots; s++) cap_out[s] = '0;
+    if (cpl) begin
+      cpl_res = '{
+        fault:  wk_fault[cpl_idx],
+        record: wk_record[cpl_idx],
+        info:   wk_info[cpl_idx],
+        leaf:   wk_leaf[cpl_idx]
+      };
+      own_out = walk_outcome(cpl_res, req_q[cpl_idx]);
+      for (int unsigned s = 0; s < Slots; s++) begin
+        capture[s] = valid_q[s] && !done_q[s]
+                     && (follow_q[s] ? leader_q[s] == cpl_idx : IdxBits'(s) == cpl_idx);
+        // Only a slot that captures needs its outcome.
+        if (capture[s]) cap_out[s] = walk_outcome(cpl_res, req_q[s]);
+      end
     end
   end
 
@@ -250,7 +258,6 @@ module iommu_miss_queue
   // ---------------------------------------------------------------------------------------
   logic [Slots-1:0] ready, oldest_ready;
   always_comb begin
-    cand_blocked_o = 1'b0;
     for (int unsigned s = 0; s < Slots; s++) begin
       logic blocked, has_older;
       has_older = (valid_q & older_q[s]) != '0;
@@ -260,10 +267,19 @@ module iommu_miss_queue
       end else begin
         ready[s] = valid_q[s] && done_q[s] && !(out_q[s].record && has_older);
       end
-      if (valid_q[s] && !may_pass(cand_ord_i, ord_q[s])) cand_blocked_o = 1'b1;
     end
     for (int unsigned s = 0; s < Slots; s++) begin
       oldest_ready[s] = ready[s] && (ready & older_q[s]) == '0;
+    end
+  end
+
+  // Stage A's request is younger than every slot (checked only with one there).
+  always_comb begin
+    cand_blocked_o = 1'b0;
+    if (cand_valid_i) begin
+      for (int unsigned s = 0; s < Slots; s++) begin
+        if (valid_q[s] && !may_pass(cand_ord_i, ord_q[s])) cand_blocked_o = 1'b1;
+      end
     end
   end
 

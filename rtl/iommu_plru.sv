@@ -14,7 +14,7 @@ module iommu_plru #(
   localparam int unsigned Nodes = (Entries > 1) ? Entries - 1 : 1;
 
   // Node n has children 2n+1 (bit 0: go left) and 2n+2 (bit 1: go right).
-  logic [Nodes-1:0] tree_q, tree_d;
+  logic [Nodes-1:0] tree_q;
 
   always_comb begin
     int unsigned node;
@@ -28,24 +28,26 @@ module iommu_plru #(
     end
   end
 
-  always_comb begin
+  // The tree after a use of way `idx`: each node on its path points away from the used half.
+  function automatic logic [Nodes-1:0] used(input logic [Nodes-1:0] tree,
+                                            input logic [IdxBits-1:0] idx);
     int unsigned node;
+    logic [Nodes-1:0] t;
     node = 0;
-    tree_d = tree_q;
-    if (use_i && Entries > 1) begin
-      for (int unsigned l = 0; l < IdxBits; l++) begin
-        // Point away from the used half.
-        tree_d[node] = ~use_idx_i[IdxBits-1-l];
-        node = 2 * node + 1 + 32'(use_idx_i[IdxBits-1-l]);
-      end
+    t = tree;
+    for (int unsigned l = 0; l < IdxBits; l++) begin
+      t[node] = ~idx[IdxBits-1-l];
+      node = 2 * node + 1 + 32'(idx[IdxBits-1-l]);
     end
-  end
+    return t;
+  endfunction
 
+  // Updated only on a use (the update is then the only work for the simulator).
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       tree_q <= '0;
-    end else begin
-      tree_q <= tree_d;
+    end else if (use_i && Entries > 1) begin
+      tree_q <= used(tree_q, use_idx_i);
     end
   end
 

@@ -478,6 +478,7 @@ module iommu_top
     .alloc_psc_ptr_i    (psc_ptr),
     .alloc_psc_acc_i    (psc_acc),
     .alloc_walks_o      (mq_walks),
+    .cand_valid_i       (a_valid_q),
     .cand_ord_i         (a_ord),
     .cand_blocked_o     (mq_blocked),
     .empty_o            (mq_empty),
