@@ -245,13 +245,24 @@ module iommu_miss_queue
   end
 
   assign fill_o      = cpl && !wk_stale[cpl_idx] && !inv_i && own_out.fault == FrNone;
-  assign fill_info_o = wk_info_new[cpl_idx];
-  assign fill_leaf_o = wk_leaf_new[cpl_idx];
-  assign fill_req_o  = req_q[cpl_idx];
   assign fill_res_o  = cpl_res;
-  assign fill_nl_valid_o = wk_nl_valid[cpl_idx];
-  assign fill_nl_ptr_o   = wk_nl_ptr[cpl_idx];
-  assign fill_nl_acc_o   = wk_nl_acc[cpl_idx];
+  // The rest of the fill, read only with fill_o (so only with a completion).
+  always_comb begin
+    fill_info_o     = 1'b0;
+    fill_leaf_o     = 1'b0;
+    fill_req_o      = '0;
+    fill_nl_valid_o = '0;
+    fill_nl_ptr_o   = '0;
+    fill_nl_acc_o   = '0;
+    if (cpl) begin
+      fill_info_o     = wk_info_new[cpl_idx];
+      fill_leaf_o     = wk_leaf_new[cpl_idx];
+      fill_req_o      = req_q[cpl_idx];
+      fill_nl_valid_o = wk_nl_valid[cpl_idx];
+      fill_nl_ptr_o   = wk_nl_ptr[cpl_idx];
+      fill_nl_acc_o   = wk_nl_acc[cpl_idx];
+    end
+  end
 
   // ---------------------------------------------------------------------------------------
   // Retirement: the oldest slot whose outcome is known and which the ordering rules let go.
@@ -291,19 +302,33 @@ module iommu_miss_queue
     .any_o  (ret_valid_o),
     .idx_o  (ret_idx)
   );
-  assign ret_req_o        = req_q[ret_idx];
-  assign ret_hdr_o        = hdr_q[ret_idx];
-  assign ret_posted_o     = posted_q[ret_idx];
-  assign ret_byte_count_o = bc_q[ret_idx];
-  assign ret_lower_addr_o = la_q[ret_idx];
-  assign ret_outcome_o    = out_q[ret_idx];
+  // Read only with ret_valid_o: selected only then.
+  always_comb begin
+    ret_req_o        = '0;
+    ret_hdr_o        = '0;
+    ret_posted_o     = 1'b0;
+    ret_byte_count_o = '0;
+    ret_lower_addr_o = '0;
+    ret_outcome_o    = '0;
+    if (ret_valid_o) begin
+      ret_req_o        = req_q[ret_idx];
+      ret_hdr_o        = hdr_q[ret_idx];
+      ret_posted_o     = posted_q[ret_idx];
+      ret_byte_count_o = bc_q[ret_idx];
+      ret_lower_addr_o = la_q[ret_idx];
+      ret_outcome_o    = out_q[ret_idx];
+    end
+  end
   assign empty_o          = valid_q == '0;
 
   // ---------------------------------------------------------------------------------------
   // State
   // ---------------------------------------------------------------------------------------
-  order_t alloc_ord;
-  assign alloc_ord = order_of(alloc_hdr_i[0], alloc_posted_i, alloc_req_i.rid);
+  order_t alloc_ord;  // used only on an allocation: computed only then
+  always_comb begin
+    alloc_ord = '0;
+    if (alloc_i) alloc_ord = order_of(alloc_hdr_i[0], alloc_posted_i, alloc_req_i.rid);
+  end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
