@@ -195,8 +195,8 @@ mut iotlb-plru-no-hit-update rtl/iommu_iotlb.sv \
   ".lk_use_i      (lk_use_i && 1'b0),"
 mut plru-mru-victim rtl/iommu_plru.sv \
   "tree PLRU points toward the used way: the victim is the most recently used" \
-  'tree_d[node] = ~use_idx_i[IdxBits-1-l];' \
-  'tree_d[node] = use_idx_i[IdxBits-1-l];'
+  't[node] = ~idx[IdxBits-1-l];' \
+  't[node] = idx[IdxBits-1-l];'
 mut gcmd-always-srtp rtl/iommu_regfile.sv \
   "every GCMD write acts as SRTP (latches RTADDR)" \
   'if (wdata[GcmdSrtp]) begin' \
