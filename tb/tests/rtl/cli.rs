@@ -269,3 +269,40 @@ fn coverage_writes_a_page_with_the_closure_curve_and_junit() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reader that closes standard output early (`iommu-tb regress | head -1`) ends the
+/// program with the SIGPIPE status and no panic message.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = scratch("closed-stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iommu-tb"))
+        .args([
+            "regress",
+            "--seeds",
+            "2",
+            "--no-vectors",
+            "--no-shrink",
+            "--jobs",
+            "1",
+        ])
+        .current_dir(&dir)
+        .env_remove("IOMMU_TB_WAVES_DIR")
+        .env_remove("IOMMU_TB_WAVES")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the iommu-tb binary runs");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut err)
+        .expect("stderr reads");
+    let status = child.wait().expect("the child ends");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(141), "{err}");
+}
