@@ -34,9 +34,9 @@
 // A clocked immediate assertion: the always_ff block reads the values from before the edge
 // (the sampled values a concurrent `assert property` would read) and skips the check while
 // the reset is asserted. Verilator evaluates it once per rising edge; a concurrent assertion
-// makes it copy every sampled signal on each evaluation, which cost this design 40% of its
-// simulation speed. The properties here have no temporal operators, so both forms check the
-// same thing.
+// makes it copy every sampled signal on each evaluation (5% of this design's instructions
+// in a regression, BENCHMARKS.md). The properties here have no temporal operators, so both
+// forms check the same thing.
 `define ASSERT(__name, __prop, __clk = clk_i, __rst = !rst_ni) \
   always_ff @(posedge __clk) begin : __name \
     if (!(__rst)) begin \
