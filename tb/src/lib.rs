@@ -39,6 +39,7 @@ pub mod report;
 pub mod tlp;
 pub mod vectors;
 
+pub use check::stream::StreamTime;
 pub use check::{judge, Judged};
 pub use dut::{Dut, DutIn, DutOut};
 pub use env::{run_test, run_test_in, Env, TestFailure};

@@ -73,12 +73,78 @@ impl Traffic {
     }
 }
 
+/// Where a stream's cycles went, each cycle counted once, in this order of precedence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamTime {
+    /// Nothing offered: as many fault records may be unread as the unit can hold
+    /// ([`RECORD_SLOTS`]).
+    pub held: u64,
+    /// A TLP offered and taken.
+    pub accepted: u64,
+    /// A TLP offered and refused (ingress ready low).
+    pub refused: u64,
+    /// Nothing offered: a random idle gap.
+    pub gap: u64,
+    /// Everything sent; answers or records still awaited.
+    pub waiting: u64,
+    /// Everything answered; waiting for the unit to stay quiet ([`SETTLE`] cycles).
+    pub settling: u64,
+    /// Draining the fault records at the end, egress held off.
+    pub draining: u64,
+}
+
+impl StreamTime {
+    pub fn total(&self) -> u64 {
+        self.held
+            + self.accepted
+            + self.refused
+            + self.gap
+            + self.waiting
+            + self.settling
+            + self.draining
+    }
+}
+
+impl std::ops::AddAssign for StreamTime {
+    fn add_assign(&mut self, o: Self) {
+        self.held += o.held;
+        self.accepted += o.accepted;
+        self.refused += o.refused;
+        self.gap += o.gap;
+        self.waiting += o.waiting;
+        self.settling += o.settling;
+        self.draining += o.draining;
+    }
+}
+
+impl std::fmt::Display for StreamTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.total().max(1) as f64;
+        let p = |n: u64| 100.0 * n as f64 / t;
+        write!(
+            f,
+            "{:.1}% a TLP accepted, {:.1}% a TLP refused (ingress not ready), {:.1}% idle \
+             gaps, {:.1}% held for unread fault records, {:.1}% waiting for answers, {:.1}% \
+             settling, {:.1}% draining records",
+            p(self.accepted),
+            p(self.refused),
+            p(self.gap),
+            p(self.held),
+            p(self.waiting),
+            p(self.settling),
+            p(self.draining)
+        )
+    }
+}
+
 /// A judged stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamReport {
     pub totals: Totals,
     /// Cycles from the first cycle to the last transfer.
     pub cycles: u64,
+    /// Every cycle the stream ran, by what it was doing.
+    pub time: StreamTime,
     /// The answer of each request, in order.
     pub outcomes: Vec<Outcome>,
     /// What left the unit for each request.
@@ -336,6 +402,7 @@ pub fn run(
     let mut transcript = FNV_START;
     let mut poller = Poller::default();
     let mut settling = QuietWatch::default();
+    let mut time = StreamTime::default();
     loop {
         let hold = sb.records_due() >= RECORD_SLOTS;
         if next.is_none() && !hold {
@@ -358,6 +425,15 @@ pub fn run(
         poller.drive(env, records, sb.records_due() > 0);
         let out = env.tick();
         let now = env.dut.cycle();
+        let spent = match () {
+            _ if hold => &mut time.held,
+            _ if offered && out.rx_ready => &mut time.accepted,
+            _ if offered => &mut time.refused,
+            _ if next.is_some() => &mut time.gap,
+            _ if sb.mandatory_open() > 0 || !poller.idle() => &mut time.waiting,
+            _ => &mut time.settling,
+        };
+        *spent += 1;
         if let Some(r) = poller.observe(env, records)? {
             sb.record(&r)?;
         }
@@ -390,7 +466,9 @@ pub fn run(
         if answered && quiet >= SETTLE {
             sb.settle(now)?;
             if all_sent || sb.records_due() > 0 {
+                let from = env.dut.cycle();
                 drain_records(env, &mut sb, records)?;
+                time.draining += env.dut.cycle() - from;
             }
             if all_sent {
                 break;
@@ -415,6 +493,7 @@ pub fn run(
     Ok(StreamReport {
         totals,
         cycles: last - start,
+        time,
         outcomes,
         egress,
         transcript,
@@ -586,6 +665,8 @@ impl Collected {
         Ok(StreamReport {
             totals,
             cycles: last.saturating_sub(first.unwrap_or(last)),
+            // Logged in the background of an operation: its cycles are the operation's.
+            time: StreamTime::default(),
             outcomes,
             egress,
             transcript,

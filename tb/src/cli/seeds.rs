@@ -159,6 +159,12 @@ pub fn regress(
         "judged requests: {} ({} translated, {} faults; {} sent while invalidations were executing, {} inside an unmap's open window), {} cycles ({} in the operations), {secs:.1} s; also {} untranslated-path TLPs; {} batches resubmitted after a device-TLB invalidation time-out",
         t.requests, t.translated, t.faults, t.concurrent, t.in_window, t.cycles, t.op_cycles, t.untranslated, t.resubmits,
     );
+    if t.stream_time.total() > 0 {
+        eprintln!(
+            "cycles of the request streams: {} (see BENCHMARKS.md, \"Where the main job's cycles go\")",
+            t.stream_time
+        );
+    }
     if t.requests > 0 {
         let used = jobs.min(list.len()).max(1);
         eprintln!(

@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::check::device_cache::check_device_caches;
 use crate::check::expect::{golden_request, Expect};
 use crate::check::records::RecordReader;
-use crate::check::stream::{self, Collector, Traffic};
+use crate::check::stream::{self, Collector, StreamTime, Traffic};
 use crate::coverage::{self, Coverage};
 use crate::env::mem::MemTiming;
 use crate::env::Env;
@@ -75,6 +75,9 @@ pub struct Report {
     /// Of `cycles`, those spent in the operations (the driver's register accesses and
     /// invalidation waits, with the requests sent during them).
     pub op_cycles: u64,
+    /// The cycles of the streams after the operations, by what each cycle did (not
+    /// counted when coverage sends the requests one at a time).
+    pub stream_time: StreamTime,
     /// TLPs of the untranslated-path run before the kernel sequence (judged by the same
     /// scoreboard; set by the caller that ran it).
     pub untranslated: u64,
@@ -91,6 +94,7 @@ impl std::ops::AddAssign for Report {
         self.concurrent += o.concurrent;
         self.cycles += o.cycles;
         self.op_cycles += o.op_cycles;
+        self.stream_time += o.stream_time;
         self.untranslated += o.untranslated;
         self.resubmits += o.resubmits;
     }
@@ -569,9 +573,10 @@ fn drive(
             None => {
                 let env = &mut k.ops_mut().hw_mut().env;
                 let mut t = Traffic::of_env(env);
-                stream::run(env, exps, &mut t, &mut records)
-                    .map_err(|e| fail(e.message, e.request.unwrap_or(0), e.expected))?
-                    .outcomes
+                let r = stream::run(env, exps, &mut t, &mut records)
+                    .map_err(|e| fail(e.message, e.request.unwrap_or(0), e.expected))?;
+                rep.stream_time += r.time;
+                r.outcomes
             }
         };
         cache_completions(k, &reqs, &outcomes);

@@ -19,6 +19,16 @@ fn fixed_seeds_pass() -> Result<(), TestFailure> {
                 r.requests - r.concurrent == (cfg.ops * cfg.requests_per_op) as u64,
                 "{r:?}"
             );
+            // Every cycle of the seed is an operation's or a stream's, counted once, and
+            // every request after an operation was accepted in exactly one cycle.
+            anyhow::ensure!(
+                r.op_cycles + r.stream_time.total() == r.cycles,
+                "cycles unaccounted for: {r:?}"
+            );
+            anyhow::ensure!(
+                r.stream_time.accepted == r.requests - r.concurrent,
+                "{r:?}"
+            );
             last.set(r);
             Ok(())
         })?;
