@@ -25,10 +25,7 @@ fn fixed_seeds_pass() -> Result<(), TestFailure> {
                 r.op_cycles + r.stream_time.total() == r.cycles,
                 "cycles unaccounted for: {r:?}"
             );
-            anyhow::ensure!(
-                r.stream_time.accepted == r.requests - r.concurrent,
-                "{r:?}"
-            );
+            anyhow::ensure!(r.stream_time.accepted == r.requests - r.concurrent, "{r:?}");
             last.set(r);
             Ok(())
         })?;
