@@ -10,6 +10,11 @@
 //   own outcome (the leaf's permission check for its own access). The caches are filled
 //   from it when the walk is not stale and its own request translated (faults are never
 //   cached).
+// - Parking: stage A may also hand over a request whose outcome it already knows (a cache
+//   hit) but which the ordering rules hold behind an older slot (`park_i`, with its
+//   outcome). It takes a slot that is done at once and starts no walk, so stage A is free
+//   for the next TLP (a later hit that may pass the held one goes on). The parked slot is
+//   ordered and retired like any other.
 // - Retirement (one per cycle, oldest first) of a slot whose outcome is known, where the
 //   ordering rules allow it to leave (docs/contract.md section 4): a translated request
 //   may not pass an older queued posted write unless `may_pass` says so; a fault that is
@@ -40,6 +45,8 @@ module iommu_miss_queue
   input  logic [6:0]              alloc_lower_addr_i,
   input  logic                    alloc_info_valid_i,  // cached PASID-entry result
   input  pasid_info_t             alloc_info_i,
+  input  logic                    alloc_park_i,        // outcome known (alloc_out_i): no walk
+  input  outcome_t                alloc_out_i,
   input  logic                    alloc_psc_valid_i,   // cached non-leaf entry (iommu_psc)
   input  logic [2:0]              alloc_psc_level_i,
   input  pfn_t                    alloc_psc_ptr_i,
@@ -169,11 +176,11 @@ module iommu_miss_queue
   logic [Slots-1:0]   same_walk;
   logic               merge;
   logic [IdxBits-1:0] merge_idx;
-  // Computed only when a request is allocated, its only use (no work for the simulator in
-  // the other cycles).
+  // Computed only when a request that walks is allocated, its only use (no work for the
+  // simulator in the other cycles). A parked request follows no walk.
   always_comb begin
     same_walk = '0;
-    if (alloc_i) begin
+    if (alloc_i && !alloc_park_i) begin
       for (int unsigned s = 0; s < Slots; s++) begin
         same_walk[s] = valid_q[s] && !follow_q[s] && wk_busy[s] && !wk_done[s]
                        && !wk_stale[s] && !inv_i
@@ -195,9 +202,9 @@ module iommu_miss_queue
 
   always_comb begin
     wk_start = '0;
-    if (alloc_i && !merge) wk_start[free_idx] = 1'b1;
+    if (alloc_walks_o) wk_start[free_idx] = 1'b1;
   end
-  assign alloc_walks_o = alloc_i && !merge;
+  assign alloc_walks_o = alloc_i && !alloc_park_i && !merge;
 
   // ---------------------------------------------------------------------------------------
   // Completion: one walk per cycle; its result reaches its slot and its followers.
@@ -341,7 +348,7 @@ module iommu_miss_queue
       if (ret_i) valid_q[ret_idx] <= 1'b0;
       if (alloc_i) begin
         valid_q[free_idx] <= 1'b1;
-        done_q[free_idx]  <= 1'b0;
+        done_q[free_idx]  <= alloc_park_i;
       end
     end
   end
@@ -352,6 +359,7 @@ module iommu_miss_queue
       if (capture[s]) out_q[s] <= cap_out[s];
     end
     if (alloc_i) begin
+      if (alloc_park_i) out_q[free_idx] <= alloc_out_i;
       follow_q[free_idx] <= merge;
       leader_q[free_idx] <= merge_idx;
       req_q[free_idx]    <= alloc_req_i;
@@ -374,6 +382,8 @@ module iommu_miss_queue
   // Allocation only into a free slot; retirement only of a known outcome.
   `ASSERT_NEVER(AllocWhenFull_A, alloc_i && !any_free)
   `ASSERT_NEVER(RetWithoutReady_A, ret_i && !ret_valid_o)
+  // A parked request is held by the ordering rules: something older is queued.
+  `ASSERT_NEVER(ParkWithoutOlder_A, alloc_i && alloc_park_i && valid_q == '0)
   logic unused_own;
   assign unused_own = ^{own_out.pa, own_out.record, own_out.ats};
 

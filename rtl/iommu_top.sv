@@ -440,8 +440,9 @@ module iommu_top
   // ---------------------------------------------------------------------------------------
   // Misses: stage A hands the request to the miss queue and takes the next one.
   // ---------------------------------------------------------------------------------------
-  logic     a_miss, mq_alloc, mq_alloc_ready, mq_blocked, mq_empty, mq_ret_valid, mq_ret;
+  logic     a_miss, a_park, mq_alloc, mq_alloc_ready, mq_blocked, mq_empty, mq_ret_valid, mq_ret;
   order_t   a_ord;
+  outcome_t a_out;   // a parked request's outcome
   mem_req_t          mq_ret_req;
   logic [3:0][31:0]  mq_ret_hdr;
   logic              mq_ret_posted;
@@ -471,6 +472,8 @@ module iommu_top
     .alloc_posted_i     (a_posted),
     .alloc_byte_count_i (a_byte_count),
     .alloc_lower_addr_i (a_lower_addr),
+    .alloc_park_i       (a_park),
+    .alloc_out_i        (a_out),
     .alloc_info_valid_i (pc_hit && !a_walk_ctx),
     .alloc_info_i       (pc_info),
     .alloc_psc_valid_i  (psc_ok),
@@ -514,7 +517,9 @@ module iommu_top
   // oldest ready request first, else stage A's if its outcome is known and may leave: a
   // translated or forwarded memory request not past an older queued posted write it may
   // not pass, a recorded fault only when nothing older is queued (records in request
-  // order), any other TLP only when nothing older is queued.
+  // order), any other TLP only when nothing older is queued. A translated request or a
+  // recorded fault that may not leave yet is parked in the miss queue with its outcome
+  // (it then leaves from there, in order), so stage A takes the next TLP.
   // ---------------------------------------------------------------------------------------
   logic          a_res_ok, a_tx, a_may_go;
   fault_reason_e a_fault;
@@ -538,6 +543,8 @@ module iommu_top
     end
   end
 
+  assign a_out = '{fault: a_fault, record: a_record, pa: a_pa, ats: hit_ats};
+
   logic             e_valid_q, e_cpl_q, e_done, e_free, a_ret, a_adv;
   logic [3:0][31:0] e_hdr_q, e_hdr_d;
   logic [1:0][31:0] e_data_q;
@@ -546,9 +553,12 @@ module iommu_top
   assign e_free   = !e_valid_q || e_done;
   assign mq_ret   = mq_ret_valid && e_free;
   assign a_ret    = a_valid_q && a_res_ok && a_may_go && e_free && !mq_ret;
-  assign mq_alloc = a_miss && mq_alloc_ready;
+  // A hit the ordering rules hold (its outcome known) is parked in the miss queue, so the
+  // next TLP can be looked up: a later hit that may pass it need not wait behind it.
+  assign a_park   = a_xlate && hit_ok && !a_may_go;
+  assign mq_alloc = (a_miss || a_park) && mq_alloc_ready;
   assign a_adv    = a_ret || mq_alloc;
-  assign lk_use   = a_ret && a_xlate;
+  assign lk_use   = (a_ret || mq_alloc && a_park) && a_xlate;
 
   assign rx_ready_o = (!a_valid_q || a_adv) && !cfg_pending && !quiesce;
   assign ats_cpl_valid = a_ret && a_icpl;
