@@ -217,6 +217,18 @@ mut csr-spurious-rvalid rtl/iommu_regfile.sv \
   "the register file raises csr_rvalid every cycle, asked or not (caught by the CSR response monitor)" \
   'rvalid_d = csr_valid_i && csr_ready_o;' \
   "rvalid_d = 1'b1;"
+mut park-no-record rtl/iommu_top.sv \
+  "a fault parked behind older requests loses its record" \
+  "'{fault: a_fault, record: a_record," \
+  "'{fault: a_fault, record: 1'b0,"
+mut park-pa rtl/iommu_top.sv \
+  "a hit parked behind older requests leaves with its untranslated address" \
+  'pa: a_pa, ats: hit_ats}' \
+  'pa: a_req.addr, ats: hit_ats}'
+mut park-skips-order rtl/iommu_miss_queue.sv \
+  "a parked request counts as older than every queued one (passes them at retirement)" \
+  'older_q[free_idx]  <= valid_q;' \
+  'older_q[free_idx]  <= alloc_park_i ? '"'"'0 : valid_q;'
 # ---------------------------------------------------------------------------------------------
 
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
