@@ -178,6 +178,43 @@ fn nothing_passes_a_posted_write_that_walks_unless_ro_or_ido_allow() -> Result<(
 }
 
 #[test]
+fn a_hit_held_behind_a_walking_write_does_not_hold_the_hits_after_it() -> Result<(), TestFailure> {
+    run_test("held_hit_parked", 88, |tb| {
+        let (mut k, _) = two_pages(tb, 60)?;
+        // A plain write that hits must wait for the earlier write that walks; it waits in
+        // the miss queue (parked), so the relaxed-ordering write after it is looked up and
+        // leaves first, while the walk is still running.
+        let mut ro = MemRequest::write(DEV, 0x03, HIT, 1);
+        ro.attr = 0b010;
+        let reqs = vec![
+            MemRequest::write(DEV, 0x80, MISS, 1),
+            MemRequest::write(DEV, 0x01, HIT, 1),
+            ro,
+        ];
+        let t = drive(&mut k, &reqs)?;
+        anyhow::ensure!(
+            t[1].1 > t[0].1,
+            "the plain write passed the earlier posted write (left at {}, the write at {})",
+            t[1].1,
+            t[0].1
+        );
+        anyhow::ensure!(
+            t[2].1 < t[0].1,
+            "the relaxed-ordering write left at {}, after the walking write ({}): the held \
+             plain write kept it out",
+            t[2].1,
+            t[0].1
+        );
+        anyhow::ensure!(
+            t[2].1 - t[2].0 <= 3,
+            "the relaxed-ordering write took {} cycles behind the held write",
+            t[2].1 - t[2].0
+        );
+        Ok(())
+    })
+}
+
+#[test]
 fn misses_to_one_page_share_one_walk() -> Result<(), TestFailure> {
     run_test("shared_walk", 83, |tb| {
         let (mut k, _) = two_pages(tb, 40)?;
