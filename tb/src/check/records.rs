@@ -36,6 +36,13 @@ impl RecordReader {
         }
     }
 
+    /// The unit's fault recording registers (CAP.NFR + 1), read from CAP on first use: at
+    /// most this many requests that may record a fault can be in flight between two drains
+    /// without the records overflowing.
+    pub fn slots(&mut self, env: &mut Env) -> Result<usize> {
+        Ok(self.layout(env)?.1 as usize)
+    }
+
     /// A record was drained from `slot` by other means ([`crate::check::stream`]'s poller).
     pub fn drained(&mut self, slot: u32) {
         if let Some((_, n)) = self.layout {

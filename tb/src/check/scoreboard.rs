@@ -33,10 +33,6 @@ use crate::env::tlp_agent::Egress;
 /// Cycles between a request's acceptance and its answer before the watchdog fires.
 pub const WATCHDOG: u64 = 5_000;
 
-/// Fault recording registers of the unit (CAP.NFR + 1): at most this many requests that may
-/// record a fault are in flight between two drains.
-pub const RECORD_SLOTS: usize = 8;
-
 /// A failed check: which request (its index in the stream, in acceptance order) and what
 /// the judge expected of it, when one request is to blame.
 #[derive(Debug)]
@@ -157,7 +153,8 @@ impl Scoreboard {
         self.mandatory
     }
 
-    /// Requests whose fault records are not checked yet (at most [`RECORD_SLOTS`] may be in
+    /// Requests whose fault records are not checked yet (at most as many as the unit has fault
+    /// recording registers, [`crate::check::records::RecordReader::slots`], may be in
     /// flight, or the unit's records could overflow).
     pub fn records_due(&self) -> usize {
         self.record_live

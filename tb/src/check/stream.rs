@@ -1,7 +1,8 @@
 //! Drives a stream of TLPs through the DUT and judges it with the [`Scoreboard`]: TLPs are
 //! offered back to back with random idle gaps and random back-pressure on tx and cpl, every
 //! transfer is handed to the scoreboard the cycle it happens, and fault records are drained
-//! in batches (before the unit could hold more than [`RECORD_SLOTS`] unchecked).
+//! in batches (before the unit could hold more unchecked than it has fault recording
+//! registers, [`RecordReader::slots`]).
 //!
 //! No marker TLPs: the stream knows the unit is done when every request that must leave it
 //! has, and the unit has then been quiet for [`SETTLE`] cycles (nothing offered on tx or
@@ -23,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::expect::Expect;
 use crate::check::records::RecordReader;
-use crate::check::scoreboard::{CheckError, Finished, Scoreboard, Totals, RECORD_SLOTS, WATCHDOG};
+use crate::check::scoreboard::{CheckError, Finished, Scoreboard, Totals, WATCHDOG};
 use crate::env::tlp_agent::Egress;
 use crate::env::Env;
 use crate::tlp::TlpWords;
@@ -77,7 +78,7 @@ impl Traffic {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamTime {
     /// Nothing offered: as many fault records may be unread as the unit can hold
-    /// ([`RECORD_SLOTS`]).
+    /// ([`RecordReader::slots`]).
     pub held: u64,
     /// A TLP offered and taken.
     pub accepted: u64,
@@ -391,6 +392,9 @@ pub fn run(
     traffic: &mut Traffic,
     records: &mut RecordReader,
 ) -> Result<StreamReport, CheckError> {
+    let slots = records
+        .slots(env)
+        .map_err(|e| CheckError::other(format!("{e:#}")))?;
     let mut sb = Scoreboard::new();
     let n = items.len();
     let mut items = items.into_iter();
@@ -404,7 +408,7 @@ pub fn run(
     let mut settling = QuietWatch::default();
     let mut time = StreamTime::default();
     loop {
-        let hold = sb.records_due() >= RECORD_SLOTS;
+        let hold = sb.records_due() >= slots;
         if next.is_none() && !hold {
             next = items.next();
         }
@@ -511,7 +515,7 @@ enum Event {
 /// Traffic sent while something else drives the clock (the driver's wait for its
 /// invalidations): [`Collector::step`] replaces one `env.tick()`. Between steps the ports
 /// are left closed (no TLP offered, tx and cpl not ready), so cycles run by others (register
-/// accesses) move nothing unseen. At most [`RECORD_SLOTS`] TLPs are sent, so the unit's
+/// accesses) move nothing unseen. At most `slots` TLPs are sent ([`RecordReader::slots`]), so the unit's
 /// records cannot overflow before [`Collector::finish`] drains them.
 #[derive(Debug)]
 pub struct Collector {
@@ -519,6 +523,8 @@ pub struct Collector {
     sent: Vec<TlpWords>,
     events: Vec<Event>,
     traffic: Traffic,
+    /// The unit's fault recording registers: the most TLPs sent.
+    slots: usize,
     /// Each completed wait: the cycle the queue fetched its descriptor, and the cycle its
     /// status write landed.
     waits: Vec<(u64, u64)>,
@@ -535,12 +541,14 @@ pub struct Collected {
 }
 
 impl Collector {
-    pub fn new(tlps: Vec<TlpWords>, traffic: Traffic) -> Self {
+    /// `slots`: the unit's fault recording registers ([`RecordReader::slots`]).
+    pub fn new(tlps: Vec<TlpWords>, traffic: Traffic, slots: usize) -> Self {
         Self {
             pending: tlps.into_iter().collect(),
             sent: Vec::new(),
             events: Vec::new(),
             traffic,
+            slots,
             waits: Vec::new(),
         }
     }
@@ -565,7 +573,7 @@ impl Collector {
 
     /// One clock cycle with this traffic.
     pub fn step(&mut self, env: &mut Env) {
-        let can_send = self.sent.len() < RECORD_SLOTS;
+        let can_send = self.sent.len() < self.slots;
         let offered = match self.pending.front() {
             Some(w) if can_send && !self.traffic.gap() => {
                 offer(env, w);

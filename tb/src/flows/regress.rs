@@ -436,6 +436,13 @@ fn drive(
     let resubmits = k.ops().resubmits();
     let submitted_before = k.ops().hw().submitted.len();
     let mut records = RecordReader::new();
+    let slots = records
+        .slots(&mut k.ops_mut().hw_mut().env)
+        .map_err(|e| Failure {
+            error: e.context(format!("seed {seed}: reading CAP")),
+            at: FailPos::Op { step: 0 },
+            expected: None,
+        })?;
     // The access log is only looked at for coverage (reads per request).
     k.ops_mut().hw_mut().mem_agent().logging = cov.is_some();
     for step in 0..src.ops() {
@@ -458,7 +465,7 @@ fn drive(
                 expected: None,
             })?;
         let traffic = Traffic::of_env(&k.ops().hw().env);
-        k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic));
+        k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic, slots));
         let op_start = k.ops().hw().env.dut.cycle();
         src.apply(k, step);
         let op = src.log().last().cloned().unwrap_or_default();

@@ -38,8 +38,10 @@ impl Runner {
             .collect::<Result<Vec<_>, _>>()?;
         let k = self.k()?;
         let before = oracle::Snapshot::take(k);
+        let mut records = RecordReader::new();
+        let slots = records.slots(&mut k.ops_mut().hw_mut().env)?;
         let traffic = Traffic::of_env(&k.ops().hw().env);
-        k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic));
+        k.ops_mut().hw_mut().background = Some(Collector::new(words, traffic, slots));
         let mut call_at = at.to_vec();
         call_at.push(Seg::Key("during"));
         let r = self.step(&d.call, &call_at);
@@ -54,7 +56,6 @@ impl Runner {
                 "sent after the call returned (its invalidations left no time)"
             }
         };
-        let mut records = RecordReader::new();
         let mut outcomes = Vec::new();
         if let Some(bg) = bg {
             let got = bg.finish(&mut k.ops_mut().hw_mut().env, &mut records)?;
