@@ -432,9 +432,8 @@ fn drive(
     mut cov: Option<&mut Coverage>,
 ) -> Result<Report, Failure> {
     let mut rep = Report::default();
-    let start = k.ops().hw().env.dut.cycle();
-    let resubmits = k.ops().resubmits();
-    let submitted_before = k.ops().hw().submitted.len();
+    // The register count is read before the seed's cycles are counted (a set-up access,
+    // like the system's own).
     let mut records = RecordReader::new();
     let slots = records
         .slots(&mut k.ops_mut().hw_mut().env)
@@ -443,6 +442,9 @@ fn drive(
             at: FailPos::Op { step: 0 },
             expected: None,
         })?;
+    let start = k.ops().hw().env.dut.cycle();
+    let resubmits = k.ops().resubmits();
+    let submitted_before = k.ops().hw().submitted.len();
     // The access log is only looked at for coverage (reads per request).
     k.ops_mut().hw_mut().mem_agent().logging = cov.is_some();
     for step in 0..src.ops() {
