@@ -515,8 +515,8 @@ enum Event {
 /// Traffic sent while something else drives the clock (the driver's wait for its
 /// invalidations): [`Collector::step`] replaces one `env.tick()`. Between steps the ports
 /// are left closed (no TLP offered, tx and cpl not ready), so cycles run by others (register
-/// accesses) move nothing unseen. At most `slots` TLPs are sent ([`RecordReader::slots`]), so the unit's
-/// records cannot overflow before [`Collector::finish`] drains them.
+/// accesses) move nothing unseen. At most `slots` TLPs are sent ([`RecordReader::slots`]),
+/// so the unit's records cannot overflow before [`Collector::finish`] drains them.
 #[derive(Debug)]
 pub struct Collector {
     pending: std::collections::VecDeque<TlpWords>,
